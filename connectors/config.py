@@ -1,0 +1,105 @@
+"""The one typed settings object for slotsync.
+
+Values come from environment variables prefixed `SLOTSYNC_` (nested with `__`, e.g.
+`SLOTSYNC_HTTP__TIMEOUT_S=20`) or a `.env` file; see `.env.example`. Secrets are
+`SecretStr` so they never print in logs or reprs. Nothing here is read at import time:
+call `get_settings()`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConsumerIdentity(BaseModel):
+    """Who slotsync is on the Spine: the values that go into Ssp-From and the JWT."""
+
+    asid: str = Field(default="200000001115", pattern=r"^\d{12}$")
+    ods_code: str = Field(default="X26", description="consumer organisation ODS code")
+    organisation_name: str = "slotsync capacity service"
+    endpoint_url: str = Field(
+        default="https://slotsync.invalid/", description="JWT `iss`: our Spine endpoint URL"
+    )
+    practitioner_id: str = "slotsync-service-user"
+    practitioner_family: str = "Service"
+    practitioner_given: str = "Slotsync"
+    sds_user_id: str = "UNK"
+    sds_role_profile_id: str = "UNK"
+    device_model: str = "slotsync"
+    device_version: str = "0.1.0"
+
+
+class HttpSettings(BaseModel):
+    """Transport, retry and concurrency limits for GP Connect calls."""
+
+    timeout_s: float = 30.0
+    connect_timeout_s: float = 5.0
+    max_attempts: int = Field(default=5, ge=1, description="attempts per request, first included")
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    retry_after_cap_s: float = 120.0
+    per_host_concurrency: int = Field(default=8, ge=1)
+    overall_concurrency: int = Field(default=32, ge=1)
+    max_requests_per_second: float = Field(default=0.0, ge=0, description="0 = no rate cap")
+    max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    ssp_prefix: str | None = Field(
+        default=None, description="Spine Secure Proxy base, prefixed to every service root"
+    )
+    client_cert_path: Path | None = None
+    client_key_path: Path | None = None
+    ca_bundle_path: Path | None = None
+
+
+class SyncSettings(BaseModel):
+    """How far ahead and in which slices slot capacity is captured."""
+
+    horizon_days: int = Field(default=28, ge=1, le=90)
+    window_days: int = Field(default=14, ge=1, le=14)
+    intraday_horizon_days: int = Field(default=2, ge=1, le=14)
+
+
+class SandboxSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 0
+    seed: int = 20261126
+
+
+class Settings(BaseSettings):
+    """Everything slotsync can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SLOTSYNC_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    data_dir: Path = Path("var")
+    warehouse_path: Path | None = None
+    registry_path: Path | None = None
+    consumer: ConsumerIdentity = ConsumerIdentity()
+    http: HttpSettings = HttpSettings()
+    sync: SyncSettings = SyncSettings()
+    sandbox: SandboxSettings = SandboxSettings()
+    patient_hash_key: SecretStr = Field(
+        default=SecretStr("change-me-outside-the-sandbox"),
+        description="HMAC key for the keyed hash that stands in for patient references",
+    )
+
+    @property
+    def resolved_warehouse_path(self) -> Path:
+        return self.warehouse_path or self.data_dir / "warehouse.duckdb"
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def published_dir(self) -> Path:
+        return self.data_dir / "published"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,454 @@
+"""A small typed GP Connect Appointment Management client: one method per interaction.
+
+One `httpx.AsyncClient` (pooled, HTTP keep-alive, gzip) serves a whole run. Every request
+gets fresh Spine headers and a fresh JWT from the injected clock. Failures are classified by
+`errors.classify`; retries happen only in `_send`, driven by tenacity, so retry counts never
+multiply across layers. Slot search returns the response *bytes*: bundles are flattened in
+DuckDB SQL, not parsed slot by slot in Python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from connectors.clock import Clock, SystemClock
+from connectors.config import ConsumerIdentity, HttpSettings
+from connectors.gpconnect.errors import (
+    GpConnectError,
+    RateLimited,
+    ResponseInvalid,
+    TransportFailure,
+    classify,
+)
+from connectors.gpconnect.models import Appointment, OperationOutcome
+from connectors.gpconnect.spine import FHIR_JSON, Interaction, SearchFilter, spine_headers
+from connectors.gpconnect.windows import SearchWindow
+from connectors.registry import Practice
+
+log = logging.getLogger("slotsync.connectors.gpconnect")
+
+
+@dataclass(frozen=True)
+class SlotSearchResponse:
+    """One slot search as fetched: the body bytes plus where and when they came from."""
+
+    practice_ods: str
+    filter_key: str
+    window: SearchWindow
+    fetched_at: datetime
+    http_status: int
+    trace_id: str
+    body: bytes
+
+
+@dataclass
+class _Limiter:
+    """Per-host and overall concurrency caps plus an optional requests-per-second cap."""
+
+    per_host: int
+    overall: int
+    rate_per_s: float
+    _hosts: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    _overall: asyncio.Semaphore | None = None
+    _next_slot: float = 0.0
+    _rate_lock: asyncio.Lock | None = None
+
+    def _semaphores(self, host: str) -> tuple[asyncio.Semaphore, asyncio.Semaphore]:
+        if self._overall is None:
+            self._overall = asyncio.Semaphore(self.overall)
+            self._rate_lock = asyncio.Lock()
+        if host not in self._hosts:
+            self._hosts[host] = asyncio.Semaphore(self.per_host)
+        return self._overall, self._hosts[host]
+
+    async def pace(self) -> None:
+        if self.rate_per_s <= 0 or self._rate_lock is None:
+            return
+        async with self._rate_lock:
+            now = time.monotonic()
+            wait = self._next_slot - now
+            self._next_slot = max(now, self._next_slot) + 1.0 / self.rate_per_s
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class GpConnectClient:
+    """Consumer for GP Connect Appointment Management 1.2.7.
+
+    Use as an async context manager; share one instance across all practices of a run.
+    """
+
+    def __init__(
+        self,
+        http: HttpSettings,
+        consumer: ConsumerIdentity,
+        *,
+        clock: Clock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = http
+        self._consumer = consumer
+        self._clock = clock or SystemClock()
+        self._limiter = _Limiter(
+            http.per_host_concurrency, http.overall_concurrency, http.max_requests_per_second
+        )
+        cert: tuple[str, str] | None = None
+        if http.client_cert_path and http.client_key_path:
+            cert = (str(http.client_cert_path), str(http.client_key_path))
+        verify: bool | str = str(http.ca_bundle_path) if http.ca_bundle_path else True
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(http.timeout_s, connect=http.connect_timeout_s),
+            limits=httpx.Limits(
+                max_connections=http.overall_concurrency,
+                max_keepalive_connections=http.overall_concurrency,
+            ),
+            headers={"Accept-Encoding": "gzip"},
+            transport=transport,
+            cert=cert,
+            verify=verify,
+        )
+        self.attempts: dict[str, int] = defaultdict(int)
+
+    async def __aenter__(self) -> GpConnectClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # ---------------------------------------------------------------- interactions
+
+    async def capability_statement(self, practice: Practice) -> dict[str, Any]:
+        response = await self._send(practice, Interaction.METADATA, "GET", "/metadata")
+        return self._json_object(practice, Interaction.METADATA, response)
+
+    async def search_free_slots(
+        self, practice: Practice, window: SearchWindow, search_filter: SearchFilter
+    ) -> SlotSearchResponse:
+        """Free slots in one window as seen by one searchFilter, as raw bundle bytes."""
+        params: list[tuple[str, str]] = [
+            ("status", "free"),
+            ("start", window.start_param),
+            ("end", window.end_param),
+            ("_include", "Slot:schedule"),
+            ("_include:recurse", "Schedule:actor:Practitioner"),
+            ("_include:recurse", "Schedule:actor:Location"),
+            ("_include:recurse", "Location:managingOrganization"),
+            *search_filter.params(),
+        ]
+        response = await self._send(
+            practice, Interaction.SEARCH_SLOTS, "GET", "/Slot", params=params
+        )
+        body = response.content
+        stripped = body.strip()
+        # A cheap structural check: a cut or non-JSON body must never be landed as data.
+        if not (stripped.startswith(b"{") and stripped.endswith(b"}")):
+            raise ResponseInvalid(
+                f"slot search body is not a complete JSON object ({len(body)} bytes)",
+                practice_ods=practice.ods_code,
+                interaction=Interaction.SEARCH_SLOTS.label,
+                status=response.status_code,
+            )
+        return SlotSearchResponse(
+            practice_ods=practice.ods_code,
+            filter_key=search_filter.key,
+            window=window,
+            fetched_at=self._clock.now(),
+            http_status=response.status_code,
+            trace_id=response.request.headers["Ssp-TraceID"],
+            body=body,
+        )
+
+    async def read_appointment(self, practice: Practice, appointment_id: str) -> Appointment:
+        response = await self._send(
+            practice, Interaction.READ_APPOINTMENT, "GET", f"/Appointment/{appointment_id}"
+        )
+        return self._model(practice, Interaction.READ_APPOINTMENT, response, Appointment)
+
+    async def patient_appointments(
+        self, practice: Practice, patient_id: str, start: date, end: date
+    ) -> list[Appointment]:
+        response = await self._send(
+            practice,
+            Interaction.PATIENT_APPOINTMENTS,
+            "GET",
+            f"/Patient/{patient_id}/Appointment",
+            params=[("start", f"ge{start.isoformat()}"), ("start", f"le{end.isoformat()}")],
+        )
+        bundle = self._json_object(practice, Interaction.PATIENT_APPOINTMENTS, response)
+        entries = bundle.get("entry") or []
+        return [
+            Appointment.model_validate(entry["resource"])
+            for entry in entries
+            if isinstance(entry, Mapping)
+            and isinstance(entry.get("resource"), Mapping)
+            and entry["resource"].get("resourceType") == "Appointment"
+        ]
+
+    async def book_appointment(
+        self, practice: Practice, appointment: Mapping[str, Any]
+    ) -> Appointment:
+        response = await self._send(
+            practice, Interaction.BOOK_APPOINTMENT, "POST", "/Appointment", json_body=appointment
+        )
+        return self._model(practice, Interaction.BOOK_APPOINTMENT, response, Appointment)
+
+    async def amend_appointment(
+        self, practice: Practice, appointment: Mapping[str, Any], version_id: str
+    ) -> Appointment:
+        return await self._update(practice, Interaction.AMEND_APPOINTMENT, appointment, version_id)
+
+    async def cancel_appointment(
+        self, practice: Practice, appointment: Mapping[str, Any], version_id: str
+    ) -> Appointment:
+        return await self._update(practice, Interaction.CANCEL_APPOINTMENT, appointment, version_id)
+
+    async def _update(
+        self,
+        practice: Practice,
+        interaction: Interaction,
+        appointment: Mapping[str, Any],
+        version_id: str,
+    ) -> Appointment:
+        response = await self._send(
+            practice,
+            interaction,
+            "PUT",
+            f"/Appointment/{appointment['id']}",
+            json_body=appointment,
+            extra_headers={"If-Match": f'W/"{version_id}"'},
+        )
+        return self._model(practice, interaction, response, Appointment)
+
+    # ---------------------------------------------------------------- transport
+
+    def _url(self, practice: Practice, path: str) -> str:
+        root = practice.service_root
+        if self._http.ssp_prefix:
+            root = f"{self._http.ssp_prefix.rstrip('/')}/{root}"
+        return root + path
+
+    async def _send(
+        self,
+        practice: Practice,
+        interaction: Interaction,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        json_body: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one interaction, retrying only what the error table calls retryable."""
+        host = urlsplit(practice.service_root).netloc
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._http.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(lambda exc: isinstance(exc, GpConnectError) and exc.retryable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                self.attempts[practice.ods_code] += 1
+                return await self._attempt(
+                    practice, interaction, method, path, host, params, json_body, extra_headers
+                )
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+            return min(exc.retry_after_s, self._http.retry_after_cap_s)
+        backoff = wait_exponential_jitter(
+            initial=self._http.backoff_initial_s, max=self._http.backoff_max_s
+        )
+        return float(backoff(retry_state))
+
+    async def _attempt(
+        self,
+        practice: Practice,
+        interaction: Interaction,
+        method: str,
+        path: str,
+        host: str,
+        params: list[tuple[str, str]] | None,
+        json_body: Mapping[str, Any] | None,
+        extra_headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        headers = spine_headers(
+            self._consumer,
+            provider_asid=practice.provider_asid,
+            interaction=interaction,
+            audience=practice.service_root,
+            issued_at=self._clock.now(),
+        )
+        if extra_headers:
+            headers.update(extra_headers)
+        content: bytes | None = None
+        if json_body is not None:
+            headers["Content-Type"] = FHIR_JSON
+            content = orjson.dumps(json_body)
+        overall, per_host = self._limiter._semaphores(host)
+        async with overall, per_host:
+            await self._limiter.pace()
+            try:
+                response = await self._read_capped(
+                    practice, interaction, method, self._url(practice, path),
+                    params=params, headers=headers, content=content,
+                )
+            except httpx.TransportError as exc:
+                raise TransportFailure(
+                    f"{type(exc).__name__}: {exc or 'no detail'}",
+                    practice_ods=practice.ods_code,
+                    interaction=interaction.label,
+                ) from exc
+        log.debug(
+            "gpconnect call",
+            extra={
+                "practice_ods": practice.ods_code,
+                "interaction": interaction.label,
+                "trace_id": headers["Ssp-TraceID"],
+                "status": response.status_code,
+            },
+        )
+        if response.status_code >= 400:
+            raise self._error(practice, interaction, response)
+        return response
+
+    async def _read_capped(
+        self,
+        practice: Practice,
+        interaction: Interaction,
+        method: str,
+        url: str,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Stream the body, refusing anything larger than `max_response_bytes`."""
+        request = self._client.build_request(method, url, **kwargs)
+        response = await self._client.send(request, stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self._http.max_response_bytes:
+                    raise ResponseInvalid(
+                        f"response larger than the {self._http.max_response_bytes}-byte cap "
+                        "(http.max_response_bytes)",
+                        practice_ods=practice.ods_code,
+                        interaction=interaction.label,
+                        status=response.status_code,
+                        next_step="raise the cap if the payload is genuine, or report the "
+                        "provider; the practice is skipped this run",
+                    )
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        response._content = b"".join(chunks)
+        return response
+
+    def _error(
+        self, practice: Practice, interaction: Interaction, response: httpx.Response
+    ) -> GpConnectError:
+        spine_code, diagnostics = _spine_code(response)
+        error_class = classify(response.status_code, spine_code)
+        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+        return error_class(
+            diagnostics or response.reason_phrase or "error response",
+            practice_ods=practice.ods_code,
+            interaction=interaction.label,
+            status=response.status_code,
+            spine_code=spine_code,
+            retry_after_s=retry_after,
+        )
+
+    def _json_object(
+        self, practice: Practice, interaction: Interaction, response: httpx.Response
+    ) -> dict[str, Any]:
+        try:
+            value = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise ResponseInvalid(
+                f"body is not valid JSON ({exc})",
+                practice_ods=practice.ods_code,
+                interaction=interaction.label,
+                status=response.status_code,
+            ) from exc
+        if not isinstance(value, dict):
+            raise ResponseInvalid(
+                "body is not a JSON object",
+                practice_ods=practice.ods_code,
+                interaction=interaction.label,
+                status=response.status_code,
+            )
+        return value
+
+    def _model(
+        self,
+        practice: Practice,
+        interaction: Interaction,
+        response: httpx.Response,
+        model: type[Appointment],
+    ) -> Appointment:
+        from pydantic import ValidationError
+
+        payload = self._json_object(practice, interaction, response)
+        try:
+            return model.model_validate(payload)
+        except ValidationError as exc:
+            raise ResponseInvalid(
+                f"{model.__name__} does not validate: {exc.errors()[0]['msg']} at "
+                f"{'.'.join(str(p) for p in exc.errors()[0]['loc'])}",
+                practice_ods=practice.ods_code,
+                interaction=interaction.label,
+                status=response.status_code,
+            ) from exc
+
+
+def _spine_code(response: httpx.Response) -> tuple[str | None, str | None]:
+    """The Spine code and diagnostics of an OperationOutcome, ignoring the coding system."""
+    try:
+        outcome = OperationOutcome.model_validate_json(response.content)
+    except ValueError:
+        return None, None
+    return outcome.spine_code, outcome.diagnostics
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+
+
+def new_trace_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,276 @@
+"""The practice registry: which practices and hubs exist and how to reach them.
+
+The registry is a YAML data file (`practices:` list, one mapping per practice or hub).
+`load_registry` validates every row and reports *all* problems at once, each naming the
+row, the ODS code where known, and the field, so an operator can fix the file in one pass.
+`registry_from_nhs_csv` turns NHS Digital's practice list CSV formats into a registry.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ODS_PRACTICE_PATTERN = r"^[A-Z][0-9]{5}$"
+ODS_ORG_PATTERN = r"^[A-Z0-9]{3,6}$"
+
+ClinicalSystem = Literal["EMIS Web", "SystmOne", "other"]
+
+
+class ReleasePolicy(BaseModel):
+    """When an unbooked NHS 111 slot goes back to the practice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lead_minutes: int = Field(default=120, ge=0, le=24 * 60)
+    daily_cutoff: time | None = Field(
+        default=None, description="release everything for the day at this local time instead"
+    )
+    core_hours_only: bool = True
+    dry_run: bool = False
+    releaser: Literal["sandbox", "worklist"] = "worklist"
+
+
+class Practice(BaseModel):
+    """One registry row: a GP practice or an extended-access hub."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ods_code: str = Field(pattern=ODS_PRACTICE_PATTERN)
+    name: str = Field(min_length=1)
+    list_size: int = Field(ge=0)
+    clinical_system: ClinicalSystem
+    kind: Literal["practice", "hub"] = "practice"
+    service_root: str = Field(description="GP Connect service root, no trailing slash")
+    provider_asid: str = Field(pattern=r"^\d{12}$")
+    accepts_111_booking: bool
+    nhs111_provider_ods: str | None = Field(default=None, pattern=ODS_ORG_PATTERN)
+    booking_hubs: tuple[str, ...] = Field(default=(), description="hubs that book into this book")
+    ccg_code: str | None = None
+    pcn_code: str | None = None
+    release_policy: ReleasePolicy = ReleasePolicy()
+
+    @field_validator("service_root")
+    @classmethod
+    def _service_root_shape(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        if value.endswith("/"):
+            raise ValueError("must not end with '/' (GP Connect service roots have no trailing slash)")
+        return value
+
+    @field_validator("booking_hubs")
+    @classmethod
+    def _hub_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        bad = [code for code in value if not re.fullmatch(ODS_PRACTICE_PATTERN, code)]
+        if bad:
+            raise ValueError(f"hub ODS codes must match {ODS_PRACTICE_PATTERN}: {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _111_provider_required(self) -> Practice:
+        if self.accepts_111_booking and not self.nhs111_provider_ods:
+            raise ValueError("nhs111_provider_ods is required when accepts_111_booking is true")
+        return self
+
+    @property
+    def nhs111_quota(self) -> int:
+        """Contractual minimum NHS 111 slots per core day (GMS 7.9B.1)."""
+        return nhs111_daily_quota(self.list_size)
+
+
+def nhs111_daily_quota(list_size: int) -> int:
+    """`max(1, floor(list_size / 3000))`: one per whole 3,000 patients, at least one."""
+    return max(1, list_size // 3000)
+
+
+class RegistryError(ValueError):
+    """A registry file that cannot be used; `problems` lists every row/field at fault."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        listing = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(
+            f"registry {source} has {len(self.problems)} problem(s); fix them and load again:\n"
+            f"{listing}"
+        )
+
+
+class Registry(BaseModel):
+    """A validated set of practices and hubs, unique by ODS code."""
+
+    practices: tuple[Practice, ...]
+
+    def by_ods(self) -> dict[str, Practice]:
+        return {p.ods_code: p for p in self.practices}
+
+    def get(self, ods_code: str) -> Practice:
+        for practice in self.practices:
+            if practice.ods_code == ods_code:
+                return practice
+        raise KeyError(f"practice {ods_code} is not in the registry")
+
+    def to_yaml(self) -> str:
+        rows = [p.model_dump(mode="json", exclude_defaults=False) for p in self.practices]
+        for row in rows:
+            row["booking_hubs"] = list(row["booking_hubs"])
+        return yaml.safe_dump({"practices": rows}, sort_keys=False, allow_unicode=True)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.to_yaml(), encoding="utf-8")
+        tmp.replace(path)
+
+
+def validate_rows(rows: Iterable[Any], source: str) -> Registry:
+    """Validate raw rows into a `Registry`, collecting every problem before raising."""
+    problems: list[str] = []
+    practices: list[Practice] = []
+    seen: dict[str, int] = {}
+    for index, row in enumerate(rows, start=1):
+        if not isinstance(row, Mapping):
+            problems.append(f"row {index}: expected a mapping of fields, got {type(row).__name__}")
+            continue
+        label = _row_label(index, row)
+        try:
+            practice = Practice.model_validate(dict(row))
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = ".".join(str(part) for part in err["loc"]) or "(row)"
+                problems.append(f"{label} field {field}: {err['msg']}")
+            continue
+        if practice.ods_code in seen:
+            problems.append(
+                f"{label} field ods_code: duplicate of row {seen[practice.ods_code]}"
+            )
+            continue
+        seen[practice.ods_code] = index
+        practices.append(practice)
+    known = set(seen)
+    for practice in practices:
+        missing = [hub for hub in practice.booking_hubs if hub not in known]
+        if missing:
+            problems.append(
+                f"practice {practice.ods_code} field booking_hubs: hubs {missing} are not in the registry"
+            )
+    if problems:
+        raise RegistryError(source, problems)
+    if not practices:
+        raise RegistryError(source, ["no practices listed under 'practices:'"])
+    return Registry(practices=tuple(practices))
+
+
+def _row_label(index: int, row: Mapping[str, Any]) -> str:
+    ods = row.get("ods_code")
+    return f"row {index} ({ods})" if isinstance(ods, str) and ods else f"row {index}"
+
+
+def load_registry(path: Path) -> Registry:
+    """Load and validate a registry YAML file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RegistryError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RegistryError(str(path), [f"not valid YAML: {exc}"]) from exc
+    if not isinstance(document, Mapping) or not isinstance(document.get("practices"), list):
+        raise RegistryError(str(path), ["top level must be a mapping with a 'practices:' list"])
+    return validate_rows(document["practices"], str(path))
+
+
+# Column names seen in NHS Digital publications (ODS epraccur, "Patients registered at a GP
+# practice", the 111 booking tracker) mapped to our fields.
+_CSV_ALIASES: dict[str, tuple[str, ...]] = {
+    "ods_code": ("ods_code", "ods code", "practice_code", "practice code", "code", "gp_code",
+                 "organisation code", "org_code"),
+    "name": ("name", "practice_name", "practice name", "gp_name", "organisation name"),
+    "list_size": ("list_size", "list size", "number_of_patients", "patients", "population",
+                  "registered patients"),
+    "clinical_system": ("clinical_system", "clinical system", "supplier", "system",
+                        "gp system", "principal supplier"),
+}
+
+_SYSTEM_NAMES = {
+    "emis": "EMIS Web", "emis web": "EMIS Web", "emis health": "EMIS Web",
+    "tpp": "SystmOne", "systmone": "SystmOne", "tpp systmone": "SystmOne",
+}
+
+
+def _placeholder_asid(ods: str) -> str:
+    digest = hashlib.sha256(ods.encode()).hexdigest()
+    return f"{int(digest[:15], 16) % 10**12:012d}"
+
+
+def registry_from_nhs_csv(
+    text: str,
+    *,
+    source: str,
+    service_root_template: str,
+    asid_for: Mapping[str, str] | None = None,
+    nhs111_provider_ods: str | None = None,
+) -> Registry:
+    """Build a registry from an NHS Digital practice list CSV.
+
+    `service_root_template` must contain `{ods}`; ASIDs come from `asid_for` (e.g. an SDS
+    export) or a deterministic placeholder that the Spine would reject, so the operator
+    must supply real ones before syncing live.
+    """
+    if "{ods}" not in service_root_template:
+        raise RegistryError(source, ["service_root_template must contain '{ods}'"])
+    reader = csv.DictReader(io.StringIO(text))
+    headers = {h.strip().lower(): h for h in (reader.fieldnames or [])}
+    columns: dict[str, str] = {}
+    for field, aliases in _CSV_ALIASES.items():
+        for alias in aliases:
+            if alias in headers:
+                columns[field] = headers[alias]
+                break
+    missing = [f for f in ("ods_code", "name", "list_size") if f not in columns]
+    if missing:
+        raise RegistryError(
+            source,
+            [f"no column for {m} (accepted names: {', '.join(_CSV_ALIASES[m])})" for m in missing],
+        )
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for line_no, raw in enumerate(reader, start=2):
+        ods = (raw.get(columns["ods_code"]) or "").strip().upper()
+        size_text = (raw.get(columns["list_size"]) or "").strip().replace(",", "")
+        if not size_text.isdigit():
+            problems.append(f"line {line_no} ({ods or '?'}) field list_size: {size_text!r} is not a count")
+            continue
+        system_raw = (raw.get(columns.get("clinical_system", ""), "") or "").strip().lower()
+        rows.append(
+            {
+                "ods_code": ods,
+                "name": (raw.get(columns["name"]) or "").strip(),
+                "list_size": int(size_text),
+                "clinical_system": _SYSTEM_NAMES.get(system_raw, "other"),
+                "kind": "practice",
+                "service_root": service_root_template.format(ods=ods),
+                "provider_asid": (asid_for or {}).get(ods, _placeholder_asid(ods)),
+                "accepts_111_booking": nhs111_provider_ods is not None,
+                "nhs111_provider_ods": nhs111_provider_ods,
+            }
+        )
+    try:
+        registry = validate_rows(rows, source)
+    except RegistryError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise RegistryError(source, problems)
+    return registry

@@ -1,0 +1,99 @@
+"""Opening the DuckDB warehouse and applying its migrations.
+
+DuckDB allows one writing process per file, and any other open connection (even read-only)
+blocks it, so opens are retried briefly with backoff on lock conflicts. Migrations are
+versioned `.sql` files in `warehouse/sql/migrations/` (`V001__name.sql`), applied in order
+on open, each in its own transaction together with its row in `meta.schema_version`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+_MIGRATION_NAME = re.compile(r"^V(\d{3})__([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def sql_text(relative: str) -> str:
+    """The text of a packaged SQL file, e.g. `models/marts/mart_111_quota_daily.sql`."""
+    return resources.files("warehouse").joinpath("sql", relative).read_text(encoding="utf-8")
+
+
+def migrations() -> list[Migration]:
+    folder = resources.files("warehouse").joinpath("sql", "migrations")
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"migration versions must be contiguous from 1, found {versions}")
+    return found
+
+
+@retry(
+    retry=retry_if_exception_type(duckdb.IOException),
+    wait=wait_exponential_jitter(initial=0.05, max=2.0),
+    stop=stop_after_delay(30),
+    reraise=True,
+)
+def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB file (UTC session), retrying while another process holds the lock."""
+    if not read_only:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'meta' and table_name = 'schema_version'"
+    ).fetchall()[0][0]
+    if not exists:
+        return 0
+    return int(con.execute("select coalesce(max(version), 0) from meta.schema_version").fetchall()[0][0])
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply pending migrations; returns the versions applied."""
+    current = schema_version(con)
+    applied: list[int] = []
+    for migration in migrations():
+        if migration.version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(migration.sql)
+            con.execute(
+                "insert into meta.schema_version (version, name, applied_at) values (?, ?, now())",
+                [migration.version, migration.name],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied
+
+
+def open_warehouse(path: Path | str) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) and migrate the warehouse for writing."""
+    con = connect(path)
+    migrate(con)
+    return con

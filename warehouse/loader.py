@@ -1,0 +1,314 @@
+"""The single writer: moves landed responses into raw/staging and rebuilds marts.
+
+Every write is one transaction per (load, practice): raw rows, the staging rows of each
+(practice, filter, window, observation) unit (deleted and re-inserted, so re-running an
+observation is idempotent), and the `meta.sync_window` rows that mark the units complete.
+If a practice's data is unusable the transaction rolls back, the raw bytes are still kept
+(in their own transaction) for forensics, and the practice is reported with a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from connectors.registry import Registry
+from warehouse.db import sql_text
+
+# Order matters: later models read earlier ones.
+VIEW_MODELS: tuple[tuple[str, str], ...] = (
+    ("core.int_slot_observations", "models/intermediate/int_slot_observations.sql"),
+)
+TABLE_MODELS: tuple[tuple[str, str], ...] = (
+    ("marts.mart_111_quota_daily", "models/marts/mart_111_quota_daily.sql"),
+    ("marts.mart_pipeline_freshness", "models/marts/mart_pipeline_freshness.sql"),
+)
+
+
+class PracticeDataError(ValueError):
+    """A practice's fetched data cannot be accepted into staging."""
+
+    def __init__(self, practice_ods: str, problem: str) -> None:
+        self.practice_ods = practice_ods
+        self.problem = problem
+        super().__init__(
+            f"practice {practice_ods}, search free slots: {problem}. Next step: the raw "
+            "response is kept in raw.gpc_slot_search; raise it with the supplier and re-run "
+            "the practice once fixed"
+        )
+
+
+@dataclass(frozen=True)
+class PracticeLoad:
+    practice_ods: str
+    responses: int
+    slot_rows: int
+
+
+class Warehouse:
+    """Write operations on an open warehouse connection (the only writer)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    # ------------------------------------------------------------------ ledger
+
+    def begin_load(
+        self, load_id: str, *, flow_name: str, as_of: datetime, started_at: datetime,
+        flow_run_id: str | None = None,
+    ) -> None:
+        self.con.execute(
+            """
+            insert into meta.load_ledger (load_id, flow_name, flow_run_id, as_of, started_at, status)
+            values ($load_id, $flow_name, $flow_run_id, $as_of, $started_at, 'running')
+            on conflict (load_id) do update set status = 'running', started_at = excluded.started_at
+            """,
+            {"load_id": load_id, "flow_name": flow_name, "flow_run_id": flow_run_id,
+             "as_of": as_of, "started_at": started_at},
+        )
+
+    def finish_load(
+        self, load_id: str, *, status: str, completed_at: datetime, practices_ok: int,
+        practices_failed: int, detail: str | None = None,
+    ) -> None:
+        self.con.execute(
+            """
+            update meta.load_ledger
+            set status = $status, completed_at = $completed_at, practices_ok = $ok,
+                practices_failed = $failed, detail = $detail
+            where load_id = $load_id
+            """,
+            {"status": status, "completed_at": completed_at, "ok": practices_ok,
+             "failed": practices_failed, "detail": detail, "load_id": load_id},
+        )
+
+    def record_practice_run(
+        self, load_id: str, practice_ods: str, *, status: str, finished_at: datetime,
+        interaction: str | None = None, http_status: int | None = None,
+        error_class: str | None = None, message: str | None = None, next_step: str | None = None,
+        responses: int = 0, slot_rows: int = 0,
+    ) -> None:
+        self.con.execute(
+            """
+            insert or replace into meta.practice_run
+            values ($load_id, $practice_ods, $status, $interaction, $http_status, $error_class,
+                    $message, $next_step, $responses, $slot_rows, $finished_at)
+            """,
+            {"load_id": load_id, "practice_ods": practice_ods, "status": status,
+             "interaction": interaction, "http_status": http_status, "error_class": error_class,
+             "message": message, "next_step": next_step, "responses": responses,
+             "slot_rows": slot_rows, "finished_at": finished_at},
+        )
+
+    def sync_registry(self, registry: Registry, load_id: str) -> None:
+        """Replace core.dim_practice with the registry used by this load."""
+        rows = [
+            (p.ods_code, p.name, p.kind, p.list_size, p.clinical_system, p.accepts_111_booking,
+             p.nhs111_provider_ods, list(p.booking_hubs), p.ccg_code, p.pcn_code,
+             p.nhs111_quota if p.kind == "practice" else 0, load_id)
+            for p in registry.practices
+        ]
+        import pyarrow as pa
+
+        table = pa.table(
+            {name: [row[i] for row in rows] for i, name in enumerate(
+                ["practice_ods", "practice_name", "kind", "list_size", "clinical_system",
+                 "accepts_111_booking", "nhs111_provider_ods", "booking_hubs", "ccg_code",
+                 "pcn_code", "nhs111_daily_quota", "load_id"])}
+        )
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute("delete from core.dim_practice")
+            self.con.register("registry_rows", table)
+            self.con.execute("insert into core.dim_practice select * from registry_rows")
+            self.con.unregister("registry_rows")
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+
+    # ------------------------------------------------------------------ loading
+
+    def load_practice_file(self, path: Path, *, load_id: str, practice_ods: str) -> PracticeLoad:
+        """Load one landing file as one transaction; raw is kept even if staging is refused."""
+        params = {"load_id": load_id, "practice_ods": practice_ods}
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self._land(path, load_id, practice_ods)
+            responses = self._count_responses(params)
+            self._replace_staging_units(params)
+            self._check_staging(params)
+            slot_rows = self._mark_units_complete(params)
+            self.con.execute("COMMIT")
+        except PracticeDataError:
+            self.con.execute("ROLLBACK")
+            self._keep_raw_only(path, load_id, practice_ods)
+            raise
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        return PracticeLoad(practice_ods, responses, slot_rows)
+
+    def _land(self, path: Path, load_id: str, practice_ods: str) -> None:
+        # Re-landing the same load for a practice (a re-run) replaces its raw rows.
+        self.con.execute(
+            "delete from raw.gpc_slot_search where load_id = ? and practice_ods = ?",
+            [load_id, practice_ods],
+        )
+        try:
+            self.con.execute(sql_text("load/land_slot_search.sql"), {"path": str(path)})
+        except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+            raise PracticeDataError(practice_ods, f"response is not valid FHIR JSON ({exc})") from exc
+        wrong = self.con.execute(
+            "select count(*) from raw.gpc_slot_search where load_id = ? and practice_ods = ? "
+            "and (load_id <> ? or practice_ods <> ?)",
+            [load_id, practice_ods, load_id, practice_ods],
+        ).fetchall()[0][0]
+        if wrong:
+            raise PracticeDataError(practice_ods, "landing file names another load or practice")
+
+    def _keep_raw_only(self, path: Path, load_id: str, practice_ods: str) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self._land(path, load_id, practice_ods)
+            self.con.execute("COMMIT")
+        except Exception:
+            # Unparseable bytes cannot be stored as JSON; the landing file itself is kept.
+            self.con.execute("ROLLBACK")
+
+    def _count_responses(self, params: dict[str, str]) -> int:
+        return int(self.con.execute(
+            "select count(*) from raw.gpc_slot_search where load_id = $load_id "
+            "and practice_ods = $practice_ods", params,
+        ).fetchall()[0][0])
+
+    def _replace_staging_units(self, params: dict[str, str]) -> None:
+        self.con.execute(
+            """
+            delete from staging.stg_gpconnect__slots as s
+            where exists (
+                select 1 from raw.gpc_slot_search as r
+                where r.load_id = $load_id and r.practice_ods = $practice_ods
+                  and s.practice_ods = r.practice_ods and s.filter_key = r.filter_key
+                  and s.window_start = r.window_start and s.window_end = r.window_end
+                  and s.observed_at = r.observed_at
+            )
+            """,
+            params,
+        )
+        self.con.execute(
+            "insert into staging.stg_gpconnect__slots by name "
+            + sql_text("models/staging/stg_gpconnect__slots.sql"),
+            params,
+        )
+
+    def _check_staging(self, params: dict[str, str]) -> None:
+        """Strict where the data would be wrong: every slot needs id, schedule, start, end."""
+        problems = self.con.execute(
+            """
+            select
+                count(*) filter (where slot_id is null or slot_id = '') as missing_id,
+                count(*) filter (where schedule_id is null) as missing_schedule,
+                count(*) filter (where start_at is null) as bad_start,
+                count(*) filter (where end_at is null) as bad_end
+            from staging.stg_gpconnect__slots
+            where load_id = $load_id and practice_ods = $practice_ods
+            """,
+            params,
+        ).fetchall()[0]
+        labels = ("without an id", "without a schedule reference", "with a missing or invalid start",
+                  "with a missing or invalid end")
+        found = [f"{n} slot(s) {label}" for n, label in zip(problems, labels, strict=True) if n]
+        if found:
+            raise PracticeDataError(params["practice_ods"], "; ".join(found))
+
+    def _mark_units_complete(self, params: dict[str, str]) -> int:
+        self.con.execute(
+            """
+            insert or replace into meta.sync_window
+            select
+                r.practice_ods, 'slots', r.filter_key, r.window_start, r.window_end, r.observed_at,
+                r.load_id,
+                (select count(*) from staging.stg_gpconnect__slots as s
+                 where s.practice_ods = r.practice_ods and s.filter_key = r.filter_key
+                   and s.window_start = r.window_start and s.window_end = r.window_end
+                   and s.observed_at = r.observed_at),
+                now()
+            from raw.gpc_slot_search as r
+            where r.load_id = $load_id and r.practice_ods = $practice_ods
+            """,
+            params,
+        )
+        return int(self.con.execute(
+            "select count(*) from staging.stg_gpconnect__slots where load_id = $load_id "
+            "and practice_ods = $practice_ods", params,
+        ).fetchall()[0][0])
+
+    # ------------------------------------------------------------------ models
+
+    def build_models(self) -> None:
+        """(Re)build intermediate views and mart tables in one transaction."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for name, path in VIEW_MODELS:
+                self.con.execute(f"create or replace view {name} as {sql_text(path)}")
+            for name, path in TABLE_MODELS:
+                self.con.execute(f"create or replace table {name} as {sql_text(path)}")
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def mart_tables(self) -> list[str]:
+        rows = self.con.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = 'marts' and table_type = 'BASE TABLE' order by table_name"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish(self, published_dir: Path, *, load_id: str, as_of: datetime) -> Path:
+        """Copy the marts into a fresh file and swap it in by rename.
+
+        Dashboards read only this snapshot through short-lived read-only connections, so
+        they never hold a lock on the warehouse the sync is writing.
+        """
+        published_dir.mkdir(parents=True, exist_ok=True)
+        target = published_dir / "marts.duckdb"
+        tmp = published_dir / f".marts-{os.getpid()}.duckdb.tmp"
+        tmp.unlink(missing_ok=True)
+        self.con.execute(f"attach '{_sql_literal(tmp)}' as snapshot")
+        try:
+            self.con.execute("create schema snapshot.marts")
+            for table in self.mart_tables():
+                self.con.execute(
+                    f"create table snapshot.marts.{table} as select * from marts.{table}"
+                )
+            self.con.execute(
+                "create table snapshot.marts.publication as "
+                "select $load_id as load_id, $as_of::timestamptz as as_of, now() as published_at",
+                {"load_id": load_id, "as_of": as_of},
+            )
+        finally:
+            self.con.execute("detach snapshot")
+        tmp.replace(target)
+        return target
+
+
+def _sql_literal(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def new_load_id(flow_name: str, as_of: datetime, suffix: str) -> str:
+    return f"{flow_name}-{as_of.strftime('%Y%m%dT%H%M%SZ')}-{suffix}"
+
+
+def dump_json(value: Sequence[object]) -> str:
+    return json.dumps(value, default=str)

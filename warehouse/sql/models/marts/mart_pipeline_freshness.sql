@@ -1,0 +1,32 @@
+-- Grain: one row per practice or hub in the registry: when its slots were last captured
+-- completely, and how its latest load went.
+with
+
+last_success as (
+    select practice_ods, max(observed_at) as last_observed_at, max(completed_at) as last_completed_at
+    from meta.sync_window
+    group by all
+),
+
+latest_run as (
+    select *
+    from meta.practice_run
+    qualify row_number() over (partition by practice_ods order by finished_at desc, load_id desc) = 1
+)
+
+select
+    p.practice_ods,
+    p.practice_name,
+    p.kind,
+    p.clinical_system,
+    s.last_observed_at,
+    s.last_completed_at,
+    r.load_id as latest_load_id,
+    r.status as latest_status,
+    r.error_class as latest_error_class,
+    r.message as latest_error,
+    r.next_step as latest_next_step
+from core.dim_practice as p
+left join last_success as s using (practice_ods)
+left join latest_run as r using (practice_ods)
+order by p.practice_ods
