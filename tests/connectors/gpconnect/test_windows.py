@@ -1,0 +1,59 @@
+"""Search planning: <= 14-day windows on UK midnights with DST-correct offsets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connectors.gpconnect.windows import SearchWindow, plan_windows
+from connectors.uktime import format_uk
+
+
+def test_28_day_horizon_is_two_windows_ending_on_uk_midnights() -> None:
+    start = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)  # 02:00 BST
+    windows = plan_windows(start, 28)
+    assert [str(w) for w in windows] == [
+        "2026-06-01T02:00:00+01:00..2026-06-15T00:00:00+01:00",
+        "2026-06-15T00:00:00+01:00..2026-06-29T00:00:00+01:00",
+    ]
+    assert windows[0].end == windows[1].start
+
+
+@pytest.mark.parametrize(
+    ("start", "expected_params"),
+    [
+        # Window containing the last Sunday of March: starts GMT, ends BST.
+        (datetime(2026, 3, 23, 2, 0, tzinfo=UTC),
+         ("ge2026-03-23T02:00:00+00:00", "le2026-04-06T00:00:00+01:00")),
+        # Window containing the last Sunday of October: starts BST, ends GMT.
+        (datetime(2026, 10, 19, 1, 0, tzinfo=UTC),
+         ("ge2026-10-19T02:00:00+01:00", "le2026-11-02T00:00:00+00:00")),
+    ],
+)
+def test_dst_boundary_windows_carry_each_ends_offset(
+    start: datetime, expected_params: tuple[str, str]
+) -> None:
+    window = plan_windows(start, 14)[0]
+    assert (window.start_param, window.end_param) == expected_params
+
+
+def test_no_window_spans_more_than_14_days_and_horizon_is_covered() -> None:
+    start = datetime(2026, 3, 20, 23, 59, tzinfo=UTC)
+    windows = plan_windows(start, 60)
+    assert windows[0].start == start
+    for a, b in zip(windows, windows[1:], strict=False):
+        assert a.end == b.start
+    for w in windows:
+        assert (w.end - w.start) <= timedelta(days=14)
+    assert format_uk(windows[-1].end).endswith("T00:00:00+01:00")
+
+
+def test_invalid_plans_are_refused() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        plan_windows(now, 28, window_days=15)
+    with pytest.raises(ValueError):
+        plan_windows(now, 0)
+    with pytest.raises(ValueError):
+        SearchWindow(now, now)
