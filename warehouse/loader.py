@@ -9,9 +9,7 @@ If a practice's data is unusable the transaction rolls back, the raw bytes are s
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -281,8 +279,8 @@ class Warehouse:
         they never hold a lock on the warehouse the sync is writing.
         """
         published_dir.mkdir(parents=True, exist_ok=True)
-        target = published_dir / "marts.duckdb"
-        tmp = published_dir / f".marts-{os.getpid()}.duckdb.tmp"
+        target = published_dir / "dashboard.duckdb"
+        tmp = published_dir / f".dashboard-{os.getpid()}.duckdb.tmp"
         tmp.unlink(missing_ok=True)
         self.con.execute(f"attach '{_sql_literal(tmp)}' as snapshot")
         try:
@@ -309,6 +307,3 @@ def _sql_literal(path: Path) -> str:
 def new_load_id(flow_name: str, as_of: datetime, suffix: str) -> str:
     return f"{flow_name}-{as_of.strftime('%Y%m%dT%H%M%SZ')}-{suffix}"
 
-
-def dump_json(value: Sequence[object]) -> str:
-    return json.dumps(value, default=str)
