@@ -61,8 +61,8 @@ class Interaction(Enum):
 
     @property
     def label(self) -> str:
-        """Short human name used in logs and error messages."""
-        return self.name.lower().replace("_", " ")
+        """The interaction's name in the specification, used in logs and error messages."""
+        return _LABELS[self.name]
 
     @classmethod
     def from_urn(cls, urn: str) -> Interaction | None:
@@ -70,6 +70,18 @@ class Interaction(Enum):
             if member.urn == urn:
                 return member
         return None
+
+
+_LABELS = {
+    "METADATA": "get capability statement",
+    "SEARCH_SLOTS": "search free slots",
+    "READ_APPOINTMENT": "read appointment",
+    "PATIENT_APPOINTMENTS": "retrieve patient appointments",
+    "BOOK_APPOINTMENT": "book appointment",
+    "AMEND_APPOINTMENT": "amend appointment",
+    "CANCEL_APPOINTMENT": "cancel appointment",
+    "FIND_PATIENT": "find patient",
+}
 
 
 @dataclass(frozen=True)

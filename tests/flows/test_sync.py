@@ -1,0 +1,114 @@
+"""The slot sync flow end to end: real sandbox over loopback HTTP, real Prefect flow runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from connectors.clock import SimulatedClock
+from connectors.sandbox.faults import FaultRule
+from connectors.sandbox.server import SandboxServer
+from connectors.uktime import uk_day, uk_midnight
+from flows.sync import nightly_sync
+
+AS_OF = datetime(2026, 3, 24, 2, 0, tzinfo=UTC)  # Tuesday 02:00 GMT
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(clock=SimulatedClock(AS_OF)) as server:
+        yield server
+
+
+def run_nightly(sandbox: SandboxServer, tmp_path: Path, **kwargs: Any) -> dict[str, Any]:
+    registry_path = tmp_path / "registry.yaml"
+    sandbox.registry.write(registry_path)
+    result: dict[str, Any] = asyncio.run(
+        nightly_sync(
+            registry_path=str(registry_path),
+            warehouse_path=str(tmp_path / "warehouse.duckdb"),
+            data_dir=str(tmp_path),
+            as_of=AS_OF,
+            **kwargs,
+        )
+    )
+    return result
+
+
+def mart_rows(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(tmp_path / "published" / "dashboard.duckdb"), read_only=True)
+    try:
+        con.execute("use dashboard.marts")
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_nightly_sync_matches_the_sandbox_ground_truth(sandbox: SandboxServer, tmp_path: Path) -> None:
+    result = run_nightly(sandbox, tmp_path)
+    outcomes = result["outcomes"]
+    assert len(outcomes) == 42 and all(o["status"] == "ok" for o in outcomes)
+    assert sum(o["slot_rows"] for o in outcomes) > 50_000
+
+    horizon_end = uk_midnight(uk_day(AS_OF) + timedelta(days=28))
+    truth: Counter[tuple[str, Any]] = Counter(
+        (row.practice_ods, uk_day(row.start_utc))
+        for row in sandbox.state.ground_truth()
+        if row.audience == "nhs111" and row.bookable and row.state == "free"
+        and row.start_utc >= AS_OF and row.end_utc <= horizon_end
+    )
+    observed = {
+        (ods, day): free
+        for ods, day, free in mart_rows(
+            tmp_path, "select practice_ods, slot_day, nhs111_reserved_free from mart_111_quota_daily"
+        )
+    }
+    hubs = {p.ods_code for p in sandbox.registry.practices if p.kind == "hub"}
+    expected = {key: n for key, n in truth.items() if key[0] not in hubs}
+    assert expected, "the sandbox should hold free NHS 111 slots in the horizon"
+    assert {k: v for k, v in observed.items() if v} == expected
+
+
+def test_an_unauthorised_practice_fails_alone_with_an_actionable_message(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    victim = sandbox.registry.practices[3].ods_code
+    sandbox.state.faults.add(FaultRule(practice=victim, kind="status", status=401))
+    result = run_nightly(sandbox, tmp_path)
+    failed = [o for o in result["outcomes"] if o["status"] != "ok"]
+    assert [o["practice_ods"] for o in failed] == [victim]
+    message = failed[0]["message"]
+    assert victim in message and "search free slots" in message and "HTTP 401" in message
+    assert "Next step" in message and failed[0]["error_class"] == "ConfigurationError"
+    # Configuration errors are not retried: one request per planned search, no more.
+    statuses = dict(mart_rows(tmp_path, "select practice_ods, latest_status from mart_pipeline_freshness"))
+    assert statuses[victim] == "failed"
+    assert sum(1 for s in statuses.values() if s == "ok") == 41
+
+
+def test_transient_faults_are_retried_without_duplicate_rows(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    victim = sandbox.registry.practices[0].ods_code
+    sandbox.state.faults.add(FaultRule(practice=victim, kind="status", status=503, count=2))
+    sandbox.state.faults.add(
+        FaultRule(practice=victim, kind="status", status=429, retry_after_s=0.2, count=1)
+    )
+    result = run_nightly(sandbox, tmp_path, practices=[victim])
+    assert [o["status"] for o in result["outcomes"]] == ["ok"]
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    try:
+        total, distinct = con.execute(
+            "select count(*), count(distinct (filter_key, window_start, slot_id)) "
+            "from staging.stg_gpconnect__slots"
+        ).fetchall()[0]
+    finally:
+        con.close()
+    assert total == distinct > 0
