@@ -1,0 +1,131 @@
+"""Planned faults make the sandbox fail like real providers and the Spine do."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+import pytest
+
+from connectors.gpconnect.spine import Interaction
+from connectors.sandbox import FaultRule
+from tests.connectors.sandbox.helpers import GpcClient, spine_code
+
+WINDOW = ("2026-03-24", "2026-03-25")
+
+
+def _search(gpc: GpcClient, practice_index: int = 0) -> httpx.Response:
+    return gpc.search(gpc.sandbox.registry.practices[practice_index], *WINDOW)
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (500, "INTERNAL_SERVER_ERROR"),
+        (502, "INTERNAL_SERVER_ERROR"),
+        (503, "INTERNAL_SERVER_ERROR"),
+        (504, "INTERNAL_SERVER_ERROR"),
+        (401, "ACCESS_DENIED"),
+        (403, "ACCESS_DENIED"),
+    ],
+)
+def test_status_fault_answers_an_operation_outcome_then_clears(
+    small_gpc: GpcClient, status: int, code: str
+) -> None:
+    small_gpc.sandbox.state.faults.add(FaultRule(kind="status", status=status, count=1))
+    failed = _search(small_gpc)
+    assert failed.status_code == status
+    assert spine_code(failed) == code
+    assert _search(small_gpc).status_code == 200
+
+
+def test_throttling_carries_retry_after(small_gpc: GpcClient) -> None:
+    small_gpc.sandbox.state.faults.add(FaultRule(kind="status", status=429, retry_after_s=7, count=2))
+    for _ in range(2):
+        response = _search(small_gpc)
+        assert response.status_code == 429
+        assert response.headers["retry-after"] == "7"
+    assert _search(small_gpc).status_code == 200
+
+
+def test_faults_target_a_practice_and_an_interaction(small_gpc: GpcClient) -> None:
+    practices = small_gpc.sandbox.registry.practices
+    small_gpc.sandbox.state.faults.add(
+        FaultRule(practice=practices[0].ods_code, interaction="SEARCH_SLOTS", kind="status", status=503)
+    )
+    assert _search(small_gpc, 0).status_code == 503
+    assert _search(small_gpc, 0).status_code == 503  # no count: until cleared
+    assert _search(small_gpc, 1).status_code == 200
+    metadata = small_gpc.request("GET", practices[0], "/metadata", Interaction.METADATA)
+    assert metadata.status_code == 200
+    small_gpc.sandbox.state.faults.clear()
+    assert _search(small_gpc, 0).status_code == 200
+
+
+def test_latency_fault_still_answers(small_gpc: GpcClient) -> None:
+    small_gpc.sandbox.state.faults.add(FaultRule(kind="latency", delay_s=0.05, count=1))
+    assert _search(small_gpc).status_code == 200
+
+
+def test_reset_drops_the_connection_mid_body(small_gpc: GpcClient) -> None:
+    small_gpc.sandbox.state.faults.add(FaultRule(kind="reset", count=1))
+    with pytest.raises(httpx.TransportError):
+        _search(small_gpc)
+    assert _search(small_gpc).status_code == 200
+
+
+def test_truncate_sends_cut_json(small_gpc: GpcClient) -> None:
+    small_gpc.sandbox.state.faults.add(FaultRule(kind="truncate", count=1))
+    response = _search(small_gpc)
+    assert response.status_code == 200
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(response.content)
+
+
+def test_wrong_content_type(small_gpc: GpcClient) -> None:
+    small_gpc.sandbox.state.faults.add(FaultRule(kind="wrong_content_type", count=1))
+    response = _search(small_gpc)
+    assert response.headers["content-type"].startswith("text/html")
+
+
+def test_stall_outlasts_the_client_timeout(small_gpc: GpcClient) -> None:
+    small_gpc.sandbox.state.faults.add(FaultRule(kind="stall", delay_s=20, count=1))
+    practice = small_gpc.sandbox.registry.practices[0]
+    headers = small_gpc.headers(practice, Interaction.METADATA)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(practice.service_root + "/metadata", headers=headers, timeout=0.3)
+    assert _search(small_gpc).status_code == 200
+
+
+def test_faults_over_http(small_gpc: GpcClient) -> None:
+    url = f"{small_gpc.sandbox.base_url}/_sandbox/faults"
+    created = small_gpc.http.post(url, json={"practice": "*", "kind": "status", "status": 502, "count": 3})
+    assert created.status_code == 201
+    listed = small_gpc.http.get(url).json()
+    assert [(f["id"], f["remaining"]) for f in listed] == [(created.json()["id"], 3)]
+    assert _search(small_gpc).status_code == 502
+    assert small_gpc.http.get(url).json()[0]["remaining"] == 2
+    assert small_gpc.http.delete(url).status_code == 204
+    assert _search(small_gpc).status_code == 200
+    invalid = small_gpc.http.post(url, json={"kind": "explode"})
+    assert invalid.status_code == 422
+    unknown = small_gpc.http.post(url, json={"kind": "status", "interaction": "DELETE_EVERYTHING"})
+    assert unknown.status_code == 422
+
+
+def test_request_counts(small_gpc: GpcClient) -> None:
+    url = f"{small_gpc.sandbox.base_url}/_sandbox/requests"
+    registry = small_gpc.sandbox.registry
+    small_gpc.http.delete(url)
+    _search(small_gpc, 0)
+    _search(small_gpc, 0)
+    small_gpc.request("GET", registry.practices[1], "/metadata", Interaction.METADATA)
+    counts = small_gpc.http.get(url).json()
+    assert counts["total"] == 3
+    assert {(c["practice"], c["interaction"], c["count"]) for c in counts["counts"]} == {
+        (registry.practices[0].ods_code, "SEARCH_SLOTS", 2),
+        (registry.practices[1].ods_code, "METADATA", 1),
+    }
+    traffic = small_gpc.sandbox.state.traffic
+    assert traffic.practices(Interaction.SEARCH_SLOTS) == {registry.practices[0].ods_code}
+    assert small_gpc.http.delete(url).status_code == 204
+    assert small_gpc.http.get(url).json() == {"total": 0, "counts": []}
