@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from connectors.sandbox.faults import FaultRule
 from connectors.sandbox.server import SandboxServer
 from connectors.uktime import uk_day, uk_midnight
 from flows.sync import nightly_sync
+from tests.flows.conftest import run_async
 
 AS_OF = datetime(2026, 3, 24, 2, 0, tzinfo=UTC)  # Tuesday 02:00 GMT
 
@@ -30,7 +30,7 @@ def sandbox() -> Iterator[SandboxServer]:
 def run_nightly(sandbox: SandboxServer, tmp_path: Path, **kwargs: Any) -> dict[str, Any]:
     registry_path = tmp_path / "registry.yaml"
     sandbox.registry.write(registry_path)
-    result: dict[str, Any] = asyncio.run(
+    result: dict[str, Any] = run_async(
         nightly_sync(
             registry_path=str(registry_path),
             warehouse_path=str(tmp_path / "warehouse.duckdb"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -42,7 +43,7 @@ def test_no_window_spans_more_than_14_days_and_horizon_is_covered() -> None:
     start = datetime(2026, 3, 20, 23, 59, tzinfo=UTC)
     windows = plan_windows(start, 60)
     assert windows[0].start == start
-    for a, b in zip(windows, windows[1:], strict=False):
+    for a, b in itertools.pairwise(windows):
         assert a.end == b.start
     for w in windows:
         assert (w.end - w.start) <= timedelta(days=14)
