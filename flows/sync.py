@@ -169,13 +169,9 @@ def load_and_publish(
                     outcome.message = str(exc)
                     outcome.next_step = "raise the bad payload with the supplier, then re-run"
                     logger.warning("%s", exc)
-            warehouse.record_practice_run(
-                summary.load_id, outcome.practice_ods, status=outcome.status,
-                finished_at=clock.now(), interaction=outcome.interaction,
-                http_status=outcome.http_status, error_class=outcome.error_class,
-                message=outcome.message, next_step=outcome.next_step,
-                responses=outcome.responses, slot_rows=outcome.slot_rows,
-            )
+        warehouse.record_practice_runs(
+            summary.load_id, [asdict(o) for o in summary.outcomes], finished_at=clock.now()
+        )
         warehouse.build_models()
         failed = len(summary.failed)
         warehouse.finish_load(

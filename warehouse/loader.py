@@ -10,11 +10,14 @@ If a practice's data is unusable the transaction rolls back, the raw bytes are s
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from connectors.registry import Registry
 from warehouse.db import sql_text
@@ -86,23 +89,39 @@ class Warehouse:
              "failed": practices_failed, "detail": detail, "load_id": load_id},
         )
 
-    def record_practice_run(
-        self, load_id: str, practice_ods: str, *, status: str, finished_at: datetime,
-        interaction: str | None = None, http_status: int | None = None,
-        error_class: str | None = None, message: str | None = None, next_step: str | None = None,
-        responses: int = 0, slot_rows: int = 0,
+    def record_practice_runs(
+        self, load_id: str, outcomes: Sequence[Mapping[str, Any]], *, finished_at: datetime
     ) -> None:
-        self.con.execute(
-            """
-            insert or replace into meta.practice_run
-            values ($load_id, $practice_ods, $status, $interaction, $http_status, $error_class,
-                    $message, $next_step, $responses, $slot_rows, $finished_at)
-            """,
-            {"load_id": load_id, "practice_ods": practice_ods, "status": status,
-             "interaction": interaction, "http_status": http_status, "error_class": error_class,
-             "message": message, "next_step": next_step, "responses": responses,
-             "slot_rows": slot_rows, "finished_at": finished_at},
+        """Record every practice's outcome for a load in one transaction (one commit)."""
+        columns = ("interaction", "http_status", "error_class", "message", "next_step")
+        table = pa.table(
+            {
+                "load_id": pa.array([load_id] * len(outcomes), pa.string()),
+                "practice_ods": pa.array([o["practice_ods"] for o in outcomes], pa.string()),
+                "status": pa.array([o["status"] for o in outcomes], pa.string()),
+                **{
+                    name: pa.array([o.get(name) for o in outcomes],
+                                   pa.int32() if name == "http_status" else pa.string())
+                    for name in columns
+                },
+                "responses": pa.array([o.get("responses", 0) for o in outcomes], pa.int32()),
+                "slot_rows": pa.array([o.get("slot_rows", 0) for o in outcomes], pa.int32()),
+                "finished_at": pa.array([finished_at] * len(outcomes), pa.timestamp("us", tz="UTC")),
+            }
         )
+        self._replace_rows("meta.practice_run", table, "practice_run_rows")
+
+    def _replace_rows(self, target: str, table: pa.Table, view: str) -> None:
+        """Insert-or-replace an Arrow table into a keyed table in one transaction."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.register(view, table)
+            self.con.execute(f"insert or replace into {target} by name select * from {view}")
+            self.con.unregister(view)
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
 
     def sync_registry(self, registry: Registry, load_id: str) -> None:
         """Replace core.dim_practice with the registry used by this load."""
@@ -112,8 +131,6 @@ class Warehouse:
              p.nhs111_quota if p.kind == "practice" else 0, load_id)
             for p in registry.practices
         ]
-        import pyarrow as pa
-
         table = pa.table(
             {name: [row[i] for row in rows] for i, name in enumerate(
                 ["practice_ods", "practice_name", "kind", "list_size", "clinical_system",

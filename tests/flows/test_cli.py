@@ -1,0 +1,89 @@
+"""The `slotsync` commands as a user runs them: real subprocesses, real Prefect."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from connectors.registry import load_registry
+from flows.cli import app
+
+CLI = [sys.executable, "-m", "flows.cli"]
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    return env
+
+
+@pytest.mark.slow
+def test_demo_replays_a_day_and_prints_the_summary(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    done = subprocess.run(
+        [*CLI, "demo", "--days", "1", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=600, env=cli_env(tmp_path),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "practices and hubs synced : 42" in out
+    assert "scheduled runs replayed   : 3" in out
+    assert "practice failures         : 0" in out
+    assert f"slotsync dashboard --data-dir {data_dir}" in out
+    assert (data_dir / "published" / "dashboard.duckdb").exists()
+
+
+@pytest.mark.slow
+def test_standalone_sandbox_can_be_synced_through_its_registry(tmp_path: Path) -> None:
+    registry_file = tmp_path / "sandbox-registry.yaml"
+    sandbox = subprocess.Popen(
+        [*CLI, "sandbox", "--port", "0", "--registry-out", str(registry_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(tmp_path),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not registry_file.exists():
+            assert sandbox.poll() is None, sandbox.stdout.read() if sandbox.stdout else ""
+            assert time.monotonic() < deadline, "sandbox did not write its registry"
+            time.sleep(0.2)
+        registry = load_registry(registry_file)
+        assert all(p.service_root.startswith("http://127.0.0.1:") for p in registry.practices)
+        first = registry.practices[0].ods_code
+        synced = subprocess.run(
+            [*CLI, "sync", "--registry", str(registry_file), "--warehouse",
+             str(tmp_path / "wh" / "warehouse.duckdb"), "--practice", first, "--intraday"],
+            capture_output=True, text=True, timeout=600, env=cli_env(tmp_path),
+        )
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        assert "1 practice(s) ok, 0 failed" in synced.stdout
+    finally:
+        sandbox.send_signal(signal.SIGTERM)
+        output, _ = sandbox.communicate(timeout=30)
+    assert sandbox.returncode == 0
+    assert "sandbox stopped" in output
+
+
+def test_registry_validate_names_row_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "registry.yaml"
+    bad.write_text("practices:\n  - ods_code: J8200\n    name: X\n")
+    result = CliRunner().invoke(app, ["registry", "validate", str(bad)])
+    assert result.exit_code == 1
+    assert "row 1 (J8200) field ods_code" in result.output
+    assert "row 1 (J8200) field service_root" in result.output
+
+
+def test_sync_refuses_a_bad_registry_before_doing_anything(tmp_path: Path) -> None:
+    bad = tmp_path / "registry.yaml"
+    bad.write_text("practices: []\n")
+    result = CliRunner().invoke(
+        app, ["sync", "--registry", str(bad), "--warehouse", str(tmp_path / "w.duckdb")]
+    )
+    assert result.exit_code == 1 and "no practices" in result.output
+    assert not (tmp_path / "w.duckdb").exists()
