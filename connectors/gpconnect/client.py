@@ -22,19 +22,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from connectors.clock import Clock, SystemClock
 from connectors.config import ConsumerIdentity, HttpSettings
 from connectors.gpconnect.errors import (
     GpConnectError,
-    RateLimited,
     ResponseInvalid,
     TransportFailure,
     classify,
@@ -43,6 +35,7 @@ from connectors.gpconnect.models import Appointment, OperationOutcome
 from connectors.gpconnect.spine import FHIR_JSON, Interaction, SearchFilter, spine_headers
 from connectors.gpconnect.windows import SearchWindow
 from connectors.registry import Practice
+from connectors.retrying import retrying
 
 log = logging.getLogger("slotsync.connectors.gpconnect")
 
@@ -262,28 +255,13 @@ class GpConnectClient:
     ) -> httpx.Response:
         """Send one interaction, retrying only what the error table calls retryable."""
         host = urlsplit(practice.service_root).netloc
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._http.max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception(lambda exc: isinstance(exc, GpConnectError) and exc.retryable),
-            reraise=True,
-        )
-        async for attempt in retrying:
+        async for attempt in retrying(self._http):
             with attempt:
                 self.attempts[practice.ods_code] += 1
                 return await self._attempt(
                     practice, interaction, method, path, host, params, json_body, extra_headers
                 )
         raise AssertionError("unreachable: tenacity either returns or re-raises")
-
-    def _wait(self, retry_state: RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
-            return min(exc.retry_after_s, self._http.retry_after_cap_s)
-        backoff = wait_exponential_jitter(
-            initial=self._http.backoff_initial_s, max=self._http.backoff_max_s
-        )
-        return float(backoff(retry_state))
 
     async def _attempt(
         self,
