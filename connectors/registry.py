@@ -37,6 +37,12 @@ class ReleasePolicy(BaseModel):
     core_hours_only: bool = True
     dry_run: bool = False
     releaser: Literal["sandbox", "worklist"] = "worklist"
+    supplier_api_root: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S*[^/\s]$",
+        description="base URL of the supplier slot-release API (no trailing slash); "
+        "unset = the part of service_root before /{ODS}/STU3/1/gpconnect (the sandbox)",
+    )
 
 
 class Practice(BaseModel):
@@ -89,6 +95,26 @@ class Practice(BaseModel):
         return nhs111_daily_quota(self.list_size)
 
 
+class BookingOrganisation(BaseModel):
+    """An organisation that books into practices (an NHS 111 provider or a hub) and exports
+    a log of what it booked; the pipeline confirms each booking with Read Appointment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ods_code: str = Field(pattern=ODS_ORG_PATTERN)
+    name: str = Field(min_length=1)
+    kind: Literal["nhs111", "hub"]
+    booking_log_url: str = Field(description="where its export of GP Connect bookings is served")
+    booking_log_format: Literal["json", "csv"] = "json"
+
+    @field_validator("booking_log_url")
+    @classmethod
+    def _url_shape(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+
 def nhs111_daily_quota(list_size: int) -> int:
     """`max(1, floor(list_size / 3000))`: one per whole 3,000 patients, at least one."""
     return max(1, list_size // 3000)
@@ -108,9 +134,10 @@ class RegistryError(ValueError):
 
 
 class Registry(BaseModel):
-    """A validated set of practices and hubs, unique by ODS code."""
+    """A validated set of practices and hubs (unique by ODS code) and booking organisations."""
 
     practices: tuple[Practice, ...]
+    booking_organisations: tuple[BookingOrganisation, ...] = ()
 
     def by_ods(self) -> dict[str, Practice]:
         return {p.ods_code: p for p in self.practices}
@@ -125,7 +152,12 @@ class Registry(BaseModel):
         rows = [p.model_dump(mode="json", exclude_defaults=False) for p in self.practices]
         for row in rows:
             row["booking_hubs"] = list(row["booking_hubs"])
-        return yaml.safe_dump({"practices": rows}, sort_keys=False, allow_unicode=True)
+        document: dict[str, Any] = {"practices": rows}
+        if self.booking_organisations:
+            document["booking_organisations"] = [
+                org.model_dump(mode="json") for org in self.booking_organisations
+            ]
+        return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +166,9 @@ class Registry(BaseModel):
         tmp.replace(path)
 
 
-def validate_rows(rows: Iterable[Any], source: str) -> Registry:
+def validate_rows(
+    rows: Iterable[Any], source: str, booking_org_rows: Iterable[Any] = ()
+) -> Registry:
     """Validate raw rows into a `Registry`, collecting every problem before raising."""
     problems: list[str] = []
     practices: list[Practice] = []
@@ -165,11 +199,36 @@ def validate_rows(rows: Iterable[Any], source: str) -> Registry:
             problems.append(
                 f"practice {practice.ods_code} field booking_hubs: hubs {missing} are not in the registry"
             )
+    organisations = _validate_booking_orgs(booking_org_rows, problems)
     if problems:
         raise RegistryError(source, problems)
     if not practices:
         raise RegistryError(source, ["no practices listed under 'practices:'"])
-    return Registry(practices=tuple(practices))
+    return Registry(practices=tuple(practices), booking_organisations=tuple(organisations))
+
+
+def _validate_booking_orgs(rows: Iterable[Any], problems: list[str]) -> list[BookingOrganisation]:
+    organisations: list[BookingOrganisation] = []
+    seen: set[str] = set()
+    for index, row in enumerate(rows, start=1):
+        where = _row_label(index, row) if isinstance(row, Mapping) else f"row {index}"
+        label = f"booking_organisations {where}"
+        if not isinstance(row, Mapping):
+            problems.append(f"{label}: expected a mapping of fields, got {type(row).__name__}")
+            continue
+        try:
+            organisation = BookingOrganisation.model_validate(dict(row))
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = ".".join(str(part) for part in err["loc"]) or "(row)"
+                problems.append(f"{label} field {field}: {err['msg']}")
+            continue
+        if organisation.ods_code in seen:
+            problems.append(f"{label} field ods_code: duplicate booking organisation")
+            continue
+        seen.add(organisation.ods_code)
+        organisations.append(organisation)
+    return organisations
 
 
 def _row_label(index: int, row: Mapping[str, Any]) -> str:
@@ -189,7 +248,10 @@ def load_registry(path: Path) -> Registry:
         raise RegistryError(str(path), [f"not valid YAML: {exc}"]) from exc
     if not isinstance(document, Mapping) or not isinstance(document.get("practices"), list):
         raise RegistryError(str(path), ["top level must be a mapping with a 'practices:' list"])
-    return validate_rows(document["practices"], str(path))
+    organisations = document.get("booking_organisations") or []
+    if not isinstance(organisations, list):
+        raise RegistryError(str(path), ["'booking_organisations:' must be a list"])
+    return validate_rows(document["practices"], str(path), organisations)
 
 
 # Column names seen in NHS Digital publications (ODS epraccur, "Patients registered at a GP

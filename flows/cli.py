@@ -83,9 +83,8 @@ def sandbox(
     seed: Annotated[int, typer.Option(help="sandbox random seed")] = 20261126,
 ) -> None:
     """Serve the sandbox GP Connect estate standalone (wall clock) until Ctrl-C."""
-    from connectors.sandbox.server import SandboxServer
-
     from connectors.clock import SystemClock
+    from connectors.sandbox.server import SandboxServer
 
     with SandboxServer(clock=SystemClock(), seed=seed, host=host, port=port) as server:
         server.registry.write(registry_out)

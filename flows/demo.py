@@ -60,9 +60,8 @@ def run_demo(
     progress: Callable[[str], None] = print,
 ) -> DemoReport:
     """Start the sandbox, replay `days` of scheduled runs, and stop everything again."""
-    from connectors.sandbox.server import SandboxServer
-
     from connectors.config import get_settings
+    from connectors.sandbox.server import SandboxServer
     from flows.sync import intraday_sync, nightly_sync
 
     data_dir.mkdir(parents=True, exist_ok=True)

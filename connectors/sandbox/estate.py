@@ -17,7 +17,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from connectors.registry import Practice, Registry, ReleasePolicy
+from connectors.registry import BookingOrganisation, Practice, Registry, ReleasePolicy
 from connectors.sandbox.determinism import stable_int, stable_random
 
 DEFAULT_SEED = 20261126
@@ -197,7 +197,35 @@ def southern_hampshire_estate(base_url: str, seed: int = DEFAULT_SEED) -> Regist
                 )
             )
             index += 1
-    return Registry(practices=(*practices, *hubs))
+    return Registry(
+        practices=(*practices, *hubs),
+        booking_organisations=booking_organisations(base, hubs),
+    )
+
+
+def booking_organisations(base_url: str, hubs: list[Practice]) -> tuple[BookingOrganisation, ...]:
+    """The NHS 111 provider and the hubs, each exporting its bookings from the sandbox.
+
+    The 111 provider exports JSON and the hubs CSV, as different real systems would.
+    """
+    nhs111 = BookingOrganisation(
+        ods_code=NHS111_PROVIDER_ODS,
+        name=NHS111_PROVIDER_NAMES[NHS111_PROVIDER_ODS],
+        kind="nhs111",
+        booking_log_url=f"{base_url}/_booking-orgs/{NHS111_PROVIDER_ODS}/bookings?format=json",
+        booking_log_format="json",
+    )
+    hub_orgs = (
+        BookingOrganisation(
+            ods_code=hub.ods_code,
+            name=hub.name,
+            kind="hub",
+            booking_log_url=f"{base_url}/_booking-orgs/{hub.ods_code}/bookings?format=csv",
+            booking_log_format="csv",
+        )
+        for hub in hubs
+    )
+    return (nhs111, *hub_orgs)
 
 
 def rehome(registry: Registry, base_url: str) -> Registry:
@@ -207,7 +235,14 @@ def rehome(registry: Registry, base_url: str) -> Registry:
         practices=tuple(
             practice.model_copy(update={"service_root": f"{base}/{practice.ods_code}/STU3/1/gpconnect"})
             for practice in registry.practices
-        )
+        ),
+        booking_organisations=tuple(
+            org.model_copy(
+                update={"booking_log_url": f"{base}/_booking-orgs/{org.ods_code}/bookings"
+                        f"?format={org.booking_log_format}"}
+            )
+            for org in registry.booking_organisations
+        ),
     )
 
 
