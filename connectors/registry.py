@@ -40,8 +40,8 @@ class ReleasePolicy(BaseModel):
     supplier_api_root: str | None = Field(
         default=None,
         pattern=r"^https?://\S*[^/\s]$",
-        description="base URL of the supplier slot-release API (no trailing slash); "
-        "unset = the part of service_root before /{ODS}/STU3/1/gpconnect (the sandbox)",
+        description="base URL the supplier slot API (/_supplier/{ODS}/Slot/...) hangs off, no "
+        "trailing slash; unset = service_root minus /{ODS}/STU3/1/gpconnect (the sandbox)",
     )
 
 

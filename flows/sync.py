@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 
+from connectors.bookinglog import BookingLogClient
 from connectors.clock import Clock, SystemClock
 from connectors.config import Settings, get_settings
 from connectors.gpconnect.client import GpConnectClient
@@ -29,6 +31,7 @@ from connectors.gpconnect.errors import GpConnectError
 from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow, plan_windows
 from connectors.registry import Practice, Registry, load_registry
+from flows.bookings import BookingsResult, collect_bookings
 from warehouse.db import open_warehouse
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
 from warehouse.loader import PracticeDataError, Warehouse, new_load_id
@@ -66,6 +69,7 @@ class SyncSummary:
     flow_name: str
     as_of: datetime
     outcomes: list[PracticeOutcome] = field(default_factory=list)
+    bookings: BookingsResult = field(default_factory=BookingsResult)
     published: str | None = None
 
     @property
@@ -77,9 +81,19 @@ class SyncSummary:
         return sum(o.slot_rows for o in self.outcomes)
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["as_of"] = self.as_of.isoformat()
-        return data
+        return {
+            "load_id": self.load_id,
+            "flow_name": self.flow_name,
+            "as_of": self.as_of.isoformat(),
+            "outcomes": [asdict(o) for o in self.outcomes],
+            "booking_logs": {
+                "organisations_ok": [x.booking_org_ods for x in self.bookings.exports],
+                "entries": sum(len(x.entries) for x in self.bookings.exports),
+                "failures": [str(f) for f in self.bookings.failures],
+                "appointment_reads": dict(Counter(r.outcome for r in self.bookings.reads)),
+            },
+            "published": self.published,
+        }
 
 
 def search_filters(practice: Practice) -> list[tuple[str, SearchFilter]]:
@@ -172,6 +186,10 @@ def load_and_publish(
         warehouse.record_practice_runs(
             summary.load_id, [asdict(o) for o in summary.outcomes], finished_at=clock.now()
         )
+        warehouse.load_bookings(
+            summary.load_id, observed_at=summary.as_of, exports=summary.bookings.exports,
+            fetch_failures=summary.bookings.failures, reads=summary.bookings.reads,
+        )
         warehouse.build_models()
         failed = len(summary.failed)
         warehouse.finish_load(
@@ -216,15 +234,23 @@ async def run_slot_sync(
 
     windows = plan_windows(observed_at, horizon_days, settings.sync.window_days)
     summary = SyncSummary(load_id=load_id, flow_name=flow_name, as_of=observed_at)
-    async with GpConnectClient(settings.http, settings.consumer, clock=clock) as client:
-        summary.outcomes = list(
-            await asyncio.gather(
-                *(
-                    fetch_practice(p, windows, client, settings.landing_dir, load_id, observed_at)
-                    for p in selected
-                )
+    secret = settings.patient_hash_key.get_secret_value()
+    async with (
+        GpConnectClient(settings.http, settings.consumer, clock=clock) as client,
+        BookingLogClient(settings.http, hash_secret=secret, clock=clock) as log_client,
+    ):
+        slot_fetches = asyncio.gather(
+            *(
+                fetch_practice(p, windows, client, settings.landing_dir, load_id, observed_at)
+                for p in selected
             )
         )
+        bookings = collect_bookings(
+            registry, client, log_client, hash_secret=secret, clock=clock, observed_at=observed_at,
+            practices={p.ods_code for p in selected},
+        )
+        outcomes, summary.bookings = await asyncio.gather(slot_fetches, bookings)
+        summary.outcomes = list(outcomes)
     return load_and_publish(settings, summary, started_at, clock)
 
 

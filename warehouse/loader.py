@@ -19,14 +19,20 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from connectors.bookinglog import AppointmentRead, BookingLogExport
+from connectors.gpconnect.errors import GpConnectError
 from connectors.registry import Registry
+from connectors.uktime import parse_fhir_datetime
 from warehouse.db import sql_text
 
 # Order matters: later models read earlier ones.
 VIEW_MODELS: tuple[tuple[str, str], ...] = (
+    ("staging.stg_booking_log__appointments", "models/staging/stg_booking_log__appointments.sql"),
+    ("staging.stg_gpconnect__appointment_reads", "models/staging/stg_gpconnect__appointment_reads.sql"),
     ("core.int_slot_observations", "models/intermediate/int_slot_observations.sql"),
 )
 TABLE_MODELS: tuple[tuple[str, str], ...] = (
+    ("core.fct_appointment", "models/core/fct_appointment.sql"),
     ("marts.mart_111_quota_daily", "models/marts/mart_111_quota_daily.sql"),
     ("marts.mart_pipeline_freshness", "models/marts/mart_pipeline_freshness.sql"),
 )
@@ -137,12 +143,27 @@ class Warehouse:
                  "accepts_111_booking", "nhs111_provider_ods", "booking_hubs", "ccg_code",
                  "pcn_code", "nhs111_daily_quota", "load_id"])}
         )
+        organisations = pa.table(
+            {
+                "ods_code": [o.ods_code for o in registry.booking_organisations],
+                "name": [o.name for o in registry.booking_organisations],
+                "kind": [o.kind for o in registry.booking_organisations],
+                "booking_log_format": [o.booking_log_format for o in registry.booking_organisations],
+                "load_id": [load_id] * len(registry.booking_organisations),
+            },
+            schema=pa.schema([(name, pa.string()) for name in
+                              ("ods_code", "name", "kind", "booking_log_format", "load_id")]),
+        )
         self.con.execute("BEGIN TRANSACTION")
         try:
             self.con.execute("delete from core.dim_practice")
             self.con.register("registry_rows", table)
             self.con.execute("insert into core.dim_practice select * from registry_rows")
             self.con.unregister("registry_rows")
+            self.con.execute("delete from core.dim_booking_organisation")
+            self.con.register("organisation_rows", organisations)
+            self.con.execute("insert into core.dim_booking_organisation select * from organisation_rows")
+            self.con.unregister("organisation_rows")
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
@@ -265,6 +286,98 @@ class Warehouse:
             "and practice_ods = $practice_ods", params,
         ).fetchall()[0][0])
 
+    # ------------------------------------------------------------------ bookings
+
+    def load_bookings(
+        self,
+        load_id: str,
+        *,
+        observed_at: datetime,
+        exports: Sequence[BookingLogExport],
+        fetch_failures: Sequence[GpConnectError],
+        reads: Sequence[AppointmentRead],
+    ) -> None:
+        """Store booking-log exports, fetch outcomes and appointment reads in one transaction.
+
+        Re-running a load replaces that load's rows, so it is idempotent.
+        """
+        entries = [(export, entry) for export in exports for entry in export.entries]
+        entry_table = pa.table(
+            {
+                "load_id": pa.array([load_id] * len(entries), pa.string()),
+                "booking_org_ods": pa.array([x.booking_org_ods for x, _ in entries], pa.string()),
+                "observed_at": pa.array([observed_at] * len(entries), _UTC),
+                "fetched_at": pa.array([x.fetched_at for x, _ in entries], _UTC),
+                "appointment_id": pa.array([e.appointment_id for _, e in entries], pa.string()),
+                "practice_ods": pa.array([e.practice_ods for _, e in entries], pa.string()),
+                "slot_ids": pa.array([list(e.slot_ids) for _, e in entries], pa.list_(pa.string())),
+                "start_text": pa.array([e.start for _, e in entries], pa.string()),
+                "end_text": pa.array([e.end for _, e in entries], pa.string()),
+                "start_at": pa.array([e.start_utc for _, e in entries], _UTC),
+                "end_at": pa.array([e.end_utc for _, e in entries], _UTC),
+                "booked_at": pa.array([e.booked_at for _, e in entries], _UTC),
+                "cancelled_at": pa.array([e.cancelled_at for _, e in entries], _UTC),
+                "status": pa.array([e.status for _, e in entries], pa.string()),
+                "patient_key": pa.array([e.patient_key for _, e in entries], pa.string()),
+            }
+        )
+        read_table = pa.table(
+            {
+                "load_id": pa.array([load_id] * len(reads), pa.string()),
+                "practice_ods": pa.array([r.practice_ods for r in reads], pa.string()),
+                "appointment_id": pa.array([r.appointment_id for r in reads], pa.string()),
+                "observed_at": pa.array([observed_at] * len(reads), _UTC),
+                "fetched_at": pa.array([r.fetched_at for r in reads], _UTC),
+                "outcome": pa.array([r.outcome for r in reads], pa.string()),
+                "http_status": pa.array([r.http_status for r in reads], pa.int32()),
+                "status": pa.array([r.status for r in reads], pa.string()),
+                "version_id": pa.array([r.version_id for r in reads], pa.string()),
+                "start_text": pa.array([r.start for r in reads], pa.string()),
+                "end_text": pa.array([r.end for r in reads], pa.string()),
+                "start_at": pa.array([_utc_or_none(r.start) for r in reads], _UTC),
+                "end_at": pa.array([_utc_or_none(r.end) for r in reads], _UTC),
+                "slot_ids": pa.array([list(r.slot_ids) for r in reads], pa.list_(pa.string())),
+                "booking_org_ods": pa.array([r.booking_org_ods for r in reads], pa.string()),
+                "patient_key": pa.array([r.patient_key for r in reads], pa.string()),
+                "created_text": pa.array([r.created for r in reads], pa.string()),
+                "error": pa.array([r.error for r in reads], pa.string()),
+            }
+        )
+        fetches = [
+            (x.booking_org_ods, "ok", x.fetched_at, x.http_status, x.body_bytes, len(x.entries), None, None)
+            for x in exports
+        ] + [
+            (f.practice_ods, "failed", None, f.status, None, 0, str(f), f.next_step)
+            for f in fetch_failures
+        ]
+        fetch_table = pa.table(
+            {
+                "load_id": pa.array([load_id] * len(fetches), pa.string()),
+                "booking_org_ods": pa.array([f[0] for f in fetches], pa.string()),
+                "status": pa.array([f[1] for f in fetches], pa.string()),
+                "fetched_at": pa.array([f[2] for f in fetches], _UTC),
+                "http_status": pa.array([f[3] for f in fetches], pa.int32()),
+                "body_bytes": pa.array([f[4] for f in fetches], pa.int64()),
+                "entries": pa.array([f[5] for f in fetches], pa.int32()),
+                "message": pa.array([f[6] for f in fetches], pa.string()),
+                "next_step": pa.array([f[7] for f in fetches], pa.string()),
+            }
+        )
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for table in ("raw.booking_log_entry", "raw.gpc_appointment_read", "meta.booking_log_fetch"):
+                self.con.execute(f"delete from {table} where load_id = ?", [load_id])
+            for name, arrow in (("raw.booking_log_entry", entry_table),
+                                ("raw.gpc_appointment_read", read_table),
+                                ("meta.booking_log_fetch", fetch_table)):
+                self.con.register("incoming_rows", arrow)
+                self.con.execute(f"insert into {name} by name select * from incoming_rows")
+                self.con.unregister("incoming_rows")
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+
     # ------------------------------------------------------------------ models
 
     def build_models(self) -> None:
@@ -315,6 +428,18 @@ class Warehouse:
             self.con.execute("detach snapshot")
         tmp.replace(target)
         return target
+
+
+_UTC = pa.timestamp("us", tz="UTC")
+
+
+def _utc_or_none(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_fhir_datetime(text)
+    except ValueError:
+        return None
 
 
 def _sql_literal(path: Path) -> str:

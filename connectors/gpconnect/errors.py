@@ -37,6 +37,7 @@ class GpConnectError(Exception):
         spine_code: str | None = None,
         next_step: str | None = None,
         retry_after_s: float | None = None,
+        subject: str | None = None,
     ) -> None:
         self.practice_ods = practice_ods
         self.interaction = interaction
@@ -47,8 +48,9 @@ class GpConnectError(Exception):
         self.detail = message
         status_text = f"HTTP {status}" if status is not None else "no HTTP response"
         code_text = f" {spine_code}" if spine_code else ""
+        who = subject or f"practice {practice_ods}"
         super().__init__(
-            f"practice {practice_ods}, {interaction}: {status_text}{code_text}: {message}. "
+            f"{who}, {interaction}: {status_text}{code_text}: {message}. "
             f"Next step: {self.next_step}"
         )
 

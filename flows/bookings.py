@@ -1,0 +1,107 @@
+"""The bookings leg of a sync: what booking organisations booked, confirmed at the practice.
+
+1. `fetch_booking_log`, one task per booking organisation: its export, validated and
+   pseudonymised by the connector.
+2. `confirm_bookings`: Read Appointment at the practice for every logged appointment that
+   ends after the look-back point (past appointments cannot change any more), concurrently
+   through the shared, rate-limited GP Connect client.
+The writer stores both with the slots; a failing export never fails the slot sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from connectors.bookinglog import (
+    AppointmentRead,
+    BookingLogClient,
+    BookingLogEntry,
+    BookingLogExport,
+    confirm_booking,
+)
+from connectors.clock import Clock
+from connectors.gpconnect.client import GpConnectClient
+from connectors.gpconnect.errors import GpConnectError
+from connectors.registry import BookingOrganisation, Registry
+
+CONFIRM_LOOKBACK = timedelta(days=1)
+
+
+@dataclass
+class BookingsResult:
+    exports: list[BookingLogExport] = field(default_factory=list)
+    failures: list[GpConnectError] = field(default_factory=list)
+    reads: list[AppointmentRead] = field(default_factory=list)
+
+
+@task(name="fetch-booking-log", cache_policy=NO_CACHE,
+      task_run_name="booking-log-{organisation.ods_code}")
+async def fetch_booking_log(
+    organisation: BookingOrganisation, client: BookingLogClient
+) -> BookingLogExport | GpConnectError:
+    try:
+        return await client.fetch(organisation)
+    except GpConnectError as exc:
+        get_run_logger().warning("%s", exc)
+        return exc
+
+
+def entries_to_confirm(
+    exports: list[BookingLogExport], registry: Registry, observed_at: datetime,
+    practices: set[str] | None = None,
+) -> list[BookingLogEntry]:
+    """Logged appointments still worth reading back, each once, at known practices."""
+    known = {ods for ods in registry.by_ods() if practices is None or ods in practices}
+    since = observed_at - CONFIRM_LOOKBACK
+    chosen: dict[tuple[str, str], BookingLogEntry] = {}
+    for export in exports:
+        for entry in export.entries:
+            if entry.practice_ods in known and entry.end_utc >= since:
+                chosen.setdefault((entry.practice_ods, entry.appointment_id), entry)
+    return [chosen[key] for key in sorted(chosen)]
+
+
+@task(name="confirm-bookings", cache_policy=NO_CACHE)
+async def confirm_bookings(
+    entries: list[BookingLogEntry], registry: Registry, client: GpConnectClient,
+    hash_secret: str, clock: Clock,
+) -> list[AppointmentRead]:
+    practices = registry.by_ods()
+    return list(
+        await asyncio.gather(
+            *(
+                confirm_booking(client, practices[e.practice_ods], e, hash_secret=hash_secret, clock=clock)
+                for e in entries
+            )
+        )
+    )
+
+
+async def collect_bookings(
+    registry: Registry,
+    gp_client: GpConnectClient,
+    log_client: BookingLogClient,
+    *,
+    hash_secret: str,
+    clock: Clock,
+    observed_at: datetime,
+    practices: set[str] | None = None,
+) -> BookingsResult:
+    result = BookingsResult()
+    fetched = await asyncio.gather(
+        *(fetch_booking_log(org, log_client) for org in registry.booking_organisations)
+    )
+    for item in fetched:
+        if isinstance(item, GpConnectError):
+            result.failures.append(item)
+        else:
+            result.exports.append(item)
+    entries = entries_to_confirm(result.exports, registry, observed_at, practices)
+    if entries:
+        result.reads = await confirm_bookings(entries, registry, gp_client, hash_secret, clock)
+    return result
