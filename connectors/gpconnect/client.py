@@ -27,6 +27,7 @@ from connectors.clock import Clock, SystemClock
 from connectors.config import ConsumerIdentity, HttpSettings
 from connectors.gpconnect.errors import (
     GpConnectError,
+    IncompleteResponse,
     ResponseInvalid,
     TransportFailure,
     classify,
@@ -154,15 +155,6 @@ class GpConnectClient:
             practice, Interaction.SEARCH_SLOTS, "GET", "/Slot", params=params
         )
         body = response.content
-        stripped = body.strip()
-        # A cheap structural check: a cut or non-JSON body must never be landed as data.
-        if not (stripped.startswith(b"{") and stripped.endswith(b"}")):
-            raise ResponseInvalid(
-                f"slot search body is not a complete JSON object ({len(body)} bytes)",
-                practice_ods=practice.ods_code,
-                interaction=Interaction.SEARCH_SLOTS.label,
-                status=response.status_code,
-            )
         return SlotSearchResponse(
             practice_ods=practice.ods_code,
             filter_key=search_filter.key,
@@ -312,6 +304,7 @@ class GpConnectClient:
         )
         if response.status_code >= 400:
             raise self._error(practice, interaction, response)
+        _require_complete_fhir_json(practice, interaction, response)
         return response
 
     async def _read_capped(
@@ -402,6 +395,28 @@ class GpConnectClient:
                 interaction=interaction.label,
                 status=response.status_code,
             ) from exc
+
+
+def _require_complete_fhir_json(
+    practice: Practice, interaction: Interaction, response: httpx.Response
+) -> None:
+    """A cheap structural check on every success: a cut or non-JSON body is never data.
+
+    Proxies answer with HTML pages and connections drop mid-body; both are worth a retry,
+    and a body that stays broken fails the practice instead of reaching the warehouse.
+    """
+    content_type = response.headers.get("content-type", "")
+    stripped = response.content.strip()
+    problem = None
+    if "json" not in content_type.lower():
+        problem = f"content type {content_type or '(none)'!r} is not FHIR JSON"
+    elif not (stripped.startswith(b"{") and stripped.endswith(b"}")):
+        problem = f"body is not a complete JSON object ({len(response.content)} bytes)"
+    if problem:
+        raise IncompleteResponse(
+            problem, practice_ods=practice.ods_code, interaction=interaction.label,
+            status=response.status_code,
+        )
 
 
 def _spine_code(response: httpx.Response) -> tuple[str | None, str | None]:

@@ -5,7 +5,8 @@ Exception tree::
     GpConnectError                 (practice, interaction, HTTP status, Spine code, next step)
     ├── TransientError             retried with backoff: 5xx from the SSP/provider, 408
     │   ├── RateLimited            429: retried after Retry-After (capped)
-    │   └── TransportFailure       connection refused/reset, timeouts, body cut short
+    │   ├── TransportFailure       connection refused/reset, timeouts, body cut short
+    │   └── IncompleteResponse     a 2xx whose body is cut or not FHIR JSON (proxy pages)
     ├── ConfigurationError         401/403 and SSP ASID/party-key errors: fail the practice, fix config
     ├── RequestRejected            400/422: our request is wrong; never retried
     ├── Conflict                   409: DUPLICATE_REJECTED (slot taken) or stale If-Match; never retried
@@ -70,6 +71,13 @@ class RateLimited(TransientError):
 
 class TransportFailure(TransientError):
     default_next_step = "network or provider unreachable: check the endpoint, then re-run"
+
+
+class IncompleteResponse(TransientError):
+    default_next_step = (
+        "the provider (or a proxy) sent a cut or non-FHIR body; it was retried. If it persists, "
+        "raise it with the supplier; nothing from it was loaded"
+    )
 
 
 class ConfigurationError(GpConnectError):
