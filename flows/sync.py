@@ -190,7 +190,7 @@ def load_and_publish(
             summary.load_id, observed_at=summary.as_of, exports=summary.bookings.exports,
             fetch_failures=summary.bookings.failures, reads=summary.bookings.reads,
         )
-        warehouse.build_models()
+        warehouse.build_models(summary.load_id)
         failed = len(summary.failed)
         warehouse.finish_load(
             summary.load_id, status="completed", completed_at=clock.now(),

@@ -29,12 +29,17 @@ from warehouse.db import sql_text
 VIEW_MODELS: tuple[tuple[str, str], ...] = (
     ("staging.stg_booking_log__appointments", "models/staging/stg_booking_log__appointments.sql"),
     ("staging.stg_gpconnect__appointment_reads", "models/staging/stg_gpconnect__appointment_reads.sql"),
-    ("core.int_slot_observations", "models/intermediate/int_slot_observations.sql"),
 )
 TABLE_MODELS: tuple[tuple[str, str], ...] = (
     ("core.fct_appointment", "models/core/fct_appointment.sql"),
+    ("core.int_slot_states", "models/intermediate/int_slot_states.sql"),
     ("marts.mart_111_quota_daily", "models/marts/mart_111_quota_daily.sql"),
+    ("marts.mart_111_utilisation_daily", "models/marts/mart_111_utilisation_daily.sql"),
+    ("marts.mart_slot_utilisation_daily", "models/marts/mart_slot_utilisation_daily.sql"),
+    ("marts.mart_hub_utilisation_hourly", "models/marts/mart_hub_utilisation_hourly.sql"),
+    ("marts.mart_releases_daily", "models/marts/mart_releases_daily.sql"),
     ("marts.mart_pipeline_freshness", "models/marts/mart_pipeline_freshness.sql"),
+    ("marts.mart_reconciliation_findings", "models/marts/mart_reconciliation_findings.sql"),
 )
 
 
@@ -171,16 +176,24 @@ class Warehouse:
 
     # ------------------------------------------------------------------ loading
 
-    def load_practice_file(self, path: Path, *, load_id: str, practice_ods: str) -> PracticeLoad:
-        """Load one landing file as one transaction; raw is kept even if staging is refused."""
+    def load_practice_file(
+        self, path: Path, *, load_id: str, practice_ods: str, stream: str = "slots"
+    ) -> PracticeLoad:
+        """Load one landing file as one transaction; raw is kept even if staging is refused.
+
+        `stream` names the `meta.sync_window` state the units complete: `slots` for the
+        scheduled syncs, another name (a backfill's) to keep that state untouched.
+        """
         params = {"load_id": load_id, "practice_ods": practice_ods}
         self.con.execute("BEGIN TRANSACTION")
         try:
-            self._land(path, load_id, practice_ods)
-            responses = self._count_responses(params)
-            self._replace_staging_units(params)
+            responses = self._land(path, load_id, practice_ods)
+            self._stage()
             self._check_staging(params)
-            slot_rows = self._mark_units_complete(params)
+            slot_rows = self._replace_staging_units(params)
+            self._mark_units_complete(stream)
+            self._apply_complete_observations(params)
+            self._drop_batch()
             self.con.execute("COMMIT")
         except PracticeDataError:
             self.con.execute("ROLLBACK")
@@ -191,58 +204,58 @@ class Warehouse:
             raise
         return PracticeLoad(practice_ods, responses, slot_rows)
 
-    def _land(self, path: Path, load_id: str, practice_ods: str) -> None:
+    # One practice's batch lives in two temporary tables for the length of its transaction
+    # (temporary tables are in memory and never written to the WAL): `loader_landed`, the
+    # landing file's rows in raw's shape, and `loader_staged`, their typed slots. Every
+    # check and count reads them, never raw or staging, so a load costs the same whatever
+    # the warehouse already holds, and each bundle is parsed once by read_json and once by
+    # json_transform.
+
+    def _land(self, path: Path, load_id: str, practice_ods: str) -> int:
+        """Read the landing file, check it belongs here, and replace its raw rows."""
+        try:
+            self.con.execute(
+                "create or replace temp table loader_landed as "
+                + sql_text("load/land_slot_search.sql"),
+                {"path": str(path)},
+            )
+        except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+            raise PracticeDataError(practice_ods, f"response is not valid FHIR JSON ({exc})") from exc
+        responses, wrong = self.con.execute(
+            "select count(*), count(*) filter (where load_id is distinct from $load_id "
+            "or practice_ods is distinct from $practice_ods) from loader_landed",
+            {"load_id": load_id, "practice_ods": practice_ods},
+        ).fetchall()[0]
+        if wrong:
+            raise PracticeDataError(practice_ods, "landing file names another load or practice")
         # Re-landing the same load for a practice (a re-run) replaces its raw rows.
         self.con.execute(
             "delete from raw.gpc_slot_search where load_id = ? and practice_ods = ?",
             [load_id, practice_ods],
         )
-        try:
-            self.con.execute(sql_text("load/land_slot_search.sql"), {"path": str(path)})
-        except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
-            raise PracticeDataError(practice_ods, f"response is not valid FHIR JSON ({exc})") from exc
-        wrong = self.con.execute(
-            "select count(*) from raw.gpc_slot_search where load_id = ? and practice_ods = ? "
-            "and (load_id <> ? or practice_ods <> ?)",
-            [load_id, practice_ods, load_id, practice_ods],
-        ).fetchall()[0][0]
-        if wrong:
-            raise PracticeDataError(practice_ods, "landing file names another load or practice")
+        self.con.execute("insert into raw.gpc_slot_search by name select * from loader_landed")
+        return int(responses)
 
     def _keep_raw_only(self, path: Path, load_id: str, practice_ods: str) -> None:
         self.con.execute("BEGIN TRANSACTION")
         try:
             self._land(path, load_id, practice_ods)
+            self._drop_batch()
             self.con.execute("COMMIT")
         except Exception:
             # Unparseable bytes cannot be stored as JSON; the landing file itself is kept.
             self.con.execute("ROLLBACK")
 
-    def _count_responses(self, params: dict[str, str]) -> int:
-        return int(self.con.execute(
-            "select count(*) from raw.gpc_slot_search where load_id = $load_id "
-            "and practice_ods = $practice_ods", params,
-        ).fetchall()[0][0])
+    def _stage(self) -> None:
+        """Type the landed bundles (models/staging/stg_gpconnect__slots.sql) into `loader_staged`."""
+        self.con.execute(
+            "create or replace temp table loader_staged as "
+            + sql_text("models/staging/stg_gpconnect__slots.sql")
+        )
 
-    def _replace_staging_units(self, params: dict[str, str]) -> None:
-        self.con.execute(
-            """
-            delete from staging.stg_gpconnect__slots as s
-            where exists (
-                select 1 from raw.gpc_slot_search as r
-                where r.load_id = $load_id and r.practice_ods = $practice_ods
-                  and s.practice_ods = r.practice_ods and s.filter_key = r.filter_key
-                  and s.window_start = r.window_start and s.window_end = r.window_end
-                  and s.observed_at = r.observed_at
-            )
-            """,
-            params,
-        )
-        self.con.execute(
-            "insert into staging.stg_gpconnect__slots by name "
-            + sql_text("models/staging/stg_gpconnect__slots.sql"),
-            params,
-        )
+    def _drop_batch(self) -> None:
+        self.con.execute("drop table if exists loader_staged")
+        self.con.execute("drop table if exists loader_landed")
 
     def _check_staging(self, params: dict[str, str]) -> None:
         """Strict where the data would be wrong: every slot needs id, schedule, start, end."""
@@ -253,10 +266,8 @@ class Warehouse:
                 count(*) filter (where schedule_id is null) as missing_schedule,
                 count(*) filter (where start_at is null) as bad_start,
                 count(*) filter (where end_at is null) as bad_end
-            from staging.stg_gpconnect__slots
-            where load_id = $load_id and practice_ods = $practice_ods
-            """,
-            params,
+            from loader_staged
+            """
         ).fetchall()[0]
         labels = ("without an id", "without a schedule reference", "with a missing or invalid start",
                   "with a missing or invalid end")
@@ -264,27 +275,95 @@ class Warehouse:
         if found:
             raise PracticeDataError(params["practice_ods"], "; ".join(found))
 
-    def _mark_units_complete(self, params: dict[str, str]) -> int:
+    def _replace_staging_units(self, params: dict[str, str]) -> int:
+        """Delete the staging rows of every unit in the batch, insert the batch's; returns rows."""
+        # The constant practice filter lets DuckDB skip row groups by their min/max.
+        self.con.execute(
+            """
+            delete from staging.stg_gpconnect__slots as s
+            using (
+                select distinct practice_ods, filter_key, window_start, window_end, observed_at
+                from loader_landed
+            ) as u
+            where s.practice_ods = $practice_ods
+              and s.practice_ods = u.practice_ods and s.filter_key = u.filter_key
+              and s.window_start = u.window_start and s.window_end = u.window_end
+              and s.observed_at = u.observed_at
+            """,
+            {"practice_ods": params["practice_ods"]},
+        )
+        inserted = self.con.execute(
+            "insert into staging.stg_gpconnect__slots by name select * from loader_staged"
+        ).fetchall()
+        return int(inserted[0][0])
+
+    def _mark_units_complete(self, stream: str) -> None:
         self.con.execute(
             """
             insert or replace into meta.sync_window
             select
-                r.practice_ods, 'slots', r.filter_key, r.window_start, r.window_end, r.observed_at,
-                r.load_id,
-                (select count(*) from staging.stg_gpconnect__slots as s
-                 where s.practice_ods = r.practice_ods and s.filter_key = r.filter_key
-                   and s.window_start = r.window_start and s.window_end = r.window_end
-                   and s.observed_at = r.observed_at),
-                now()
-            from raw.gpc_slot_search as r
-            where r.load_id = $load_id and r.practice_ods = $practice_ods
+                l.practice_ods, $stream, l.filter_key, l.window_start, l.window_end, l.observed_at,
+                l.load_id, coalesce(c.slots, 0), now()
+            from loader_landed as l
+            left join (
+                select filter_key, window_start, window_end, observed_at, count(*) as slots
+                from loader_staged
+                group by all
+            ) as c using (filter_key, window_start, window_end, observed_at)
             """,
-            params,
+            {"stream": stream},
         )
-        return int(self.con.execute(
-            "select count(*) from staging.stg_gpconnect__slots where load_id = $load_id "
-            "and practice_ods = $practice_ods", params,
-        ).fetchall()[0][0])
+
+    def _apply_complete_observations(self, params: dict[str, str]) -> None:
+        """Fold each complete observation of this load into core.fct_slot_history.
+
+        An observation is complete when every searchFilter the practice needs returned for
+        that window; otherwise the audience of its slots cannot be told and it waits for a
+        re-run.
+        """
+        needed = self.con.execute(
+            "select 1 + (case when accepts_111_booking then 1 else 0 end) + len(booking_hubs) "
+            "from core.dim_practice where practice_ods = $practice_ods",
+            {"practice_ods": params["practice_ods"]},
+        ).fetchall()
+        if not needed:
+            return
+        units = self.con.execute(
+            """
+            select window_start, window_end, observed_at
+            from raw.gpc_slot_search
+            where load_id = $load_id and practice_ods = $practice_ods
+            group by all
+            having count(distinct filter_key) >= $needed
+            order by observed_at, window_start
+            """,
+            {**params, "needed": needed[0][0]},
+        ).fetchall()
+        for window_start, window_end, observed_at in units:
+            self.apply_observation(
+                params["practice_ods"], window_start=window_start, window_end=window_end,
+                observed_at=observed_at, load_id=params["load_id"],
+            )
+
+    def apply_observation(
+        self, practice_ods: str, *, window_start: datetime, window_end: datetime,
+        observed_at: datetime, load_id: str,
+    ) -> None:
+        """Fold one complete (practice, window, observed_at) observation into slot history.
+
+        Runs inside the caller's transaction; the staging rows must already be in place.
+        """
+        self.con.execute(sql_text("load/apply_slot_observation.sql"), {
+            "practice_ods": practice_ods, "window_start": window_start, "window_end": window_end,
+            "observed_at": observed_at, "load_id": load_id,
+        })
+        self.con.execute(
+            "delete from core.fct_slot_history where practice_ods = $practice_ods "
+            "and slot_id in (select slot_id from slot_history_update)",
+            {"practice_ods": practice_ods},
+        )
+        self.con.execute("insert into core.fct_slot_history select * from slot_history_update")
+        self.con.execute("drop table slot_history_update")
 
     # ------------------------------------------------------------------ bookings
 
@@ -380,14 +459,24 @@ class Warehouse:
 
     # ------------------------------------------------------------------ models
 
-    def build_models(self) -> None:
-        """(Re)build intermediate views and mart tables in one transaction."""
+    def build_models(self, load_id: str | None = None) -> None:
+        """(Re)build views and tables in one transaction; record the load's reconciliation."""
         self.con.execute("BEGIN TRANSACTION")
         try:
             for name, path in VIEW_MODELS:
                 self.con.execute(f"create or replace view {name} as {sql_text(path)}")
             for name, path in TABLE_MODELS:
                 self.con.execute(f"create or replace table {name} as {sql_text(path)}")
+            if load_id is not None:
+                self.con.execute(
+                    """
+                    insert or replace into meta.reconciliation_summary
+                    select $load_id, practice_ods, reason_code, count(*)
+                    from marts.mart_reconciliation_findings
+                    group by all
+                    """,
+                    {"load_id": load_id},
+                )
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")

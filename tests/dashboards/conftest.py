@@ -124,7 +124,13 @@ def build_warehouse(warehouse: Path, load_id: str) -> None:
         con.execute(_SYNC_WINDOW_SQL, {k: params[k] for k in
                                        ("load_id", "window_start", "window_end", "observed_at")})
         con.execute(_STAGING_SQL, params)
-        Warehouse(con).build_models()
+        warehouse_writer = Warehouse(con)
+        for (ods,) in con.execute("select practice_ods from core.dim_practice").fetchall():
+            warehouse_writer.apply_observation(
+                ods, window_start=params["window_start"], window_end=params["window_end"],
+                observed_at=params["observed_at"], load_id=load_id,
+            )
+        warehouse_writer.build_models()
     finally:
         con.close()
 

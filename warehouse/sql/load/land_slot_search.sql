@@ -1,20 +1,22 @@
--- Land one landing file (one line per slot-search response: {"meta": {...}, "bundle": {...}})
--- into raw.gpc_slot_search, keeping the bundle text exactly as received.
-insert into raw.gpc_slot_search
+-- The rows of one landing file (one line per slot-search response:
+-- {"meta": {...}, "bundle": {...}}) in the shape of raw.gpc_slot_search, bundle text as
+-- received. Parameter: $path. The loader puts them in a temporary table, checks them and
+-- inserts them into raw.gpc_slot_search in the practice's transaction; staging is typed
+-- from the same temporary table, so raw is never read back while loading.
 select
-    meta.load_id,
-    meta.practice_ods,
-    meta.interaction,
-    meta.filter_role,
-    meta.filter_key,
-    meta.window_start::timestamptz,
-    meta.window_end::timestamptz,
-    meta.observed_at::timestamptz,
-    meta.fetched_at::timestamptz,
-    meta.http_status,
-    meta.trace_id,
-    meta.body_bytes,
-    bundle
+    meta.load_id as load_id,
+    meta.practice_ods as practice_ods,
+    meta.interaction as interaction,
+    meta.filter_role as filter_role,
+    meta.filter_key as filter_key,
+    meta.window_start::timestamptz as window_start,
+    meta.window_end::timestamptz as window_end,
+    meta.observed_at::timestamptz as observed_at,
+    meta.fetched_at::timestamptz as fetched_at,
+    meta.http_status as http_status,
+    meta.trace_id as trace_id,
+    meta.body_bytes as body_bytes,
+    bundle as body
 from read_json(
     $path,
     format = 'newline_delimited',

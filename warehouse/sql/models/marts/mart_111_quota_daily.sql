@@ -1,16 +1,17 @@
 -- Grain: one row per practice (kind = practice) per UK calendar day that any completed
 -- observation covered. NHS 111 quota compliance counts slots *reserved* for NHS 111
--- (returned to the 111 provider's search but not to an unfiltered search), because only
--- those are protected for 111; unrestricted slots 111 could also see are reported
--- alongside. Core days are Monday to Friday.
+-- (returned to the 111 provider's search but not to an unfiltered search) that were offered
+-- on that day at any observation, because only those are protected for 111; `quota` is
+-- max(1, floor(list_size / 3000)) on core days (Mon-Fri). Unrestricted slots 111 could also
+-- see are reported alongside (`nhs111_visible_free`) but do not count.
 with
 
 practices as (
     select * from core.dim_practice where kind = 'practice'
 ),
 
-observations as (
-    select * from core.int_slot_observations
+slots as (
+    select * from core.int_slot_states
 ),
 
 covered_days as (
@@ -25,27 +26,17 @@ covered_days as (
     where stream = 'slots'
 ),
 
-latest_observation as (
-    select practice_ods, slot_day, max(observed_at) as observed_at
-    from observations
-    group by all
-),
-
-reserved_offered as (
-    select practice_ods, slot_day, count(distinct slot_id) as nhs111_reserved_offered
-    from observations
-    where audience = 'nhs111'
-    group by all
-),
-
-free_now as (
+per_day as (
     select
-        o.practice_ods,
-        o.slot_day,
-        count(*) filter (where o.audience = 'nhs111') as nhs111_reserved_free,
-        count(*) filter (where o.in_nhs111_search) as nhs111_visible_free
-    from observations as o
-    join latest_observation as l using (practice_ods, slot_day, observed_at)
+        practice_ods,
+        slot_day,
+        count(*) filter (where ever_nhs111) as nhs111_reserved_offered,
+        count(*) filter (where last_audience = 'nhs111' and state = 'free') as nhs111_reserved_free,
+        -- 111 can see its reserved slots and every unrestricted one
+        count(*) filter (where state = 'free' and last_audience in ('general', 'nhs111'))
+            as nhs111_visible_free,
+        count(*) filter (where ever_nhs111 and state = 'unused') as nhs111_reserved_unused
+    from slots
     group by all
 ),
 
@@ -61,16 +52,16 @@ final as (
         d.slot_day,
         isodow(d.slot_day) <= 5 as is_core_day,
         p.nhs111_daily_quota as quota,
-        coalesce(r.nhs111_reserved_offered, 0) as nhs111_reserved_offered,
-        coalesce(f.nhs111_reserved_free, 0) as nhs111_reserved_free,
-        coalesce(f.nhs111_visible_free, 0) as nhs111_visible_free,
+        coalesce(s.nhs111_reserved_offered, 0) as nhs111_reserved_offered,
+        coalesce(s.nhs111_reserved_free, 0) as nhs111_reserved_free,
+        coalesce(s.nhs111_visible_free, 0) as nhs111_visible_free,
+        coalesce(s.nhs111_reserved_unused, 0) as nhs111_reserved_unused,
         case
-            when isodow(d.slot_day) <= 5 then coalesce(r.nhs111_reserved_offered, 0) >= p.nhs111_daily_quota
+            when isodow(d.slot_day) <= 5 then coalesce(s.nhs111_reserved_offered, 0) >= p.nhs111_daily_quota
         end as meets_quota
     from covered_days as d
     join practices as p using (practice_ods)
-    left join reserved_offered as r using (practice_ods, slot_day)
-    left join free_now as f using (practice_ods, slot_day)
+    left join per_day as s using (practice_ods, slot_day)
 )
 
 select * from final

@@ -1,11 +1,13 @@
--- Typed slots of one load's responses for one practice: one row per Slot entry.
--- Parameters: $load_id, $practice_ods. Unknown elements and extensions are ignored;
--- values that do not fit the expected shape come out NULL and are rejected by the loader.
+-- Typed slots of the responses in `loader_landed`: one row per Slot entry. The loader fills
+-- that temporary table with one practice's landing file in raw.gpc_slot_search's shape
+-- (load/land_slot_search.sql), so each bundle is parsed here once, and never re-read from
+-- raw; to rebuild from raw, fill it with `select * from raw.gpc_slot_search where ...`.
+-- Unknown elements and extensions are ignored; values that do not fit the expected shape
+-- come out NULL and are rejected by the loader.
 with
 
 responses as (
-    select * from raw.gpc_slot_search
-    where load_id = $load_id and practice_ods = $practice_ods
+    select * from loader_landed
 ),
 
 parsed as (

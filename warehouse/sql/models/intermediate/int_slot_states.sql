@@ -1,0 +1,64 @@
+-- One row per slot in core.fct_slot_history with what we can say about it now:
+-- its live appointment (if a booking organisation logged one and the practice confirmed it),
+-- whether it disappeared before its start (inferred booking or removal), and a state.
+-- The as-of instant is the practice's latest completed observation.
+with
+
+history as (
+    select * from core.fct_slot_history
+),
+
+practice_as_of as (
+    select practice_ods, max(observed_at) as as_of
+    from meta.sync_window
+    group by all
+),
+
+appointment_slots as (
+    select
+        practice_ods,
+        unnest(slot_ids) as slot_id,
+        appointment_id,
+        booked_by_kind,
+        booking_org_ods,
+        status,
+        confirmation,
+        booked_at,
+        cancelled_at
+    from core.fct_appointment
+),
+
+live_appointments as (
+    select *
+    from appointment_slots
+    where status = 'booked'
+    qualify row_number() over (partition by practice_ods, slot_id order by booked_at desc) = 1
+),
+
+states as (
+    select
+        h.*,
+        p.as_of,
+        a.appointment_id,
+        a.booked_by_kind as confirmed_booked_by_kind,
+        a.booking_org_ods as confirmed_booking_org_ods,
+        a.confirmation,
+        a.booked_at as confirmed_booked_at,
+        h.disappeared_at is not null and h.disappeared_at <= h.start_at as disappeared_before_start,
+        (h.start_at at time zone 'Europe/London')::date as slot_day,
+        extract('hour' from (h.start_at at time zone 'Europe/London'))::integer as slot_hour,
+        h.start_at <= p.as_of as start_passed
+    from history as h
+    left join practice_as_of as p using (practice_ods)
+    left join live_appointments as a using (practice_ods, slot_id)
+)
+
+select
+    *,
+    case
+        when confirmation = 'confirmed' then 'booked_confirmed'
+        when disappeared_before_start then 'booked_inferred'
+        when start_passed then 'unused'
+        else 'free'
+    end as state
+from states
