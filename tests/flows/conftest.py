@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -11,6 +11,12 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 T = TypeVar("T")
+
+
+def run_in_thread(function: Callable[[], T]) -> T:
+    """Run blocking code that calls `asyncio.run` itself (see `run_async`)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function).result()
 
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -30,10 +30,13 @@ observed as (
 ),
 
 known as (
+    -- Slots this observation should have returned if still free: fully inside the window
+    -- and not yet started (providers drop slots from the search as they start).
     select *
     from core.fct_slot_history
     where practice_ods = $practice_ods
       and start_at >= $window_start
+      and start_at > $observed_at::timestamptz
       and end_at <= $window_end
 ),
 

@@ -1,6 +1,12 @@
 -- One row per slot in core.fct_slot_history with what we can say about it now:
 -- its live appointment (if a booking organisation logged one and the practice confirmed it),
--- whether it disappeared before its start (inferred booking or removal), and a state.
+-- whether it disappeared before its start (inferred booking or removal), and a state:
+--   booked_confirmed  a live appointment logged by a booking organisation, confirmed
+--   booked_inferred   disappeared from the free-slot searches before its start
+--   unused            started while still free at a check within 2 hours of its start
+--   unknown           started while free at the last check, but that check was earlier
+--                     than 2 hours before its start: a late booking cannot be ruled out
+--   free              not started yet, free at the last check
 -- The as-of instant is the practice's latest completed observation.
 with
 
@@ -44,7 +50,7 @@ states as (
         a.booking_org_ods as confirmed_booking_org_ods,
         a.confirmation,
         a.booked_at as confirmed_booked_at,
-        h.disappeared_at is not null and h.disappeared_at <= h.start_at as disappeared_before_start,
+        h.disappeared_at is not null and h.disappeared_at < h.start_at as disappeared_before_start,
         (h.start_at at time zone 'Europe/London')::date as slot_day,
         extract('hour' from (h.start_at at time zone 'Europe/London'))::integer as slot_hour,
         h.start_at <= p.as_of as start_passed
@@ -58,7 +64,8 @@ select
     case
         when confirmation = 'confirmed' then 'booked_confirmed'
         when disappeared_before_start then 'booked_inferred'
-        when start_passed then 'unused'
+        when start_passed and last_checked_at >= start_at - interval 2 hour then 'unused'
+        when start_passed then 'unknown'
         else 'free'
     end as state
 from states

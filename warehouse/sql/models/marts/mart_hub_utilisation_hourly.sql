@@ -19,6 +19,7 @@ select
     count(*) as offered,
     count(*) filter (where s.state in ('booked_confirmed', 'booked_inferred')) as booked,
     count(*) filter (where s.state = 'unused') as unused,
+    count(*) filter (where s.state = 'unknown') as unknown,
     round(count(*) filter (where s.state in ('booked_confirmed', 'booked_inferred')) / count(*), 4)
         as utilisation,
     bool_and(s.start_passed) as is_final

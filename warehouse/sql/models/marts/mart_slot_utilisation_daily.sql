@@ -2,8 +2,9 @@
 -- audience a slot was first offered to). `offered` = distinct slots seen free at any
 -- observation; `booked` = confirmed by a booking organisation's log and the practice's
 -- Read Appointment, or inferred (disappeared before its start, not freed again);
--- `unused` = still free at the last observation before its start. Only days whose slots
--- have all started count as final (`is_final`).
+-- `unused` = still free at a check within 2 hours of its start; `unknown` = free at a last
+-- check earlier than that (a late booking cannot be ruled out). Only days whose slots have
+-- all started count as final (`is_final`).
 with
 
 slots as (
@@ -24,6 +25,7 @@ per_day as (
         count(*) filter (where state = 'booked_confirmed') as booked_confirmed,
         count(*) filter (where state = 'booked_inferred') as booked_inferred,
         count(*) filter (where state = 'unused') as unused,
+        count(*) filter (where state = 'unknown') as unknown,
         count(*) filter (where state = 'free') as still_free,
         bool_and(start_passed) as is_final
     from slots
@@ -45,6 +47,7 @@ select
     d.booked_inferred,
     d.booked_confirmed + d.booked_inferred as booked,
     d.unused,
+    d.unknown,
     d.still_free,
     round((d.booked_confirmed + d.booked_inferred) / nullif(d.offered, 0), 4) as utilisation,
     d.is_final
