@@ -60,6 +60,9 @@ class SyncSettings(BaseModel):
     horizon_days: int = Field(default=28, ge=1, le=90)
     window_days: int = Field(default=14, ge=1, le=14)
     intraday_horizon_days: int = Field(default=2, ge=1, le=14)
+    # Landing files are the raw archive of slot-search bodies; a completed load's folder is
+    # deleted this many days after its observation instant (raw metadata rows stay).
+    raw_retention_days: int = Field(default=35, ge=1)
 
 
 class SandboxSettings(BaseModel):

@@ -8,8 +8,7 @@ returned to the 111 provider's search but not to an unfiltered search.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass
 
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 
@@ -20,21 +19,13 @@ STATUS_ORDER = (STATUS_MEETS, STATUS_BELOW, STATUS_NONE)
 
 
 @dataclass(frozen=True)
-class QuotaFilters:
-    """What the user picked; an empty tuple means "no restriction"."""
-
-    first_day: date
-    last_day: date
-    ccgs: tuple[str, ...] = field(default=())
-    practices: tuple[str, ...] = field(default=())
-    systems: tuple[str, ...] = field(default=())
-
-
-@dataclass(frozen=True)
 class QuotaKpis:
     practices: int
     core_practice_days: int
     core_days_below: int
+    practices_below: int = 0
+    core_offered: int = 0
+    core_quota: int = 0
 
     @property
     def share_meeting(self) -> float | None:
@@ -57,20 +48,6 @@ def prepare(daily: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def apply_filters(daily: pd.DataFrame, filters: QuotaFilters) -> pd.DataFrame:
-    """Rows inside the date range matching every non-empty filter."""
-    days = daily["slot_day"]
-    keep = (days >= pd.Timestamp(filters.first_day)) & (days <= pd.Timestamp(filters.last_day))
-    for column, wanted in (
-        ("ccg_code", filters.ccgs),
-        ("practice_ods", filters.practices),
-        ("clinical_system", filters.systems),
-    ):
-        if wanted:
-            keep &= daily[column].isin(wanted)
-    return daily.loc[keep]
-
-
 def core_days(daily: pd.DataFrame) -> pd.DataFrame:
     return daily.loc[daily["is_core_day"]]
 
@@ -81,6 +58,9 @@ def kpis(daily: pd.DataFrame) -> QuotaKpis:
         practices=int(daily["practice_ods"].nunique()),
         core_practice_days=len(core),
         core_days_below=int(core["below_quota"].sum()),
+        practices_below=int(core.loc[core["below_quota"], "practice_ods"].nunique()),
+        core_offered=int(core["nhs111_reserved_offered"].sum()),
+        core_quota=int(core["quota"].sum()),
     )
 
 
@@ -129,6 +109,26 @@ def practices_below_quota(daily: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(
         ["core_days_below", "worst_day_offered", "practice_ods"], ascending=[False, True, True]
     ).reset_index(drop=True)
+
+
+def trend(daily: pd.DataFrame) -> pd.DataFrame:
+    """Per core day: practices meeting quota (count and share), reserved slots offered and quota."""
+    core = core_days(daily)
+    columns = ["slot_day", "practices", "practices_meeting", "share_meeting", "offered", "quota"]
+    if core.empty:
+        return pd.DataFrame(columns=columns)
+    per_day = (
+        core.assign(meeting=~core["below_quota"])
+        .groupby("slot_day")
+        .agg(
+            practices=("practice_ods", "nunique"),
+            practices_meeting=("meeting", "sum"),
+            offered=("nhs111_reserved_offered", "sum"),
+            quota=("quota", "sum"),
+        )
+    )
+    per_day["share_meeting"] = per_day["practices_meeting"] / per_day["practices"]
+    return per_day.reset_index()[columns]
 
 
 def practice_order(daily: pd.DataFrame) -> list[str]:

@@ -113,12 +113,12 @@ def evaluate(state: SandboxState, warehouse: Path, first_day: date, last_day: da
     for key, row in truth.items():
         if key not in ours and row.state == "booked" and uk_day(row.start_utc) <= last_day:
             report.unobservable_bookings += 1
-    for truth_booked, ours_booked in per_day.values():
+    for truth_count, ours_count in per_day.values():
         report.practice_days += 1
-        report.booked_truth += truth_booked
-        report.booked_ours += ours_booked
-        report.abs_error_booked += abs(truth_booked - ours_booked)
-        report.exact_practice_days += truth_booked == ours_booked
+        report.booked_truth += truth_count
+        report.booked_ours += ours_count
+        report.abs_error_booked += abs(truth_count - ours_count)
+        report.exact_practice_days += int(truth_count == ours_count)
     _compare_111(report, truth, nhs111_rows)
     return report
 
@@ -160,3 +160,77 @@ def _compare_111(
     report.nhs111_exact_practice_days = sum(1 for e in errors if e < 1e-9)
     report.nhs111_max_abs_error = max(errors, default=0.0)
     report.nhs111_mean_abs_error = sum(errors) / len(errors) if errors else 0.0
+
+
+@dataclass
+class ReleaseEffect:
+    """NHS 111 capacity that went unused, with the release flow and without it."""
+
+    reserved: int
+    unused_without: int
+    unused_with: int
+    released: int
+    released_then_booked: int
+    booked_slots_touched: int
+
+    @property
+    def share_unused_without(self) -> float:
+        return self.unused_without / self.reserved if self.reserved else 0.0
+
+    @property
+    def share_unused_with(self) -> float:
+        return self.unused_with / self.reserved if self.reserved else 0.0
+
+    @property
+    def cut(self) -> float:
+        """How much of the unused 111 capacity the release flow recovered."""
+        if not self.unused_without:
+            return 0.0
+        return 1 - self.unused_with / self.unused_without
+
+    def lines(self) -> list[str]:
+        return [
+            f"NHS 111 reserved capacity ({self.reserved} slots that have started):",
+            f"  unused without the release flow : {self.unused_without} ({self.share_unused_without:.1%})",
+            f"  unused with the release flow    : {self.unused_with} ({self.share_unused_with:.1%})"
+            f" -> {self.cut:.0%} less waste",
+            f"  released {self.released}, then booked by the practice {self.released_then_booked}; "
+            f"booked slots touched by a release: {self.booked_slots_touched}",
+        ]
+
+
+def release_effect(
+    with_release: SandboxState, without_release: SandboxState, first_day: date, last_day: date,
+    now: datetime,
+) -> ReleaseEffect:
+    """Compare two runs of the same seeded world: one with the release flow, one without.
+
+    A reserved slot went unused when its start passed and nobody booked it (slots the
+    practice removed are not capacity). A booked slot is "touched" if a release happened
+    after someone had booked it; the supplier's version check must make that impossible.
+    """
+    def reserved(state: SandboxState) -> dict[tuple[str, str], GroundTruthRow]:
+        return {
+            (r.practice_ods, r.slot_id): r
+            for r in state.ground_truth(first_day=first_day, last_day=last_day)
+            if r.audience == "nhs111" and r.bookable and r.start_utc <= now and r.state != "removed"
+        }
+
+    base, treated = reserved(without_release), reserved(with_release)
+    released = [r for r in treated.values() if r.released_at is not None]
+    return ReleaseEffect(
+        reserved=len(treated),
+        unused_without=sum(1 for r in base.values() if r.state == "free"),
+        unused_with=sum(1 for r in treated.values() if r.state == "free"),
+        released=len(released),
+        released_then_booked=sum(1 for r in released if r.state == "booked"),
+        booked_slots_touched=sum(1 for r in released if _booked_before_release(r)),
+    )
+
+
+def _booked_before_release(row: GroundTruthRow) -> bool:
+    """A release that came after someone (other than the practice it went to) had booked."""
+    return (
+        row.booked_at is not None and row.released_at is not None and row.booked_at <= row.released_at
+        and row.cancelled_at is None and row.booked_by_kind != "practice"
+    )

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 from importlib.util import find_spec
 from pathlib import Path
@@ -68,6 +69,11 @@ def demo(
     typer.echo(f"  scheduled runs replayed   : {report.runs}")
     typer.echo(f"  slot rows loaded          : {report.slot_rows:,}")
     typer.echo(f"  practice failures         : {report.failures}")
+    outcomes = ", ".join(f"{v} {k}" for k, v in sorted(report.release_outcomes.items())) or "none"
+    typer.echo(f"  release decisions         : {outcomes}")
+    if report.effect is not None:
+        for line in report.effect.lines():
+            typer.echo(f"  {line}")
     typer.echo(f"  warehouse                 : {report.warehouse}")
     typer.echo(f"  wall time                 : {time.monotonic() - began:.0f} s")
     typer.echo(f"open the dashboard with     : slotsync dashboard --data-dir {data_dir}")
@@ -133,7 +139,15 @@ def sync(
         "registry_path": str(registry), "warehouse_path": str(warehouse),
         "data_dir": str(data_dir or warehouse.parent), "as_of": instant, "practices": practice,
     }
-    result = asyncio.run(intraday_sync(**kwargs) if intraday else nightly_sync(**kwargs))
+    from flows.sync import TooManyPracticesFailed
+
+    try:
+        result = asyncio.run(intraday_sync(**kwargs) if intraday else nightly_sync(**kwargs))
+    except TooManyPracticesFailed as exc:
+        typer.secho(str(exc), fg=typer.colors.YELLOW, err=True)
+        for outcome in exc.summary.failed:
+            typer.secho(f"  FAILED {outcome.message}", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=2) from None
     failed = [o for o in result["outcomes"] if o["status"] != "ok"]
     typer.echo(
         f"load {result['load_id']}: {len(result['outcomes']) - len(failed)} practice(s) ok, "
@@ -143,6 +157,43 @@ def sync(
         typer.secho(f"  FAILED {outcome['message']}", fg=typer.colors.YELLOW)
     if failed:
         raise typer.Exit(code=2)
+
+
+@app.command()
+def release(
+    registry: Annotated[Path, typer.Option(help="practice registry YAML")] = Path(
+        "var/demo/sandbox-registry.yaml"
+    ),
+    warehouse: Annotated[Path, typer.Option(help="DuckDB warehouse file")] = Path(
+        "var/demo/warehouse.duckdb"
+    ),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="decide and audit, release nothing")] = False,
+    as_of: Annotated[str | None, typer.Option(help="ISO instant to decide at (default: now)")] = None,
+    practice: Annotated[list[str] | None, typer.Option(help="only these ODS codes")] = None,
+) -> None:
+    """Release unused NHS 111 slots now (or, with --dry-run, list what would be released and why)."""
+    try:
+        load_registry(registry)
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    instant = _instant(as_of, "--as-of") if as_of else None
+    prepare_prefect_environment(quiet=True)
+    from flows.release import release_unused_111
+
+    result = asyncio.run(release_unused_111(
+        registry_path=str(registry), warehouse_path=str(warehouse), data_dir=str(warehouse.parent),
+        as_of=instant, dry_run=dry_run, practices=practice,
+    ))
+    decisions = result["decisions"]
+    verb = "would be released" if dry_run else "decided"
+    typer.echo(f"{len(decisions)} NHS 111 slot(s) due for release at {result['as_of']} ({verb}):")
+    for d in decisions:
+        start = d["slot_start_text"] or d["slot_start_at"]
+        typer.echo(f"  {d['practice_ods']} slot {d['slot_id']} at {start} [{d['policy_name']}]"
+                   f" -> {d['outcome']}: {d['reason']}")
+    if not decisions:
+        typer.echo("  nothing is due: no reserved slot still free at the last snapshot is inside "
+                   "its release window")
 
 
 @app.command()
@@ -166,6 +217,42 @@ def dashboard(
     typer.echo(f"dashboard on http://{host}:{port} (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
         subprocess.run(command, env=env, check=False)
+
+
+@app.command()
+def bench(
+    size: Annotated[
+        str, typer.Option(help="small (a few practices, CI) | region (42-row estate) | england")
+    ] = "small",
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="also write the figures as JSON here")
+    ] = None,
+    repetitions: Annotated[
+        int | None, typer.Option(min=1, help="ingest repetitions (default: 3 small, 5 region)")
+    ] = None,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="parent for the scratch folder (default: system temp)")
+    ] = None,
+) -> None:
+    """Measure slots/s from HTTP responses to typed rows against DuckDB's own read_json."""
+    prepare_prefect_environment(quiet=True)
+    from flows.bench import BenchNotImplemented, BenchSize, format_report, run_bench, write_json
+
+    try:
+        chosen = BenchSize(size)
+    except ValueError:
+        raise _fail(f"--size must be one of: {', '.join(s.value for s in BenchSize)}") from None
+    try:
+        report = run_bench(
+            chosen, repetitions=repetitions, work_dir=work_dir,
+            progress=lambda line: typer.echo(line, err=True),
+        )
+    except BenchNotImplemented as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(format_report(report))
+    if json_path is not None:
+        write_json(report, json_path)
+        typer.echo(f"figures written to {json_path}")
 
 
 @registry_app.command("validate")
@@ -198,6 +285,241 @@ def registry_from_csv(
         raise _fail(str(exc)) from None
     registry.write(output)
     typer.echo(f"wrote {len(registry.practices)} practices to {output}")
+
+
+windows_app = typer.Typer(help="Inspect or reset a practice's sync window state.", no_args_is_help=True)
+app.add_typer(windows_app, name="windows")
+
+
+@app.command()
+def serve(
+    registry: Annotated[Path, typer.Option(help="practice registry YAML the scheduled runs sync")],
+    data_dir: Annotated[
+        Path | None, typer.Option(help="landing/published folder root (default: settings)")
+    ] = None,
+    warehouse: Annotated[
+        Path | None, typer.Option(help="DuckDB warehouse (default: <data-dir>/warehouse.duckdb)")
+    ] = None,
+    host: Annotated[str, typer.Option(help="interface of the local Prefect server")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port of the local Prefect server")] = 4200,
+    worker_limit: Annotated[int, typer.Option(min=1, help="flow runs this machine runs at once")] = 2,
+    ui: Annotated[bool, typer.Option(help="also serve the Prefect UI")] = False,
+    log_format: Annotated[str, typer.Option(help="text | json (one JSON object per line)")] = "text",
+    startup_timeout: Annotated[float, typer.Option(help="seconds to wait for server and worker")] = 240.0,
+) -> None:
+    """Run slotsync on its schedules: Prefect server, work pool, deployments, worker (Ctrl-C stops)."""
+    try:
+        load_registry(registry)
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    if log_format not in ("text", "json"):
+        raise _fail("--log-format must be text or json")
+    if log_format == "json":
+        from flows.logs import JSON_LOGGING_ENVIRONMENT
+
+        # Before Prefect is imported: it reads its logging settings once, and children inherit them.
+        os.environ.update(JSON_LOGGING_ENVIRONMENT)
+    prepare_prefect_environment()
+    from connectors.config import get_settings
+    from flows.serve import ServeConfig, ServeError, SlotsyncStack
+
+    progress: Callable[[str], None] = typer.echo
+    if log_format == "json":
+        from flows.logs import json_line
+
+        # Lifecycle lines always print, like the text ones, whatever the logging level.
+        def progress(message: str) -> None:
+            typer.echo(json_line("slotsync.serve", message))
+    settings = get_settings()
+    config = ServeConfig(
+        registry_path=registry, data_dir=data_dir or settings.data_dir,
+        warehouse_path=warehouse or settings.warehouse_path, host=host, port=port,
+        worker_limit=worker_limit, ui=ui, startup_timeout_s=startup_timeout,
+    )
+    # SIGTERM (systemd, docker stop) stops everything exactly like Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with SlotsyncStack(config, progress=progress) as stack:
+            progress(f"slotsync is serving; Prefect API {stack.api_url}")
+            stack.wait()
+    except KeyboardInterrupt:
+        progress("stopped: worker and server are down; deployments stay active")
+    except ServeError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def rerun(
+    flow_run_id: Annotated[str, typer.Argument(help="a nightly_sync, intraday_sync or backfill run")],
+    wait: Annotated[bool, typer.Option(help="wait for the re-run to finish")] = True,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for it")] = 3600.0,
+) -> None:
+    """Re-run only what failed in a run: same as-of instant, only units not yet complete."""
+    prepare_prefect_environment()
+    from flows.deployments import rerun_flow_run
+    from flows.operations import WarehouseUnavailable, find_load, open_for_reading, practice_runs
+    from flows.sync import settings_for
+
+    try:
+        result = asyncio.run(rerun_flow_run(flow_run_id, wait=wait, timeout_s=timeout))
+    except LookupError as exc:
+        raise _fail(str(exc)) from None
+    how = "through its deployment" if result.deployment_id else "in this process"
+    typer.echo(f"re-run {result.flow_run_id} of {result.flow_name} run {flow_run_id} ({how})")
+    if result.state_type not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+        typer.echo(f"{'not waiting' if result.state_type is None else 'still running after --timeout'}; "
+                   f"follow it with: prefect flow-run inspect {result.flow_run_id}")
+        return
+    typer.echo(f"finished {result.state_type}{': ' + result.message if result.message else ''}")
+    settings = settings_for(result.parameters.get("warehouse_path"), result.parameters.get("data_dir"))
+    try:
+        con = open_for_reading(settings.resolved_warehouse_path)
+    except WarehouseUnavailable as exc:
+        raise _fail(str(exc)) from None
+    try:
+        load = find_load(con, result.flow_run_id)
+        rows = practice_runs(con, load.load_id) if load else []
+    finally:
+        con.close()
+    # Practices found complete are recorded ok with no responses: count them, list the rest.
+    fetched = [row for row in rows if row.status != "ok" or row.responses]
+    typer.echo(f"{len(fetched)} practice(s) fetched again, {len(rows) - len(fetched)} already complete")
+    for row in fetched:
+        if row.status == "ok":
+            typer.echo(f"  {row.practice_ods} ok: {row.responses} response(s), {row.slot_rows:,} slot rows")
+        else:
+            typer.secho(f"  {row.practice_ods} FAILED: {row.message}", fg=typer.colors.YELLOW)
+    if result.state_type != "COMPLETED":
+        raise typer.Exit(code=1)
+    if any(row.status != "ok" for row in rows):
+        raise typer.Exit(code=2)
+
+
+@app.command()
+def status(
+    warehouse: Annotated[Path | None, typer.Option(help="DuckDB warehouse (default: settings)")] = None,
+    stale_after_hours: Annotated[
+        float, typer.Option(min=1, help="stale when the last successful nightly is older")
+    ] = 26.0,
+    show_all: Annotated[bool, typer.Option("--all", help="list every practice, not only problems")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per practice")] = False,
+    as_of: Annotated[str | None, typer.Option(help="judge freshness at this ISO instant")] = None,
+    check: Annotated[bool, typer.Option(help="exit 2 when a practice is stale or failing")] = False,
+) -> None:
+    """Per practice: last successful sync, freshness, and open failures with their next step."""
+    import json
+    from dataclasses import asdict
+    from datetime import UTC, timedelta
+
+    from flows.operations import (
+        WarehouseUnavailable,
+        open_for_reading,
+        practice_status,
+        status_report,
+    )
+
+    now = _instant(as_of, "--as-of") if as_of else datetime.now(UTC)
+    stale_after = timedelta(hours=stale_after_hours)
+    try:
+        con = open_for_reading(_warehouse_path(warehouse))
+    except WarehouseUnavailable as exc:
+        raise _fail(str(exc)) from None
+    try:
+        statuses = practice_status(con, now=now, stale_after=stale_after)
+    finally:
+        con.close()
+    if as_json:
+        for entry in statuses:
+            typer.echo(json.dumps(asdict(entry), default=str))
+    else:
+        for line in status_report(statuses, stale_after=stale_after, show_all=show_all):
+            typer.echo(line)
+    if check and any(s.needs_attention for s in statuses):
+        raise typer.Exit(code=2)
+
+
+@windows_app.command("show")
+def windows_show(
+    practice: Annotated[str, typer.Option(help="ODS code of the practice or hub")],
+    warehouse: Annotated[Path | None, typer.Option(help="DuckDB warehouse (default: settings)")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="observations to list, newest first")] = 20,
+) -> None:
+    """List a practice's completed window units, one line per observation."""
+    from flows.operations import WarehouseUnavailable, open_for_reading, window_observations
+
+    try:
+        con = open_for_reading(_warehouse_path(warehouse))
+    except WarehouseUnavailable as exc:
+        raise _fail(str(exc)) from None
+    try:
+        observations = window_observations(con, practice, limit=limit)
+    finally:
+        con.close()
+    if not observations:
+        raise _fail(f"practice {practice} has no completed windows (check the ODS code)")
+    typer.echo(f"{'observed at (UTC)':<19} {'stream':<14} {'windows':>7} {'filters':>7} {'units':>5} "
+               f"{'rows':>8}  covers (UTC)                         loads")
+    for o in observations:
+        typer.echo(
+            f"{o.observed_at:%Y-%m-%d %H:%M:%S} {o.stream:<14} {o.windows:>7} {o.filters:>7} {o.units:>5} "
+            f"{o.rows_loaded:>8,}  {o.covers_from:%Y-%m-%d %H:%M} .. {o.covers_to:%Y-%m-%d %H:%M}  "
+            f"{o.load_ids}"
+        )
+
+
+@windows_app.command("reset")
+def windows_reset(
+    practice: Annotated[str, typer.Option(help="ODS code of the practice or hub")],
+    warehouse: Annotated[Path | None, typer.Option(help="DuckDB warehouse (default: settings)")] = None,
+    stream: Annotated[str, typer.Option(help="slots | slots_backfill | all")] = "slots",
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
+    """Delete a practice's completed-window state (after saying exactly what goes)."""
+    from flows.operations import STREAMS, preview_reset, reset_windows
+    from warehouse.db import open_warehouse
+
+    if stream != "all" and stream not in STREAMS:
+        raise _fail(f"--stream must be one of: {', '.join(STREAMS)}, all")
+    streams = STREAMS if stream == "all" else (stream,)
+    path = _warehouse_path(warehouse)
+    if not path.exists():
+        raise _fail(f"no warehouse at {path}")
+    con = open_warehouse(path)
+    try:
+        preview = preview_reset(con, practice, streams)
+        if preview.units == 0:
+            typer.echo(f"practice {practice} has no window state in {', '.join(streams)}: nothing to reset")
+            return
+        typer.echo(
+            f"This deletes {preview.units} completed window unit(s) of practice {practice} "
+            f"({preview.observations} observation(s), {preview.first_observed_at:%Y-%m-%d %H:%M} to "
+            f"{preview.last_observed_at:%Y-%m-%d %H:%M} UTC, stream {', '.join(streams)}) from "
+            "meta.sync_window.\nRaw responses and staging rows are kept. The marts stop using these "
+            "observations at the next load, `slotsync status` no longer counts them as syncs, and "
+            "a re-run of their loads fetches them again."
+        )
+        if not yes:
+            typer.confirm("Delete them?", abort=True)
+        deleted = reset_windows(con, practice, streams)
+    finally:
+        con.close()
+    typer.echo(f"deleted {deleted} window unit(s) of practice {practice}")
+
+
+def _warehouse_path(warehouse: Path | None) -> Path:
+    from connectors.config import get_settings
+
+    return warehouse or get_settings().resolved_warehouse_path
+
+
+def _instant(text: str, option: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"{option} {text!r} is not an ISO instant like 2026-03-29T02:00:00+01:00") from None
+    if instant.tzinfo is None:
+        raise _fail(f"{option} needs an offset, e.g. 2026-03-29T02:00:00+01:00")
+    return instant
 
 
 def main() -> None:

@@ -1,12 +1,23 @@
 """Slot sync flows: pull free slots from every practice and load them, thinly orchestrated.
 
 Shape of one run:
-1. `open_load`: record the load in the ledger and the registry in `core.dim_practice`.
+1. Open the load: record it in the ledger with its plan (`meta.load_plan`) and the registry
+   in `core.dim_practice`; a re-run also reads which planned units are already complete.
 2. `fetch_practice` (one async task per practice, sharing one pooled HTTP client): the
-   differential searches for every window, landed as bytes on disk. No DuckDB here.
+   differential searches for every window (of a re-run: not yet complete), landed as bytes
+   on disk. No DuckDB here.
 3. `load_and_publish` (the only writer): loads each landed file in its own transaction,
    records every practice's outcome, rebuilds the marts and publishes the dashboard snapshot.
-A failing practice never fails the others; the run summary says what to do about it.
+Steps 1 and 3 hold the `duckdb-writer` global concurrency slot, so runs of different
+deployments never write at once. A failing practice never fails the others: the run ends
+Completed with its failures listed in the summary artifacts, unless more than
+`max_failed_fraction` of its practices failed; then it ends Failed (`TooManyPracticesFailed`),
+because that many failures mean something systemic (Spine, certificates, configuration).
+
+`rerun_of` repairs an earlier run: same observation instant and windows, fetching only the
+units the warehouse has no completed row for (a plain run at the same instant fetches
+everything again). `backfill` observes an explicit range of UK days into its own window
+stream and never moves the scheduled state (flows/operations.py).
 """
 
 from __future__ import annotations
@@ -14,14 +25,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_client, get_run_logger, task
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.asyncio import concurrency
 from prefect.context import get_run_context
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from connectors.bookinglog import BookingLogClient
 from connectors.clock import Clock, SystemClock
@@ -29,12 +46,27 @@ from connectors.config import Settings, get_settings
 from connectors.gpconnect.client import GpConnectClient
 from connectors.gpconnect.errors import GpConnectError
 from connectors.gpconnect.spine import NO_FILTER, SearchFilter
-from connectors.gpconnect.windows import SearchWindow, plan_windows
+from connectors.gpconnect.windows import SearchWindow
 from connectors.registry import Practice, Registry, load_registry
+from connectors.uktime import uk_midnight
 from flows.bookings import BookingsResult, collect_bookings
+from flows.logs import context_fields, log_context
+from flows.operations import (
+    BACKFILL_STREAM,
+    SCHEDULED_STREAM,
+    LoadPlan,
+    UnitKey,
+    completed_units,
+    find_load,
+    record_plan,
+)
 from warehouse.db import open_warehouse
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
-from warehouse.loader import PracticeDataError, Warehouse, new_load_id
+from warehouse.loader import LandingFile, PracticeDataError, Warehouse, new_load_id
+
+WRITER_LIMIT = "duckdb-writer"  # global concurrency limit: one DuckDB writer at a time
+DEFAULT_MAX_FAILED_FRACTION = 0.2
+MAX_BACKFILL_DAYS = 90
 
 
 class FixedClock:
@@ -68,6 +100,9 @@ class SyncSummary:
     load_id: str
     flow_name: str
     as_of: datetime
+    stream: str = SCHEDULED_STREAM
+    flow_run_id: str | None = None
+    skipped: list[str] = field(default_factory=list)  # re-runs: practices already complete
     outcomes: list[PracticeOutcome] = field(default_factory=list)
     bookings: BookingsResult = field(default_factory=BookingsResult)
     published: str | None = None
@@ -85,6 +120,9 @@ class SyncSummary:
             "load_id": self.load_id,
             "flow_name": self.flow_name,
             "as_of": self.as_of.isoformat(),
+            "stream": self.stream,
+            "flow_run_id": self.flow_run_id,
+            "skipped_practices": len(self.skipped),
             "outcomes": [asdict(o) for o in self.outcomes],
             "booking_logs": {
                 "organisations_ok": [x.booking_org_ods for x in self.bookings.exports],
@@ -96,6 +134,22 @@ class SyncSummary:
         }
 
 
+class TooManyPracticesFailed(RuntimeError):
+    """More practices failed than a run tolerates; the run ends Failed to alert on-call."""
+
+    def __init__(self, summary: SyncSummary, max_failed_fraction: float) -> None:
+        self.summary = summary
+        failed = [o.practice_ods for o in summary.failed]
+        shown = ", ".join(failed[:10]) + (", ..." if len(failed) > 10 else "")
+        super().__init__(
+            f"{len(failed)} of {len(summary.outcomes)} practices failed (more than "
+            f"{max_failed_fraction:.0%}) in load {summary.load_id}: {shown}. Next step: if they "
+            "share one error (see the run's summary artifact or `slotsync status`), fix that, "
+            f"then `slotsync rerun {summary.flow_run_id or summary.load_id}` fetches only what "
+            "is missing"
+        )
+
+
 def search_filters(practice: Practice) -> list[tuple[str, SearchFilter]]:
     """The differential searches for a practice: (filter role, searchFilter)."""
     filters: list[tuple[str, SearchFilter]] = [("general", NO_FILTER)]
@@ -103,6 +157,11 @@ def search_filters(practice: Practice) -> list[tuple[str, SearchFilter]]:
         filters.append(("nhs111", SearchFilter("urgent-care", practice.nhs111_provider_ods)))
     filters.extend(("hub", SearchFilter("gp-practice", hub)) for hub in practice.booking_hubs)
     return filters
+
+
+def planned_units(practice: Practice, windows: list[SearchWindow]) -> set[UnitKey]:
+    """Every (filter, window) unit a full observation of the practice consists of."""
+    return {(sf.key, w.start_utc, w.end_utc) for w in windows for _, sf in search_filters(practice)}
 
 
 @task(name="fetch-practice", cache_policy=NO_CACHE, task_run_name="fetch-{practice.ods_code}")
@@ -113,17 +172,20 @@ async def fetch_practice(
     landing_dir: Path,
     load_id: str,
     observed_at: datetime,
+    complete: frozenset[UnitKey] = frozenset(),
 ) -> PracticeOutcome:
-    """Run every (window, filter) search for one practice and land the bytes."""
+    """Run every (window, filter) search not in `complete` for one practice; land the bytes."""
     jobs = [
         (role, window, search_filter)
         for window in windows
         for role, search_filter in search_filters(practice)
+        if (search_filter.key, window.start_utc, window.end_utc) not in complete
     ]
-    results = await asyncio.gather(
-        *(client.search_free_slots(practice, window, sf) for _, window, sf in jobs),
-        return_exceptions=True,
-    )
+    with log_context(practice_ods=practice.ods_code):
+        results = await asyncio.gather(
+            *(client.search_free_slots(practice, window, sf) for _, window, sf in jobs),
+            return_exceptions=True,
+        )
     landed: list[LandedResponse] = []
     first_error: BaseException | None = None
     for (role, _, _), result in zip(jobs, results, strict=True):
@@ -140,8 +202,16 @@ async def fetch_practice(
     )
     if first_error is not None:
         _describe_failure(outcome, first_error)
-        get_run_logger().warning("%s", outcome.message)
+        get_run_logger().warning("%s", outcome.message, extra=_failure_fields(outcome))
     return outcome
+
+
+def _failure_fields(outcome: PracticeOutcome) -> dict[str, Any]:
+    """Structured fields for a practice's failure line (see flows/logs.py)."""
+    return {
+        **context_fields(), "practice_ods": outcome.practice_ods,
+        "interaction": outcome.interaction, "status": outcome.http_status,
+    }
 
 
 def _describe_failure(outcome: PracticeOutcome, error: BaseException) -> None:
@@ -168,23 +238,27 @@ def load_and_publish(
     con = open_warehouse(settings.resolved_warehouse_path)
     try:
         warehouse = Warehouse(con)
-        for outcome in summary.outcomes:
-            if outcome.landing_file:
-                try:
-                    result = warehouse.load_practice_file(
-                        Path(outcome.landing_file), load_id=summary.load_id,
-                        practice_ods=outcome.practice_ods,
-                    )
-                    outcome.slot_rows = result.slot_rows
-                except PracticeDataError as exc:
-                    outcome.status = "failed"
-                    outcome.interaction = "search free slots"
-                    outcome.error_class = type(exc).__name__
-                    outcome.message = str(exc)
-                    outcome.next_step = "raise the bad payload with the supplier, then re-run"
-                    logger.warning("%s", exc)
+        # Landing files are parsed in batches; each practice is still its own transaction.
+        landed = [o for o in summary.outcomes if o.landing_file]
+        results = warehouse.load_practice_files(
+            [LandingFile(o.practice_ods, Path(o.landing_file or "")) for o in landed],
+            load_id=summary.load_id, stream=summary.stream,
+        )
+        for outcome, result in zip(landed, results, strict=True):
+            if isinstance(result, PracticeDataError):
+                outcome.status = "failed"
+                outcome.interaction = "search free slots"
+                outcome.error_class = type(result).__name__
+                outcome.message = str(result)
+                outcome.next_step = "raise the bad payload with the supplier, then re-run"
+                logger.warning("%s", result, extra=_failure_fields(outcome))
+            else:
+                outcome.slot_rows = result.slot_rows
+        # A re-run records the practices it found complete as ok (nothing fetched), so even a
+        # repaired crashed load shows every practice's outcome at its instant.
+        skipped = [{"practice_ods": ods, "status": "ok"} for ods in summary.skipped]
         warehouse.record_practice_runs(
-            summary.load_id, [asdict(o) for o in summary.outcomes], finished_at=clock.now()
+            summary.load_id, [asdict(o) for o in summary.outcomes] + skipped, finished_at=clock.now()
         )
         warehouse.load_bookings(
             summary.load_id, observed_at=summary.as_of, exports=summary.bookings.exports,
@@ -199,9 +273,37 @@ def load_and_publish(
         summary.published = str(
             warehouse.publish(settings.published_dir, load_id=summary.load_id, as_of=summary.as_of)
         )
+        # The landing files are the raw archive: drop completed loads' past retention.
+        warehouse.prune_landing(settings.landing_dir, retention_days=settings.sync.raw_retention_days,
+                                now=clock.now())
     finally:
         con.close()
     return summary
+
+
+@asynccontextmanager
+async def writer_slot() -> AsyncIterator[None]:
+    """Hold the `duckdb-writer` slot: one DuckDB writer at a time across all runs.
+
+    Deployment concurrency limits only stop runs of the same deployment overlapping; the
+    nightly, intraday, backfill and re-run deployments all write the same file.
+    """
+    await ensure_writer_limit()
+    # A transient API blip while renewing the lease must not kill a long load.
+    async with concurrency(WRITER_LIMIT, occupy=1, strict=True, raise_on_lease_renewal_failure=False):
+        yield
+
+
+async def ensure_writer_limit() -> None:
+    """Create the writer limit (1 slot) if missing; an operator's existing setting is kept."""
+    async with get_client() as client:
+        try:
+            await client.read_global_concurrency_limit_by_name(WRITER_LIMIT)
+        except ObjectNotFound:
+            with suppress(ObjectAlreadyExists):  # another run created it first
+                await client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=WRITER_LIMIT, limit=1)
+                )
 
 
 async def run_slot_sync(
@@ -212,46 +314,210 @@ async def run_slot_sync(
     as_of: datetime | None,
     horizon_days: int,
     practices: list[str] | None = None,
+    rerun_of: str | None = None,
 ) -> SyncSummary:
-    """The body shared by the nightly and intraday flows."""
+    """The body shared by the nightly and intraday flows and their re-runs."""
     clock: Clock = FixedClock(as_of) if as_of else SystemClock()
-    observed_at = clock.now().astimezone(UTC).replace(microsecond=0)
+
+    def scheduled_plan(observed_at: datetime) -> LoadPlan:
+        return LoadPlan("scheduled", SCHEDULED_STREAM, observed_at, horizon_days,
+                        settings.sync.window_days, tuple(practices) if practices else None)
+
+    observed_at, plan = await _resolve_plan(
+        flow_name, settings, clock, as_of=as_of, rerun_of=rerun_of, practices=practices,
+        fresh_plan=scheduled_plan,
+    )
+    return await _sync(flow_name, registry, settings, clock=clock, observed_at=observed_at, plan=plan)
+
+
+async def _resolve_plan(
+    flow_name: str,
+    settings: Settings,
+    clock: Clock,
+    *,
+    as_of: datetime | None,
+    rerun_of: str | None,
+    practices: list[str] | None,
+    fresh_plan: Callable[[datetime], LoadPlan],
+) -> tuple[datetime, LoadPlan]:
+    """The observation instant and plan: a fresh one, or the repaired run's own."""
+    if rerun_of is None:
+        observed_at = clock.now().astimezone(UTC).replace(microsecond=0)
+        return observed_at, fresh_plan(observed_at)
+    warehouse_path = settings.resolved_warehouse_path
+    async with writer_slot():
+        con = open_warehouse(warehouse_path)
+        try:
+            original = find_load(con, rerun_of)
+        finally:
+            con.close()
+    if original is None:
+        raise ValueError(
+            f"re-run of {rerun_of}: no load in {warehouse_path} was recorded by that flow run or "
+            "load (it stopped before writing anything). Next step: start a fresh run instead"
+        )
+    if original.flow_name != flow_name:
+        raise ValueError(
+            f"re-run of load {original.load_id}: it is a {original.flow_name} load, not "
+            f"{flow_name}. Next step: `slotsync rerun` its flow run, which picks the right flow"
+        )
+    if original.plan is None:
+        raise ValueError(
+            f"re-run of load {original.load_id}: it predates load plans (migration V004), so its "
+            f"units cannot be re-planned. Next step: `slotsync sync --as-of "
+            f"{original.as_of.isoformat()} --practice ...` for the practices that failed"
+        )
+    if as_of is not None and as_of.astimezone(UTC).replace(microsecond=0) != original.as_of:
+        raise ValueError(
+            f"re-run of load {original.load_id} must observe at its own instant "
+            f"{original.as_of.isoformat()}, not {as_of.isoformat()}"
+        )
+    chosen = original.plan.practices
+    if practices:
+        outside = sorted(set(practices) - set(chosen or practices))
+        if outside:
+            raise ValueError(
+                f"re-run of load {original.load_id}: practices {', '.join(outside)} were not part "
+                "of it. Next step: sync them with a fresh run"
+            )
+        chosen = tuple(practices)
+    return original.as_of, replace(
+        original.plan, mode="rerun", practices=chosen, rerun_of=original.load_id
+    )
+
+
+async def _sync(
+    flow_name: str,
+    registry: Registry,
+    settings: Settings,
+    *,
+    clock: Clock,
+    observed_at: datetime,
+    plan: LoadPlan,
+    with_bookings: bool = True,
+) -> SyncSummary:
+    """Open the load, fetch every planned unit not yet complete, load and publish."""
     started_at = datetime.now(UTC)
-    selected = [p for p in registry.practices if practices is None or p.ods_code in practices]
-    unknown = sorted(set(practices or ()) - {p.ods_code for p in selected})
+    wanted = plan.practices
+    selected = [p for p in registry.practices if wanted is None or p.ods_code in wanted]
+    unknown = sorted(set(wanted or ()) - {p.ods_code for p in selected})
     if unknown:
         raise ValueError(f"practices not in the registry: {', '.join(unknown)}")
     load_id = new_load_id(flow_name, observed_at, uuid.uuid4().hex[:8])
-    run_id = _flow_run_id()
-    con = open_warehouse(settings.resolved_warehouse_path)
-    try:
-        warehouse = Warehouse(con)
-        warehouse.begin_load(load_id, flow_name=flow_name, as_of=observed_at,
-                             started_at=started_at, flow_run_id=run_id)
-        warehouse.sync_registry(registry, load_id)
-    finally:
-        con.close()
-
-    windows = plan_windows(observed_at, horizon_days, settings.sync.window_days)
-    summary = SyncSummary(load_id=load_id, flow_name=flow_name, as_of=observed_at)
+    summary = SyncSummary(load_id=load_id, flow_name=flow_name, as_of=observed_at,
+                          stream=plan.stream, flow_run_id=_flow_run_id())
+    windows = plan.windows()
+    async with writer_slot():
+        con = open_warehouse(settings.resolved_warehouse_path)
+        try:
+            warehouse = Warehouse(con)
+            warehouse.begin_load(load_id, flow_name=flow_name, as_of=observed_at,
+                                 started_at=started_at, flow_run_id=summary.flow_run_id)
+            record_plan(con, load_id, plan)
+            warehouse.sync_registry(registry, load_id)
+            done: dict[str, set[UnitKey]] = {}
+            bookings_loaded = False
+            if plan.rerun_of:
+                # The warehouse decides what a re-run skips: units completed at this instant.
+                # The original's bookings were loaded only if it got as far as completing.
+                done = completed_units(con, stream=plan.stream, observed_at=observed_at,
+                                       practices=[p.ods_code for p in selected])
+                original = find_load(con, plan.rerun_of)
+                bookings_loaded = original is not None and original.status == "completed"
+        finally:
+            con.close()
+    todo = [
+        (p, frozenset(done.get(p.ods_code, ())))
+        for p in selected
+        if not planned_units(p, windows) <= done.get(p.ods_code, set())
+    ]
+    fetched = {p.ods_code for p, _ in todo}
+    summary.skipped = [p.ods_code for p in selected if p.ods_code not in fetched]
+    booking_practices = fetched if bookings_loaded else {p.ods_code for p in selected}
     secret = settings.patient_hash_key.get_secret_value()
-    async with (
-        GpConnectClient(settings.http, settings.consumer, clock=clock) as client,
-        BookingLogClient(settings.http, hash_secret=secret, clock=clock) as log_client,
-    ):
-        slot_fetches = asyncio.gather(
-            *(
-                fetch_practice(p, windows, client, settings.landing_dir, load_id, observed_at)
-                for p in selected
+    with log_context(load_id=load_id):
+        async with (
+            GpConnectClient(settings.http, settings.consumer, clock=clock) as client,
+            BookingLogClient(settings.http, hash_secret=secret, clock=clock) as log_client,
+        ):
+            slot_fetches = asyncio.gather(
+                *(
+                    fetch_practice(p, windows, client, settings.landing_dir, load_id, observed_at,
+                                   complete)
+                    for p, complete in todo
+                )
             )
-        )
-        bookings = collect_bookings(
-            registry, client, log_client, hash_secret=secret, clock=clock, observed_at=observed_at,
-            practices={p.ods_code for p in selected},
-        )
-        outcomes, summary.bookings = await asyncio.gather(slot_fetches, bookings)
-        summary.outcomes = list(outcomes)
-    return load_and_publish(settings, summary, started_at, clock)
+            if with_bookings and booking_practices:
+                bookings = collect_bookings(
+                    registry, client, log_client, hash_secret=secret, clock=clock,
+                    observed_at=observed_at, practices=booking_practices,
+                )
+                outcomes, summary.bookings = await asyncio.gather(slot_fetches, bookings)
+            else:
+                outcomes = await slot_fetches
+            summary.outcomes = list(outcomes)
+        async with writer_slot():
+            summary = load_and_publish(settings, summary, started_at, clock)
+    await _publish_artifacts(summary)
+    return summary
+
+
+def _finish(summary: SyncSummary, max_failed_fraction: float) -> dict[str, Any]:
+    """The run's result, or TooManyPracticesFailed (run state Failed) past the threshold."""
+    if summary.outcomes and len(summary.failed) / len(summary.outcomes) > max_failed_fraction:
+        raise TooManyPracticesFailed(summary, max_failed_fraction)
+    return summary.as_dict()
+
+
+async def _publish_artifacts(summary: SyncSummary) -> None:
+    """The run's summary for operators: a table of practice outcomes and a markdown report."""
+    prefix = summary.flow_name.replace("_", "-")
+    rows = [
+        {"practice": o.practice_ods, "status": o.status, "responses": o.responses,
+         "slot_rows": o.slot_rows, "interaction": o.interaction or "",
+         "http_status": o.http_status or "", "error": o.error_class or "",
+         "next_step": o.next_step or ""}
+        for o in summary.outcomes
+    ]
+    await acreate_table_artifact(
+        table=rows, key=f"{prefix}-practices",
+        description=f"Practice outcomes of load {summary.load_id}",
+    )
+    await acreate_markdown_artifact(
+        markdown=summary_markdown(summary), key=f"{prefix}-report",
+        description=f"Summary of load {summary.load_id}",
+    )
+
+
+def summary_markdown(summary: SyncSummary) -> str:
+    """A short report: counts, each failure with its next step, and the re-run command."""
+    failed = summary.failed
+    lines = [
+        f"# {summary.flow_name} load `{summary.load_id}`",
+        "",
+        f"Observed at {summary.as_of.isoformat()} (window stream `{summary.stream}`).",
+        "",
+        f"**{len(summary.outcomes) - len(failed)} of {len(summary.outcomes)} practices ok**, "
+        f"{len(failed)} failed, {len(summary.skipped)} skipped as already complete, "
+        f"{summary.slot_rows:,} slot rows.",
+    ]
+    if failed:
+        lines += ["", "| practice | interaction | HTTP | error | next step |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {o.practice_ods} | {o.interaction or ''} | {o.http_status or ''} | "
+            f"{o.error_class or ''} | {_cell(o.next_step)} |"
+            for o in failed
+        ]
+        lines += ["", *(f"- {_cell(o.message)}" for o in failed)]
+        lines += ["", f"Re-run only what failed: `slotsync rerun {summary.flow_run_id or summary.load_id}`"]
+    if summary.bookings.failures:
+        lines += ["", "Booking-log exports that failed:",
+                  *(f"- {_cell(str(f))}" for f in summary.bookings.failures)]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str | None) -> str:
+    return (text or "").replace("|", "\\|").replace("\n", " ")
 
 
 def _flow_run_id() -> str | None:
@@ -263,7 +529,8 @@ def _flow_run_id() -> str | None:
     return str(flow_run.id) if flow_run else None
 
 
-def _settings_for(warehouse_path: str | None, data_dir: str | None) -> Settings:
+def settings_for(warehouse_path: str | None, data_dir: str | None) -> Settings:
+    """The settings a run uses: the environment's, with these paths when given."""
     settings = get_settings()
     updates: dict[str, Any] = {}
     if data_dir:
@@ -281,15 +548,23 @@ async def nightly_sync(
     as_of: datetime | None = None,
     horizon_days: int | None = None,
     practices: list[str] | None = None,
+    rerun_of: str | None = None,
+    max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION,
 ) -> dict[str, Any]:
-    """Capture the full horizon of free slots for every practice in the registry."""
-    settings = _settings_for(warehouse_path, data_dir)
+    """Capture the full horizon of free slots for every practice in the registry.
+
+    `rerun_of` (a flow-run id or load id) repairs that nightly run instead: its instant, its
+    windows, only its units that are not complete. The run fails if more than
+    `max_failed_fraction` of its practices fail.
+    """
+    settings = settings_for(warehouse_path, data_dir)
     registry = load_registry(Path(registry_path))
     summary = await run_slot_sync(
         "nightly_sync", registry, settings, as_of=as_of,
         horizon_days=horizon_days or settings.sync.horizon_days, practices=practices,
+        rerun_of=rerun_of,
     )
-    return summary.as_dict()
+    return _finish(summary, max_failed_fraction)
 
 
 @flow(name="intraday_sync", log_prints=True)
@@ -299,12 +574,56 @@ async def intraday_sync(
     data_dir: str | None = None,
     as_of: datetime | None = None,
     practices: list[str] | None = None,
+    rerun_of: str | None = None,
+    max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION,
 ) -> dict[str, Any]:
-    """Refresh the next few days only, for same-day decisions."""
-    settings = _settings_for(warehouse_path, data_dir)
+    """Refresh the next few days only, for same-day decisions (`rerun_of` as nightly_sync)."""
+    settings = settings_for(warehouse_path, data_dir)
     registry = load_registry(Path(registry_path))
     summary = await run_slot_sync(
         "intraday_sync", registry, settings, as_of=as_of,
-        horizon_days=settings.sync.intraday_horizon_days, practices=practices,
+        horizon_days=settings.sync.intraday_horizon_days, practices=practices, rerun_of=rerun_of,
     )
-    return summary.as_dict()
+    return _finish(summary, max_failed_fraction)
+
+
+@flow(name="backfill", log_prints=True)
+async def backfill(
+    registry_path: str,
+    first_day: date,
+    last_day: date,
+    warehouse_path: str | None = None,
+    data_dir: str | None = None,
+    as_of: datetime | None = None,
+    practices: list[str] | None = None,
+    rerun_of: str | None = None,
+    max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION,
+) -> dict[str, Any]:
+    """Observe the UK days `first_day`..`last_day` (inclusive) as of `as_of` (default now).
+
+    Stateless with respect to the scheduled syncs: units complete in the `slots_backfill`
+    window stream and the ledger names the flow `backfill`, so `slotsync status`, re-runs of
+    scheduled loads and the nightly state ignore it; the slot data itself is loaded like any
+    other observation. No bookings leg. One run observes one instant; run it once per instant.
+    """
+    days = (last_day - first_day).days + 1
+    if not 1 <= days <= MAX_BACKFILL_DAYS:
+        raise ValueError(
+            f"backfill {first_day}..{last_day}: the range must be 1 to {MAX_BACKFILL_DAYS} days "
+            "with first_day <= last_day"
+        )
+    settings = settings_for(warehouse_path, data_dir)
+    registry = load_registry(Path(registry_path))
+    clock: Clock = FixedClock(as_of) if as_of else SystemClock()
+
+    def backfill_plan(observed_at: datetime) -> LoadPlan:
+        return LoadPlan("backfill", BACKFILL_STREAM, uk_midnight(first_day).astimezone(UTC), days,
+                        settings.sync.window_days, tuple(practices) if practices else None)
+
+    observed_at, plan = await _resolve_plan(
+        "backfill", settings, clock, as_of=as_of, rerun_of=rerun_of, practices=practices,
+        fresh_plan=backfill_plan,
+    )
+    summary = await _sync("backfill", registry, settings, clock=clock, observed_at=observed_at,
+                          plan=plan, with_bookings=False)
+    return _finish(summary, max_failed_fraction)

@@ -1,24 +1,39 @@
-"""The landing area: fetched response bytes on disk, waiting for the single writer.
+"""The landing area: fetched response bytes on disk, and the immutable raw archive.
 
 Fetch tasks never touch DuckDB (one writer per file). They write one newline-delimited
-file per (load, practice): each line is `{"meta": {...}, "bundle": <the body as received>}`.
-The body is spliced in as bytes, never parsed in Python; JSON strings cannot contain raw
-newlines, so replacing CR/LF with spaces keeps the bundle identical as JSON and makes it
-one line. Files are written to a temporary name and renamed, so a crash never leaves a
+file per (load, practice), `<data_dir>/landing/<load_id>/<ODS>.ndjson`; each line is
+
+    {"meta": {...}, "bundle": <the body as received>}
+
+The body is spliced in as bytes, never parsed in Python. JSON strings cannot contain raw
+newlines, so replacing CR/LF with spaces keeps the bundle identical as JSON and makes it one
+line; the offsets of the replaced bytes are kept in `meta` (`cr_at`, `lf_at`, only when there
+were any), so `read_raw_body` gives back the exact bytes received. The replacement keeps the
+length, so a body is always the `meta.body_bytes` bytes before the line's closing `}`.
+`meta.line` is the 1-based line number, recorded in `raw.gpc_slot_search` with the path.
+Files are written to a temporary name, fsynced and renamed, so a crash never leaves a
 half-written file that looks complete.
+
+The loader reads these files and never stores the bodies in DuckDB: the files *are* the raw
+layer (kept for `sync.raw_retention_days`, see `Warehouse.prune_landing`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from connectors.gpconnect.client import SlotSearchResponse
+
+_META_PREFIX = b'{"meta":'
+_LINE_END = b"}\n"
 
 
 @dataclass(frozen=True)
@@ -33,6 +48,15 @@ def landing_path(landing_dir: Path, load_id: str, practice_ods: str) -> Path:
     return landing_dir / load_id / f"{practice_ods}.ndjson"
 
 
+def _offsets(body: bytes, byte: bytes) -> list[int]:
+    found: list[int] = []
+    at = body.find(byte)
+    while at != -1:
+        found.append(at)
+        at = body.find(byte, at + 1)
+    return found
+
+
 def write_landing_file(
     path: Path, *, load_id: str, observed_at: datetime, responses: Iterable[LandedResponse]
 ) -> int:
@@ -43,7 +67,8 @@ def write_landing_file(
     with tmp.open("wb") as handle:
         for landed in responses:
             r = landed.response
-            meta = {
+            lines += 1
+            meta: dict[str, Any] = {
                 "load_id": load_id,
                 "practice_ods": r.practice_ods,
                 "interaction": "search_slots",
@@ -56,11 +81,74 @@ def write_landing_file(
                 "http_status": r.http_status,
                 "trace_id": r.trace_id,
                 "body_bytes": len(r.body),
+                "line": lines,
             }
-            body = r.body.replace(b"\r", b" ").replace(b"\n", b" ")
-            handle.write(b'{"meta":' + orjson.dumps(meta) + b',"bundle":' + body + b"}\n")
-            lines += 1
+            body = r.body
+            if b"\r" in body or b"\n" in body:
+                meta["cr_at"] = _offsets(body, b"\r")
+                meta["lf_at"] = _offsets(body, b"\n")
+                body = body.replace(b"\r", b" ").replace(b"\n", b" ")
+            handle.write(_META_PREFIX + orjson.dumps(meta) + b',"bundle":' + body + _LINE_END)
         handle.flush()
         os.fsync(handle.fileno())
     tmp.replace(path)
     return lines
+
+
+def landed_meta(line: bytes) -> dict[str, Any]:
+    """The `meta` object of one landing line, without parsing the body (which may be broken)."""
+    if not line.startswith(_META_PREFIX):
+        raise ValueError("not a landing line: it does not start with the meta object")
+    text = line.decode("utf-8", errors="replace")
+    meta, _ = json.JSONDecoder().raw_decode(text, len(_META_PREFIX))
+    if not isinstance(meta, dict):
+        raise ValueError("not a landing line: meta is not an object")
+    return meta
+
+
+def read_landing_metas(path: Path) -> list[dict[str, Any]]:
+    """Every line's `meta`, in file order, whatever the bodies hold (for refused files)."""
+    metas: list[dict[str, Any]] = []
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            meta = landed_meta(line)
+            meta.setdefault("line", number)
+            metas.append(meta)
+    return metas
+
+
+def read_raw_body(
+    path: Path, *, line: int | None = None, filter_key: str | None = None,
+    window_start: datetime | None = None,
+) -> bytes:
+    """The exact bytes of one landed response body.
+
+    Found by its 1-based `line` when known, and/or by (`filter_key`, `window_start`), which
+    identify a response within a practice's file (files written before line numbers were
+    recorded have only those). Raises LookupError when no line matches all that is given.
+    """
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if line is not None and number != line:
+                continue
+            meta = landed_meta(raw)
+            if filter_key is not None and meta.get("filter_key") != filter_key:
+                continue
+            if window_start is not None and (
+                datetime.fromisoformat(str(meta.get("window_start"))) != window_start
+            ):
+                continue
+            return _restore_body(raw, meta)
+    wanted = f"line {line}" if line is not None else f"filter {filter_key}, window {window_start}"
+    raise LookupError(f"{path}: no landed response at {wanted}")
+
+
+def _restore_body(raw: bytes, meta: dict[str, Any]) -> bytes:
+    size = int(meta["body_bytes"])
+    if not raw.endswith(_LINE_END) or len(raw) < size + len(_LINE_END):
+        raise ValueError("landing line is cut short")
+    body = bytearray(raw[len(raw) - len(_LINE_END) - size : len(raw) - len(_LINE_END)])
+    for key, byte in (("cr_at", ord("\r")), ("lf_at", ord("\n"))):
+        for offset in meta.get(key) or ():
+            body[int(offset)] = byte
+    return bytes(body)

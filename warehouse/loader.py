@@ -1,20 +1,34 @@
-"""The single writer: moves landed responses into raw/staging and rebuilds marts.
+"""The single writer: moves landed responses into raw/staging, folds history, rebuilds marts.
 
-Every write is one transaction per (load, practice): raw rows, the staging rows of each
-(practice, filter, window, observation) unit (deleted and re-inserted, so re-running an
-observation is idempotent), and the `meta.sync_window` rows that mark the units complete.
-If a practice's data is unusable the transaction rolls back, the raw bytes are still kept
-(in their own transaction) for forensics, and the practice is reported with a clear error.
+Response bodies are never stored in DuckDB: the landing files are the raw archive
+(warehouse/landing.py) and `raw.gpc_slot_search` holds one metadata row per response naming
+its file and line. A batch of practices' landing files is parsed once, by DuckDB's typed
+`read_json`, into an in-memory batch table; raw metadata and every staging model are derived
+from it. Each practice is then written in its own transaction: its raw rows, the staging rows
+of each (practice, filter, window, observation) unit (deleted and re-inserted, so re-running
+an observation is idempotent) and the `meta.sync_window` rows that mark the units complete.
+Two practices are written at a time, on two connections of this one process (DuckDB's
+optimistic concurrency; their rows never overlap). If a practice's data is unusable nothing
+of it is staged, its raw metadata is still kept (in its own transaction) and the practice is
+reported with a clear error; its landing file stays.
+
+Complete observations are folded into `core.fct_slot_history` set-based, once per load
+(`fold_slot_history`, run first by `build_models`), from what is committed; whatever a crash
+left unfolded is folded by the next load.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+import queue
+import shutil
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -24,6 +38,7 @@ from connectors.gpconnect.errors import GpConnectError
 from connectors.registry import Registry
 from connectors.uktime import parse_fhir_datetime
 from warehouse.db import sql_text
+from warehouse.landing import landing_path, read_landing_metas, read_raw_body
 
 # Order matters: later models read earlier ones.
 VIEW_MODELS: tuple[tuple[str, str], ...] = (
@@ -31,7 +46,11 @@ VIEW_MODELS: tuple[tuple[str, str], ...] = (
     ("staging.stg_gpconnect__appointment_reads", "models/staging/stg_gpconnect__appointment_reads.sql"),
 )
 TABLE_MODELS: tuple[tuple[str, str], ...] = (
+    ("core.dim_schedule", "models/core/dim_schedule.sql"),
+    ("core.dim_location", "models/core/dim_location.sql"),
+    ("core.dim_practitioner", "models/core/dim_practitioner.sql"),
     ("core.fct_appointment", "models/core/fct_appointment.sql"),
+    ("core.fct_release_decision", "models/core/fct_release_decision.sql"),
     ("core.int_slot_states", "models/intermediate/int_slot_states.sql"),
     ("marts.mart_111_quota_daily", "models/marts/mart_111_quota_daily.sql"),
     ("marts.mart_111_utilisation_daily", "models/marts/mart_111_utilisation_daily.sql"),
@@ -41,18 +60,48 @@ TABLE_MODELS: tuple[tuple[str, str], ...] = (
     ("marts.mart_pipeline_freshness", "models/marts/mart_pipeline_freshness.sql"),
     ("marts.mart_reconciliation_findings", "models/marts/mart_reconciliation_findings.sql"),
 )
+# Staging models loaded from the landing files, each replaced per unit in the practice's
+# transaction: (table, model file, batch table holding the batch's rows).
+STAGING_MODELS: tuple[tuple[str, str, str], ...] = (
+    ("staging.stg_gpconnect__slots", "models/staging/stg_gpconnect__slots.sql", "loader_stg_slots"),
+    ("staging.stg_gpconnect__schedules", "models/staging/stg_gpconnect__schedules.sql",
+     "loader_stg_schedules"),
+    ("staging.stg_gpconnect__locations", "models/staging/stg_gpconnect__locations.sql",
+     "loader_stg_locations"),
+    ("staging.stg_gpconnect__practitioners", "models/staging/stg_gpconnect__practitioners.sql",
+     "loader_stg_practitioners"),
+)
+# Landing files parsed together (DuckDB reads several files on all cores at once); each
+# practice is still written in its own transaction. Bounds the batch's memory.
+BATCH_BYTES = 192 * 1024 * 1024
+# DuckDB's default maximum JSON object size; raised to the largest landing file of a batch.
+MIN_OBJECT_BYTES = 16 * 1024 * 1024
+# Practices written at once, each in its own transaction on its own connection.
+LOAD_THREADS = 2
+# The in-memory database holding a batch while it is loaded (attached for the load only).
+_LOADER_DB = "slotsync_loader"
+_RAW_COLUMNS = (
+    "load_id, practice_ods, interaction, filter_role, filter_key, window_start, window_end, "
+    "observed_at, fetched_at, http_status, trace_id, body_bytes, landing_file, landing_line"
+)
+_BATCH_TABLES = ("loader_files", "loader_landed", "loader_units",
+                 *(temp for _, _, temp in STAGING_MODELS))
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 class PracticeDataError(ValueError):
     """A practice's fetched data cannot be accepted into staging."""
 
-    def __init__(self, practice_ods: str, problem: str) -> None:
+    def __init__(self, practice_ods: str, problem: str, landing_file: Path | str | None = None) -> None:
         self.practice_ods = practice_ods
         self.problem = problem
+        self.landing_file = str(landing_file) if landing_file is not None else None
+        kept = f"kept as received in {landing_file}" if landing_file else "kept in its landing file"
         super().__init__(
             f"practice {practice_ods}, search free slots: {problem}. Next step: the raw "
-            "response is kept in raw.gpc_slot_search; raise it with the supplier and re-run "
-            "the practice once fixed"
+            f"response is {kept} (raw.gpc_slot_search names the line); raise it with the "
+            "supplier and re-run the practice once fixed"
         )
 
 
@@ -61,6 +110,24 @@ class PracticeLoad:
     practice_ods: str
     responses: int
     slot_rows: int
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """One practice's landing file of a load."""
+
+    practice_ods: str
+    path: Path
+
+
+@dataclass
+class _PracticePlan:
+    """What one practice's transaction must do, found once per batch."""
+
+    observed: tuple[datetime, datetime]  # first and last observed_at of its units
+    rows: dict[str, tuple[int, int] | None] = field(default_factory=dict)  # temp -> rowid range
+    replace: set[str] = field(default_factory=set)  # tables already holding rows to replace
+    fold_first: bool = False
 
 
 class Warehouse:
@@ -179,191 +246,569 @@ class Warehouse:
     def load_practice_file(
         self, path: Path, *, load_id: str, practice_ods: str, stream: str = "slots"
     ) -> PracticeLoad:
-        """Load one landing file as one transaction; raw is kept even if staging is refused.
+        """Load one landing file as one transaction; raw metadata is kept even if refused.
 
         `stream` names the `meta.sync_window` state the units complete: `slots` for the
-        scheduled syncs, another name (a backfill's) to keep that state untouched.
+        scheduled syncs, another name (a backfill's) to keep that state untouched. Raises
+        PracticeDataError when the practice's data is refused.
         """
-        params = {"load_id": load_id, "practice_ods": practice_ods}
-        self.con.execute("BEGIN TRANSACTION")
+        (result,) = self.load_practice_files(
+            [LandingFile(practice_ods, path)], load_id=load_id, stream=stream
+        )
+        if isinstance(result, PracticeDataError):
+            raise result
+        return result
+
+    def load_practice_files(
+        self, files: Sequence[LandingFile], *, load_id: str, stream: str = "slots",
+        threads: int = LOAD_THREADS,
+    ) -> list[PracticeLoad | PracticeDataError]:
+        """Load a load's landing files, one transaction per practice; one result per file.
+
+        Files are parsed in batches (up to BATCH_BYTES), so DuckDB reads several at once on
+        every core; a refused practice gets its PracticeDataError in the list and never stops
+        the others. Up to `threads` practices are written at once, each in its own
+        transaction on its own connection to this database (DuckDB runs transactions of one
+        process concurrently; the practices' rows never overlap). Any other error stops the
+        load: practices already committed stay, as after a crash, and a re-run repairs it.
+        Slot history is not touched here: `fold_slot_history` does that.
+        """
+        practices = [f.practice_ods for f in files]
+        if len(set(practices)) != len(practices):
+            raise ValueError("each practice may have only one landing file per load")
+        results: dict[str, PracticeLoad | PracticeDataError] = {}
+        with _LoaderSession(self.con, threads) as session:
+            # Practice order makes each batch a narrow range of practices, so row groups of
+            # other batches are skipped by their min/max when looking for rows to replace.
+            for batch in _batches(sorted(files, key=lambda f: f.practice_ods)):
+                results.update(self._load_batch(session, batch, load_id, stream))
+        return [results[ods] for ods in practices]
+
+    # A batch lives in tables of an in-memory database attached for the load (`slotsync_loader`,
+    # never written to the warehouse or its WAL): `loader_files` (file -> practice),
+    # `loader_landed` (one typed row per response), one `loader_stg_*` table per staging model
+    # and `loader_units` (the batch's units with their slot counts). Every check, count and
+    # "is there anything to replace" question is asked once per batch, so a practice's
+    # transaction holds only the writes it needs, and costs the same whatever the warehouse
+    # already holds.
+
+    def _load_batch(
+        self, session: _LoaderSession, batch: Sequence[LandingFile], load_id: str, stream: str
+    ) -> dict[str, PracticeLoad | PracticeDataError]:
+        con = session.main
+        results: dict[str, PracticeLoad | PracticeDataError] = {}
         try:
-            responses = self._land(path, load_id, practice_ods)
-            self._stage()
-            self._check_staging(params)
-            slot_rows = self._replace_staging_units(params)
-            self._mark_units_complete(stream)
-            self._apply_complete_observations(params)
-            self._drop_batch()
-            self.con.execute("COMMIT")
-        except PracticeDataError:
-            self.con.execute("ROLLBACK")
-            self._keep_raw_only(path, load_id, practice_ods)
-            raise
+            unreadable = self._read_batch(con, batch)
+            plans: dict[str, _PracticePlan] = {}
+            problems: dict[str, str] = {}
+            if len(unreadable) < len(batch):
+                self._derive_batch(session)
+                problems = self._batch_problems(con, load_id)
+                plans = self._plan_batch(con, load_id, stream)
+            accepted: list[str] = []
+            for landing in batch:
+                ods = landing.practice_ods
+                problem = unreadable.get(ods) or problems.get(ods)
+                if problem is None and ods not in plans:
+                    problem = "the landing file holds no responses"
+                if problem is None:
+                    accepted.append(ods)
+                    continue
+                self._keep_raw_only(con, landing, load_id, parsed=ods not in unreadable)
+                results[ods] = PracticeDataError(ods, problem, landing.path)
+            written = session.run(
+                lambda worker, ods: self._write_practice(worker, ods, load_id, stream, plans[ods]),
+                accepted,
+            )
+            results.update(zip(accepted, written, strict=True))
+        finally:
+            for table in _BATCH_TABLES:
+                con.execute(f"drop table if exists {_LOADER_DB}.{table}")
+        return results
+
+    def _read_batch(self, con: duckdb.DuckDBPyConnection, batch: Sequence[LandingFile]) -> dict[str, str]:
+        """Parse the batch's files into `loader_landed`; returns practice -> why unreadable."""
+        files = pa.table({
+            "landing_file": pa.array([str(f.path) for f in batch], pa.string()),
+            "practice_ods": pa.array([f.practice_ods for f in batch], pa.string()),
+        })
+        con.register("loader_file_rows", files)
+        con.execute(f"create or replace table {_LOADER_DB}.loader_files as select * from loader_file_rows")
+        con.unregister("loader_file_rows")
+        read = sql_text("load/read_landing_files.sql")
+        # A line never exceeds its file: the largest file bounds every response body.
+        largest = max((_file_size(f.path) for f in batch), default=0)
+        params: dict[str, Any] = {"maximum_object_size": max(MIN_OBJECT_BYTES, largest + 1024)}
+        try:
+            con.execute(
+                f"create or replace table {_LOADER_DB}.loader_landed as {read}",
+                {**params, "paths": [str(f.path) for f in batch]},
+            )
+            return {}
+        except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+            if len(batch) == 1:
+                return {batch[0].practice_ods: _unreadable(exc)}
+        # One file spoilt the batch: read them one by one to tell which.
+        unreadable: dict[str, str] = {}
+        created = False
+        for landing in batch:
+            verb = "insert into" if created else "create table"
+            target = f"{_LOADER_DB}.loader_landed" + ("" if created else " as")
+            try:
+                con.execute(f"{verb} {target} {read}", {**params, "paths": [str(landing.path)]})
+                created = True
+            except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+                unreadable[landing.practice_ods] = _unreadable(exc)
+        return unreadable
+
+    def _derive_batch(self, session: _LoaderSession) -> None:
+        """Evaluate every staging model over the batch, and list its units with slot counts."""
+
+        def evaluate(con: duckdb.DuckDBPyConnection, models: tuple[tuple[str, str, str], ...]) -> None:
+            for _, model, temp in models:
+                con.execute(f"create or replace table {_LOADER_DB}.{temp} as {sql_text(model)}")
+
+        # Each model reads the batch on one thread (it is one row group): the slots on one
+        # connection, the smaller models on another.
+        session.run(evaluate, [STAGING_MODELS[:1], STAGING_MODELS[1:]])
+        session.main.execute(
+            f"""
+            create or replace table {_LOADER_DB}.loader_units as
+            with units as (
+                select distinct practice_ods, filter_key, window_start, window_end, observed_at
+                from {_LOADER_DB}.loader_landed
+            ),
+            counts as (
+                select practice_ods, filter_key, window_start, window_end, observed_at,
+                       count(*) as rows_loaded
+                from {_LOADER_DB}.loader_stg_slots
+                group by all
+            )
+            select u.*, coalesce(c.rows_loaded, 0) as rows_loaded
+            from units as u
+            left join counts as c using (practice_ods, filter_key, window_start, window_end, observed_at)
+            """
+        )
+
+    def _batch_problems(self, con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, str]:
+        """Strict where the data would be wrong: practice -> every problem found, in words."""
+        rows = con.execute(
+            f"""
+            with
+
+            landed as (
+                select
+                    practice_ods,
+                    count(*) filter (
+                        where load_id is distinct from $load_id
+                           or named_practice_ods is distinct from practice_ods
+                           or filter_key is null or filter_role is null or window_start is null
+                           or window_end is null or observed_at is null
+                    ) as foreign_lines,
+                    count(*) filter (where bundle_type is distinct from 'Bundle') as not_bundle
+                from {_LOADER_DB}.loader_landed
+                group by all
+            ),
+
+            slots as (
+                select
+                    practice_ods,
+                    count(*) filter (where slot_id is null or slot_id = '') as missing_id,
+                    count(*) filter (where schedule_id is null) as missing_schedule,
+                    count(*) filter (where start_at is null) as bad_start,
+                    count(*) filter (where end_at is null) as bad_end
+                from {_LOADER_DB}.loader_stg_slots
+                group by all
+            )
+
+            select practice_ods, foreign_lines, not_bundle,
+                   coalesce(missing_id, 0), coalesce(missing_schedule, 0),
+                   coalesce(bad_start, 0), coalesce(bad_end, 0)
+            from landed
+            left join slots using (practice_ods)
+            where foreign_lines + not_bundle + coalesce(missing_id, 0) + coalesce(missing_schedule, 0)
+                  + coalesce(bad_start, 0) + coalesce(bad_end, 0) > 0
+            """,
+            {"load_id": load_id},
+        ).fetchall()
+        labels = ("slot(s) without an id", "slot(s) without a schedule reference",
+                  "slot(s) with a missing or invalid start", "slot(s) with a missing or invalid end")
+        problems: dict[str, str] = {}
+        for ods, foreign, not_bundle, *slot_counts in rows:
+            if foreign:
+                problems[ods] = "landing file names another load or practice"
+                continue
+            found = [f"{not_bundle} response(s) that are not a FHIR Bundle"] if not_bundle else []
+            found += [f"{n} {label}" for n, label in zip(slot_counts, labels, strict=True) if n]
+            problems[ods] = "; ".join(found)
+        return problems
+
+    def _plan_batch(
+        self, con: duckdb.DuckDBPyConnection, load_id: str, stream: str
+    ) -> dict[str, _PracticePlan]:
+        """What each practice's transaction must do, asked once for the whole batch."""
+        units = f"{_LOADER_DB}.loader_units"
+        scope = con.execute(
+            "select min(practice_ods), max(practice_ods), min(observed_at), max(observed_at) "
+            f"from {units}"
+        ).fetchall()[0]
+        bounds = {"first_practice": scope[0], "last_practice": scope[1],
+                  "first_observed": scope[2], "last_observed": scope[3]}
+        plans = {
+            ods: _PracticePlan(observed=(first, last)) for ods, first, last in con.execute(
+                f"select practice_ods, min(observed_at), max(observed_at) from {units} group by all"
+            ).fetchall()
+        }
+        # Where each practice's rows sit in the batch tables: a rowid range when contiguous
+        # (they are: files are read in order), so a transaction reads only its own rows.
+        for temp in ("loader_landed", *(temp for _, _, temp in STAGING_MODELS)):
+            for ods, first, last, count in con.execute(
+                f"select practice_ods, min(rowid), max(rowid), count(*) from {_LOADER_DB}.{temp} "
+                "group by all"
+            ).fetchall():
+                if ods in plans:
+                    plans[ods].rows[temp] = (int(first), int(last)) if last - first + 1 == count else None
+        # Units already staged (a re-run at the same instant) are replaced; new ones inserted.
+        for table, _, _ in STAGING_MODELS:
+            for (ods,) in con.execute(
+                f"""
+                select distinct s.practice_ods
+                from {table} as s
+                semi join {units} as u
+                  on s.practice_ods = u.practice_ods and s.filter_key = u.filter_key
+                 and s.window_start = u.window_start and s.window_end = u.window_end
+                 and s.observed_at = u.observed_at
+                where s.practice_ods between $first_practice and $last_practice
+                  and s.observed_at between $first_observed and $last_observed
+                """,
+                bounds,
+            ).fetchall():
+                plans[ods].replace.add(table)
+        for (ods,) in con.execute(
+            "select distinct practice_ods from raw.gpc_slot_search where load_id = $load_id "
+            "and practice_ods between $first_practice and $last_practice",
+            {"load_id": load_id, "first_practice": bounds["first_practice"],
+             "last_practice": bounds["last_practice"]},
+        ).fetchall():
+            if ods in plans:
+                plans[ods].replace.add("raw.gpc_slot_search")
+        for ods, unfolded in con.execute(
+            f"""
+            select u.practice_ods, bool_or(w.folded_at is null and w.observed_at <> u.observed_at)
+            from {units} as u
+            join meta.sync_window as w
+              on w.practice_ods = u.practice_ods and w.stream = $stream and w.filter_key = u.filter_key
+             and w.window_start = u.window_start and w.window_end = u.window_end
+            group by all
+            """,
+            {"stream": stream},
+        ).fetchall():
+            plans[ods].replace.add("meta.sync_window")
+            # A unit row keeps only its latest observation: an earlier one that a crash left
+            # unfolded is folded first, in the practice's transaction, before it is replaced.
+            plans[ods].fold_first = bool(unfolded)
+        return plans
+
+    def _write_practice(
+        self, con: duckdb.DuckDBPyConnection, practice_ods: str, load_id: str, stream: str,
+        plan: _PracticePlan,
+    ) -> PracticeLoad:
+        """One practice's transaction: raw metadata, staging units, completed units."""
+        params: dict[str, Any] = {"practice_ods": practice_ods, "load_id": load_id}
+        con.execute("BEGIN TRANSACTION")
+        try:
+            responses = self._replace_raw(con, params, plan)
+            slot_rows = 0
+            for table, _, temp in STAGING_MODELS:
+                rows = self._replace_staging_units(con, table, temp, params, plan)
+                if table == "staging.stg_gpconnect__slots":
+                    slot_rows = rows
+            if plan.fold_first:
+                self._fold_pending(con, [practice_ods])
+            self._mark_units_complete(con, params, stream, plan)
+            con.execute("COMMIT")
         except Exception:
-            self.con.execute("ROLLBACK")
+            con.execute("ROLLBACK")
             raise
         return PracticeLoad(practice_ods, responses, slot_rows)
 
-    # One practice's batch lives in two temporary tables for the length of its transaction
-    # (temporary tables are in memory and never written to the WAL): `loader_landed`, the
-    # landing file's rows in raw's shape, and `loader_staged`, their typed slots. Every
-    # check and count reads them, never raw or staging, so a load costs the same whatever
-    # the warehouse already holds, and each bundle is parsed once by read_json and once by
-    # json_transform.
-
-    def _land(self, path: Path, load_id: str, practice_ods: str) -> int:
-        """Read the landing file, check it belongs here, and replace its raw rows."""
-        try:
-            self.con.execute(
-                "create or replace temp table loader_landed as "
-                + sql_text("load/land_slot_search.sql"),
-                {"path": str(path)},
+    def _replace_raw(
+        self, con: duckdb.DuckDBPyConnection, params: dict[str, Any], plan: _PracticePlan | None
+    ) -> int:
+        """Re-landing the same load for a practice (a re-run) replaces its raw rows."""
+        if plan is None or "raw.gpc_slot_search" in plan.replace:
+            con.execute(
+                "delete from raw.gpc_slot_search where load_id = $load_id "
+                "and practice_ods = $practice_ods",
+                params,
             )
-        except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
-            raise PracticeDataError(practice_ods, f"response is not valid FHIR JSON ({exc})") from exc
-        responses, wrong = self.con.execute(
-            "select count(*), count(*) filter (where load_id is distinct from $load_id "
-            "or practice_ods is distinct from $practice_ods) from loader_landed",
-            {"load_id": load_id, "practice_ods": practice_ods},
-        ).fetchall()[0]
-        if wrong:
-            raise PracticeDataError(practice_ods, "landing file names another load or practice")
-        # Re-landing the same load for a practice (a re-run) replaces its raw rows.
-        self.con.execute(
-            "delete from raw.gpc_slot_search where load_id = ? and practice_ods = ?",
-            [load_id, practice_ods],
-        )
-        self.con.execute("insert into raw.gpc_slot_search by name select * from loader_landed")
-        return int(responses)
-
-    def _keep_raw_only(self, path: Path, load_id: str, practice_ods: str) -> None:
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            self._land(path, load_id, practice_ods)
-            self._drop_batch()
-            self.con.execute("COMMIT")
-        except Exception:
-            # Unparseable bytes cannot be stored as JSON; the landing file itself is kept.
-            self.con.execute("ROLLBACK")
-
-    def _stage(self) -> None:
-        """Type the landed bundles (models/staging/stg_gpconnect__slots.sql) into `loader_staged`."""
-        self.con.execute(
-            "create or replace temp table loader_staged as "
-            + sql_text("models/staging/stg_gpconnect__slots.sql")
-        )
-
-    def _drop_batch(self) -> None:
-        self.con.execute("drop table if exists loader_staged")
-        self.con.execute("drop table if exists loader_landed")
-
-    def _check_staging(self, params: dict[str, str]) -> None:
-        """Strict where the data would be wrong: every slot needs id, schedule, start, end."""
-        problems = self.con.execute(
-            """
-            select
-                count(*) filter (where slot_id is null or slot_id = '') as missing_id,
-                count(*) filter (where schedule_id is null) as missing_schedule,
-                count(*) filter (where start_at is null) as bad_start,
-                count(*) filter (where end_at is null) as bad_end
-            from loader_staged
-            """
-        ).fetchall()[0]
-        labels = ("without an id", "without a schedule reference", "with a missing or invalid start",
-                  "with a missing or invalid end")
-        found = [f"{n} slot(s) {label}" for n, label in zip(problems, labels, strict=True) if n]
-        if found:
-            raise PracticeDataError(params["practice_ods"], "; ".join(found))
-
-    def _replace_staging_units(self, params: dict[str, str]) -> int:
-        """Delete the staging rows of every unit in the batch, insert the batch's; returns rows."""
-        # The constant practice filter lets DuckDB skip row groups by their min/max.
-        self.con.execute(
-            """
-            delete from staging.stg_gpconnect__slots as s
-            using (
-                select distinct practice_ods, filter_key, window_start, window_end, observed_at
-                from loader_landed
-            ) as u
-            where s.practice_ods = $practice_ods
-              and s.practice_ods = u.practice_ods and s.filter_key = u.filter_key
-              and s.window_start = u.window_start and s.window_end = u.window_end
-              and s.observed_at = u.observed_at
+        where, extra = _batch_rows("loader_landed", params["practice_ods"], plan)
+        inserted = con.execute(
+            f"""
+            insert into raw.gpc_slot_search ({_RAW_COLUMNS})
+            select $load_id, practice_ods, interaction, filter_role, filter_key, window_start,
+                   window_end, observed_at, fetched_at, http_status, trace_id, body_bytes,
+                   landing_file, landing_line
+            from {_LOADER_DB}.loader_landed
+            where {where}
             """,
-            {"practice_ods": params["practice_ods"]},
-        )
-        inserted = self.con.execute(
-            "insert into staging.stg_gpconnect__slots by name select * from loader_staged"
+            {"load_id": params["load_id"], **extra},
         ).fetchall()
         return int(inserted[0][0])
 
-    def _mark_units_complete(self, stream: str) -> None:
-        self.con.execute(
-            """
-            insert or replace into meta.sync_window
-            select
-                l.practice_ods, $stream, l.filter_key, l.window_start, l.window_end, l.observed_at,
-                l.load_id, coalesce(c.slots, 0), now()
-            from loader_landed as l
-            left join (
-                select filter_key, window_start, window_end, observed_at, count(*) as slots
-                from loader_staged
-                group by all
-            ) as c using (filter_key, window_start, window_end, observed_at)
+    def _replace_staging_units(
+        self, con: duckdb.DuckDBPyConnection, table: str, temp: str, params: dict[str, Any],
+        plan: _PracticePlan,
+    ) -> int:
+        """Delete the staging rows of the practice's units if any, insert the batch's."""
+        if table in plan.replace:
+            # The constant practice and observed_at bounds let DuckDB skip row groups by their
+            # min/max, so the delete does not scan the whole history.
+            con.execute(
+                f"""
+                delete from {table} as s
+                using {_LOADER_DB}.loader_units as u
+                where s.practice_ods = $practice_ods
+                  and s.observed_at between $first_observed and $last_observed
+                  and u.practice_ods = $practice_ods
+                  and s.filter_key = u.filter_key and s.window_start = u.window_start
+                  and s.window_end = u.window_end and s.observed_at = u.observed_at
+                """,
+                {"practice_ods": params["practice_ods"], "first_observed": plan.observed[0],
+                 "last_observed": plan.observed[1]},
+            )
+        if temp not in plan.rows:
+            return 0  # no rows of this kind for the practice
+        where, extra = _batch_rows(temp, params["practice_ods"], plan)
+        inserted = con.execute(
+            f"insert into {table} by name select * from {_LOADER_DB}.{temp} where {where}", extra
+        ).fetchall()
+        return int(inserted[0][0])
+
+    def _mark_units_complete(
+        self, con: duckdb.DuckDBPyConnection, params: dict[str, Any], stream: str, plan: _PracticePlan
+    ) -> None:
+        """The units are complete and wait for the fold (folded_at null)."""
+        verb = "insert or replace" if "meta.sync_window" in plan.replace else "insert"
+        con.execute(
+            f"""
+            {verb} into meta.sync_window
+                (practice_ods, stream, filter_key, window_start, window_end, observed_at, load_id,
+                 rows_loaded, completed_at, folded_at)
+            select practice_ods, $stream, filter_key, window_start, window_end, observed_at,
+                   $load_id, rows_loaded, now(), null
+            from {_LOADER_DB}.loader_units
+            where practice_ods = $practice_ods
             """,
-            {"stream": stream},
+            {**params, "stream": stream},
         )
 
-    def _apply_complete_observations(self, params: dict[str, str]) -> None:
-        """Fold each complete observation of this load into core.fct_slot_history.
+    def _keep_raw_only(
+        self, con: duckdb.DuckDBPyConnection, landing: LandingFile, load_id: str, *, parsed: bool
+    ) -> None:
+        """Record a refused practice's raw metadata (its landing file is the archive)."""
+        params = {"practice_ods": landing.practice_ods, "load_id": load_id}
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if parsed:
+                self._replace_raw(con, params, None)
+            else:
+                # DuckDB could not parse the file: read each line's meta without the body.
+                metas = _raw_rows_from_metas(landing, load_id)
+                con.execute(
+                    "delete from raw.gpc_slot_search where load_id = $load_id "
+                    "and practice_ods = $practice_ods",
+                    params,
+                )
+                con.register("loader_raw_rows", metas)
+                con.execute(
+                    f"insert into raw.gpc_slot_search ({_RAW_COLUMNS}) "
+                    f"select {_RAW_COLUMNS} from loader_raw_rows"
+                )
+                con.unregister("loader_raw_rows")
+            con.execute("COMMIT")
+        except (duckdb.Error, OSError, ValueError, KeyError, TypeError):
+            # Not even the metadata is readable: the landing file itself is kept as it is.
+            con.execute("ROLLBACK")
 
-        An observation is complete when every searchFilter the practice needs returned for
-        that window; otherwise the audience of its slots cannot be told and it waits for a
-        re-run.
+    # ------------------------------------------------------------------ slot history
+
+    def fold_slot_history(self) -> int:
+        """Fold every complete, not yet folded observation into core.fct_slot_history.
+
+        One transaction, set-based: one round per (observed_at, window) over all practices
+        that completed it, rounds in observation order. An observation is complete when every
+        searchFilter the practice needs (core.dim_practice) has a `meta.sync_window` unit at
+        that instant; otherwise the audience of its slots cannot be told and it waits for a
+        re-run. Returns the number of (practice, window, observed_at) observations folded.
         """
-        needed = self.con.execute(
-            "select 1 + (case when accepts_111_booking then 1 else 0 end) + len(booking_hubs) "
-            "from core.dim_practice where practice_ods = $practice_ods",
-            {"practice_ods": params["practice_ods"]},
-        ).fetchall()
-        if not needed:
-            return
-        units = self.con.execute(
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            folded = self._fold_pending(self.con, None)
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        return folded
+
+    def _fold_pending(self, con: duckdb.DuckDBPyConnection, practices: list[str] | None) -> int:
+        """Fold pending complete observations (of `practices`, or all) in the caller's transaction."""
+        con.execute(
             """
-            select window_start, window_end, observed_at
-            from raw.gpc_slot_search
-            where load_id = $load_id and practice_ods = $practice_ods
-            group by all
-            having count(distinct filter_key) >= $needed
-            order by observed_at, window_start
-            """,
-            {**params, "needed": needed[0][0]},
-        ).fetchall()
-        for window_start, window_end, observed_at in units:
-            self.apply_observation(
-                params["practice_ods"], window_start=window_start, window_end=window_end,
-                observed_at=observed_at, load_id=params["load_id"],
+            create or replace temp table fold_pending as
+            with
+
+            needed as (
+                select practice_ods,
+                       1 + (case when accepts_111_booking then 1 else 0 end) + len(booking_hubs) as filters
+                from core.dim_practice
+            ),
+
+            observations as (
+                select practice_ods, window_start, window_end, observed_at,
+                       count(distinct filter_key) as filters, max(load_id) as load_id
+                from meta.sync_window
+                where $practices::varchar[] is null
+                   or practice_ods in (select unnest($practices::varchar[]))
+                group by all
+                having bool_or(folded_at is null)
             )
 
-    def apply_observation(
-        self, practice_ods: str, *, window_start: datetime, window_end: datetime,
-        observed_at: datetime, load_id: str,
-    ) -> None:
-        """Fold one complete (practice, window, observed_at) observation into slot history.
-
-        Runs inside the caller's transaction; the staging rows must already be in place.
-        """
-        self.con.execute(sql_text("load/apply_slot_observation.sql"), {
-            "practice_ods": practice_ods, "window_start": window_start, "window_end": window_end,
-            "observed_at": observed_at, "load_id": load_id,
-        })
-        self.con.execute(
-            "delete from core.fct_slot_history where practice_ods = $practice_ods "
-            "and slot_id in (select slot_id from slot_history_update)",
-            {"practice_ods": practice_ods},
+            select o.practice_ods, o.window_start, o.window_end, o.observed_at, o.load_id
+            from observations as o
+            join needed as n using (practice_ods)
+            where o.filters >= n.filters
+            """,
+            {"practices": practices},
         )
-        self.con.execute("insert into core.fct_slot_history select * from slot_history_update")
-        self.con.execute("drop table slot_history_update")
+        try:
+            rounds = con.execute(
+                "select observed_at, window_start, window_end, count(*) from fold_pending "
+                "group by all order by observed_at, window_start, window_end"
+            ).fetchall()
+            for observed_at, window_start, window_end, _ in rounds:
+                con.execute(
+                    "create or replace temp table fold_round as select practice_ods, load_id "
+                    "from fold_pending where observed_at = $observed_at "
+                    "and window_start = $window_start and window_end = $window_end",
+                    {"observed_at": observed_at, "window_start": window_start, "window_end": window_end},
+                )
+                self._fold_round(con, observed_at=observed_at, window_start=window_start,
+                                 window_end=window_end)
+            con.execute(
+                """
+                update meta.sync_window as w
+                set folded_at = now()
+                from fold_pending as p
+                where w.practice_ods = p.practice_ods and w.window_start = p.window_start
+                  and w.window_end = p.window_end and w.observed_at = p.observed_at
+                  and w.folded_at is null
+                """
+            )
+        finally:
+            con.execute("drop table if exists fold_round")
+            con.execute("drop table if exists fold_pending")
+        return sum(int(n) for *_, n in rounds)
+
+    def _fold_round(
+        self, con: duckdb.DuckDBPyConnection, *, observed_at: datetime, window_start: datetime,
+        window_end: datetime,
+    ) -> None:
+        """Apply one (observed_at, window) to every practice in `fold_round`, set-based."""
+        con.execute(sql_text("load/fold_slot_observations.sql"), {
+            "observed_at": observed_at, "window_start": window_start, "window_end": window_end,
+        })
+        con.execute(
+            """
+            delete from core.fct_slot_history as h
+            using slot_history_update as u
+            where h.practice_ods = u.practice_ods and h.slot_id = u.slot_id
+            """
+        )
+        con.execute("insert into core.fct_slot_history select * from slot_history_update")
+        con.execute("drop table slot_history_update")
+
+    # ------------------------------------------------------------------ raw archive
+
+    def raw_body(
+        self, load_id: str, practice_ods: str, filter_key: str, window_start: datetime,
+        *, landing_dir: Path | None = None,
+    ) -> bytes:
+        """The exact bytes of one slot-search response, read back from its landing file.
+
+        For forensics (what did the supplier send?). `landing_dir` relocates the archive
+        (`<landing_dir>/<load_id>/<ODS>.ndjson`), e.g. after moving the data folder, and is
+        needed for responses loaded before the landing file was recorded (migration V006).
+        Raises LookupError when no such response was loaded and FileNotFoundError when its
+        landing file is gone (pruned after `sync.raw_retention_days`).
+        """
+        rows = self.con.execute(
+            "select landing_file, landing_line from raw.gpc_slot_search "
+            "where load_id = $load_id and practice_ods = $practice_ods "
+            "and filter_key = $filter_key and window_start = $window_start",
+            {"load_id": load_id, "practice_ods": practice_ods, "filter_key": filter_key,
+             "window_start": window_start},
+        ).fetchall()
+        if not rows:
+            raise LookupError(
+                f"no slot-search response of practice {practice_ods}, filter {filter_key}, window "
+                f"from {window_start.isoformat()} in load {load_id} (raw.gpc_slot_search)"
+            )
+        recorded, line = rows[0]
+        if landing_dir is not None:
+            path = landing_path(landing_dir, load_id, practice_ods)
+        elif recorded is not None:
+            path = Path(recorded)
+        else:
+            raise LookupError(
+                f"load {load_id} was loaded before landing files were recorded: pass landing_dir "
+                "(the data folder's `landing`)"
+            )
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path}: the landing file of load {load_id} is gone (pruned after "
+                "sync.raw_retention_days, or moved: pass landing_dir)"
+            )
+        return read_raw_body(path, line=line, filter_key=filter_key, window_start=window_start)
+
+    def prune_landing(self, landing_dir: Path, *, retention_days: int, now: datetime) -> list[Path]:
+        """Delete the landing folders of loads observed more than `retention_days` before `now`.
+
+        Only loads that completed, or whose re-run completed, are pruned; a folder of a load
+        that is still running, failed without repair or is unknown to the ledger is kept.
+        Their `raw.gpc_slot_search` rows stay (metadata only). Returns the folders deleted.
+        """
+        if not landing_dir.is_dir():
+            return []
+        folders = {p.name: p for p in landing_dir.iterdir() if p.is_dir()}
+        if not folders:
+            return []
+        rows = self.con.execute(
+            """
+            select l.load_id
+            from meta.load_ledger as l
+            where l.load_id in (select unnest($load_ids::varchar[]))
+              and l.as_of < $cutoff
+              and (
+                  l.status = 'completed'
+                  or exists (
+                      select 1
+                      from meta.load_plan as p
+                      join meta.load_ledger as r on r.load_id = p.load_id
+                      where p.rerun_of = l.load_id and r.status = 'completed'
+                  )
+              )
+            """,
+            {"load_ids": sorted(folders), "cutoff": now - timedelta(days=retention_days)},
+        ).fetchall()
+        pruned: list[Path] = []
+        for (load_id,) in rows:
+            try:
+                shutil.rmtree(folders[load_id])
+            except OSError:
+                continue  # tried again after the next load; never fails a load that completed
+            pruned.append(folders[load_id])
+        return pruned
 
     # ------------------------------------------------------------------ bookings
 
@@ -460,7 +905,13 @@ class Warehouse:
     # ------------------------------------------------------------------ models
 
     def build_models(self, load_id: str | None = None) -> None:
-        """(Re)build views and tables in one transaction; record the load's reconciliation."""
+        """Fold pending observations into slot history, then (re)build views and tables.
+
+        The fold (`fold_slot_history`) commits on its own first, so history never waits for
+        a model build that fails. The models are rebuilt in one transaction with the load's
+        reconciliation summary.
+        """
+        self.fold_slot_history()
         self.con.execute("BEGIN TRANSACTION")
         try:
             for name, path in VIEW_MODELS:
@@ -522,6 +973,83 @@ class Warehouse:
 _UTC = pa.timestamp("us", tz="UTC")
 
 
+class _LoaderSession:
+    """The connections and batch database of one `load_practice_files` call.
+
+    Attaches an in-memory database for the batch tables and opens `threads` cursors on the
+    warehouse (connections of the same DuckDB instance), each set to UTC and able to name
+    the batch tables unqualified (the staging models read `loader_landed`). `run` spreads
+    independent work over the cursors and stops handing out work at the first error.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, threads: int) -> None:
+        self._con = con
+        self._threads = max(1, threads)
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+
+    def __enter__(self) -> _LoaderSession:
+        catalog = str(self._con.execute("select current_database()").fetchall()[0][0])
+        quoted = '"' + catalog.replace('"', '""') + '"'
+        self._search_path = f"{quoted}.main,{_LOADER_DB}.main".replace("'", "''")
+        self._con.execute(f"attach if not exists ':memory:' as {_LOADER_DB}")
+        try:
+            self._cursors = [self._cursor() for _ in range(self._threads)]
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = self._con.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        cursor.execute(f"SET search_path = '{self._search_path}'")
+        return cursor
+
+    @property
+    def main(self) -> duckdb.DuckDBPyConnection:
+        return self._cursors[0]
+
+    def run(self, work: Callable[[duckdb.DuckDBPyConnection, _T], _R], items: Sequence[_T]) -> list[_R]:
+        """`work(cursor, item)` for every item, up to `threads` at once; results in item order."""
+        if self._threads == 1 or len(items) <= 1:
+            return [work(self.main, item) for item in items]
+        free: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
+        for cursor in self._cursors:
+            free.put(cursor)
+        failed = threading.Event()
+
+        def one(item: _T) -> _R:
+            if failed.is_set():
+                raise _Skipped
+            cursor = free.get()
+            try:
+                return work(cursor, item)
+            except BaseException:
+                failed.set()
+                raise
+            finally:
+                free.put(cursor)
+
+        with ThreadPoolExecutor(len(self._cursors), thread_name_prefix="slotsync-loader") as pool:
+            futures = [pool.submit(one, item) for item in items]
+            wait(futures)
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        first = next((e for e in errors if not isinstance(e, _Skipped)), None)
+        if first is not None:
+            raise first
+        return [f.result() for f in futures]
+
+    def __exit__(self, *exc_info: object) -> None:
+        for cursor in self._cursors:
+            cursor.close()
+        self._cursors = []
+        self._con.execute(f"detach database if exists {_LOADER_DB}")
+
+
+class _Skipped(Exception):
+    """Work not started because other work of the same run had failed."""
+
+
 def _utc_or_none(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -529,6 +1057,68 @@ def _utc_or_none(text: str | None) -> datetime | None:
         return parse_fhir_datetime(text)
     except ValueError:
         return None
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # reading it will say what is wrong
+
+
+def _batches(files: Sequence[LandingFile]) -> list[list[LandingFile]]:
+    """Consecutive runs of files of at most BATCH_BYTES together (at least one file each)."""
+    batches: list[list[LandingFile]] = []
+    size = 0
+    for landing in files:
+        file_size = _file_size(landing.path)
+        if not batches or size + file_size > BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(landing)
+        size += file_size
+    return batches
+
+
+def _batch_rows(temp: str, practice_ods: str, plan: _PracticePlan | None) -> tuple[str, dict[str, Any]]:
+    """A filter on a batch table for one practice's rows: its rowid range when known."""
+    span = plan.rows.get(temp) if plan is not None else None
+    if span is None:
+        return "practice_ods = $practice_ods", {"practice_ods": practice_ods}
+    return "rowid between $first_row and $last_row", {"first_row": span[0], "last_row": span[1]}
+
+
+def _unreadable(exc: duckdb.Error) -> str:
+    text = " ".join(str(exc).split())
+    return f"response is not valid FHIR JSON of the expected shape ({text[:400]})"
+
+
+def _raw_rows_from_metas(landing: LandingFile, load_id: str) -> pa.Table:
+    """raw.gpc_slot_search rows from the landing lines' meta objects (bodies unparsed)."""
+    metas = read_landing_metas(landing.path)
+
+    def column(name: str) -> list[Any]:
+        return [m.get(name) for m in metas]
+
+    def instants(name: str) -> list[datetime | None]:
+        return [datetime.fromisoformat(v) if isinstance(v, str) else None for v in column(name)]
+
+    return pa.table({
+        "load_id": pa.array([load_id] * len(metas), pa.string()),
+        "practice_ods": pa.array([landing.practice_ods] * len(metas), pa.string()),
+        "interaction": pa.array(column("interaction"), pa.string()),
+        "filter_role": pa.array(column("filter_role"), pa.string()),
+        "filter_key": pa.array(column("filter_key"), pa.string()),
+        "window_start": pa.array(instants("window_start"), _UTC),
+        "window_end": pa.array(instants("window_end"), _UTC),
+        "observed_at": pa.array(instants("observed_at"), _UTC),
+        "fetched_at": pa.array(instants("fetched_at"), _UTC),
+        "http_status": pa.array(column("http_status"), pa.int32()),
+        "trace_id": pa.array(column("trace_id"), pa.string()),
+        "body_bytes": pa.array(column("body_bytes"), pa.int64()),
+        "landing_file": pa.array([str(landing.path)] * len(metas), pa.string()),
+        "landing_line": pa.array(column("line"), pa.int32()),
+    })
 
 
 def _sql_literal(path: Path) -> str:

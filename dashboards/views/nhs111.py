@@ -1,32 +1,30 @@
 """Page: NHS 111 slots vs quota, per practice and UK day, for CCG/ICB leads.
 
 Reads `mart_111_quota_daily` from the published snapshot only. Every figure is computed in
-`dashboards.quota`; this module only lays the page out.
+`dashboards.quota`; this module only lays the page out. The page shows slot capacity only
+(slots offered against the quota), never booking counts, so nothing here is suppressed.
 """
 
 from __future__ import annotations
-
-from datetime import date
-from pathlib import Path
 
 import altair as alt
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 import streamlit as st
 from streamlit.elements.lib.column_types import ColumnConfig
 
-from dashboards import data, quota, ui
+from dashboards import quota, ui
 
 TITLE = "NHS 111 slots vs quota"
 STATUS_COLOURS = ("#2c7bb6", "#fdae61", "#d7191c")  # colour-blind safe: blue / orange / red
 MAX_DAYS_WITH_CELL_TEXT = 31
-ROW_STEP_PX = 34
+ROW_STEP_PX = 30
 
 DEFINITION = (
     "**How compliance is measured.** A slot counts towards the NHS 111 quota only if it is "
     "*reserved* for NHS 111: returned to the 111 provider's GP Connect search but not to an "
     "unfiltered search. The quota is `max(1, floor(list_size / 3000))` slots per core day "
     "(Monday to Friday, UK calendar day); weekends have no quota. *Offered* counts every "
-    "reserved slot seen for the day; *free* counts those still free at the latest capture."
+    "reserved slot seen for the day at any capture."
 )
 HELP_PRACTICES = (
     "Distinct GP practices (booking hubs excluded) with at least one captured day in the current filters."
@@ -41,6 +39,9 @@ HELP_SHARE = (
     "practice-days in the current filters. Only slots reserved for NHS 111 count, not "
     "unrestricted slots the 111 provider could also see."
 )
+HELP_OFFERED = (
+    "Reserved NHS 111 slots offered on core days in the filters, against the sum of the daily quotas."
+)
 
 # Order matters: the compliance columns first, context (and horizontal scrolling) after.
 DAILY_COLUMNS: dict[str, ColumnConfig | str] = {
@@ -51,8 +52,10 @@ DAILY_COLUMNS: dict[str, ColumnConfig | str] = {
     "quota": st.column_config.NumberColumn("Quota"),
     "nhs111_reserved_offered": st.column_config.NumberColumn("111 reserved offered"),
     "meets_quota": st.column_config.CheckboxColumn("Meets quota"),
-    "nhs111_reserved_free": st.column_config.NumberColumn("111 reserved free"),
-    "nhs111_visible_free": st.column_config.NumberColumn("Free, visible to 111"),
+    "nhs111_visible_free": st.column_config.NumberColumn(
+        "Free, visible to 111",
+        help="Slots 111 could still book at the latest capture (reserved or open to anyone).",
+    ),
     "ccg_code": "CCG",
     "pcn_code": "PCN",
     "clinical_system": "System",
@@ -70,87 +73,58 @@ BELOW_COLUMNS: dict[str, ColumnConfig | str] = {
     "worst_day": st.column_config.DateColumn("Worst day", format="ddd D MMM YYYY"),
     "worst_day_offered": st.column_config.NumberColumn("Offered on worst day"),
 }
+TREND_COLUMNS: dict[str, ColumnConfig | str] = {
+    "slot_day": st.column_config.DateColumn("Day", format="ddd D MMM YYYY"),
+    "practices": st.column_config.NumberColumn("Practices"),
+    "practices_meeting": st.column_config.NumberColumn("Meeting quota"),
+    "share_meeting": st.column_config.NumberColumn("% meeting quota", format="%.1f%%"),
+    "offered": st.column_config.NumberColumn("Reserved offered"),
+    "quota": st.column_config.NumberColumn("Quota"),
+}
 
 
-@st.cache_data(ttl=ui.CACHE_TTL_S, max_entries=4, show_spinner="Reading the published snapshot…")
-def _quota_daily(snapshot: Path, version: str) -> pd.DataFrame:
-    # Keyed on the publication version so a new snapshot is read as soon as its as-of time
-    # is shown; `version` is only part of the cache key.
-    del version
-    return quota.prepare(data.read_quota_daily(snapshot))
+def load(ctx: ui.Context) -> pd.DataFrame | None:
+    frame = ui.mart(ctx, "quota_daily")
+    return None if frame is None else quota.prepare(frame)
 
 
 def render() -> None:
-    snapshot = data.snapshot_path()
-    publication = ui.snapshot_header(TITLE, snapshot)
-    if publication is None:
+    ctx = ui.page_header(TITLE)
+    if ctx is None:
         return
-    try:
-        daily = _quota_daily(snapshot, publication.version)
-    except (data.SnapshotMissingError, data.SnapshotBusyError) as exc:
-        st.warning(str(exc))
+    daily = load(ctx)
+    if daily is None:
+        ui.not_available("NHS 111 quota compliance", "mart_111_quota_daily")
         return
-    if daily.empty:
-        st.info("The published snapshot has no practice-days yet: no practice has a completed capture.")
-        return
-    selected = quota.apply_filters(daily, _sidebar_filters(daily))
-    stamp = f"{publication.as_of:%Y%m%dT%H%MZ}"
-    _kpi_row(quota.kpis(selected))
+    selected = ctx.select(daily)
+    kpis = quota.kpis(selected)
+    _kpi_row(kpis)
     st.markdown(DEFINITION)
     if selected.empty:
         st.info("No practice-days match the filters.")
         return
     _heatmap(selected)
-    _below_quota_table(selected, stamp)
-    _daily_table(selected, stamp)
-
-
-def _sidebar_filters(daily: pd.DataFrame) -> quota.QuotaFilters:
-    first: date = daily["slot_day"].min().date()
-    last: date = daily["slot_day"].max().date()
-    names = daily.drop_duplicates("practice_ods").set_index("practice_ods")["practice_label"].to_dict()
-    with st.sidebar:
-        st.header("Filters")
-        picked = st.date_input(
-            "Days", value=(first, last), min_value=first, max_value=last, format="DD/MM/YYYY",
-            help="UK calendar days the slots start on.",
-        )
-        ccgs = st.multiselect("CCG", _options(daily, "ccg_code"), key="nhs111_ccg", placeholder="All CCGs")
-        practices = st.multiselect(
-            "Practice", sorted(names, key=lambda ods: names[ods]), format_func=lambda ods: names[ods],
-            key="nhs111_practice", placeholder="All practices",
-        )
-        systems = st.multiselect(
-            "Clinical system", _options(daily, "clinical_system"), key="nhs111_system",
-            placeholder="All systems",
-        )
-    start, end = _date_range(picked, first, last)
-    return quota.QuotaFilters(start, end, tuple(ccgs), tuple(practices), tuple(systems))
-
-
-def _options(daily: pd.DataFrame, column: str) -> list[str]:
-    return sorted(str(value) for value in daily[column].dropna().unique())
-
-
-def _date_range(picked: object, first: date, last: date) -> tuple[date, date]:
-    # While a range is half-picked the widget returns one date: show that single day.
-    if isinstance(picked, tuple) and len(picked) == 2:
-        return picked[0], picked[1]
-    if isinstance(picked, tuple) and len(picked) == 1:
-        return picked[0], picked[0]
-    if isinstance(picked, date):
-        return picked, picked
-    return first, last
+    _below_quota_table(selected, ctx.stamp)
+    _trend(selected, ctx.stamp)
+    _daily_table(selected, ctx.stamp)
 
 
 def _kpi_row(kpis: quota.QuotaKpis) -> None:
     share = kpis.share_meeting
-    practices, below, meeting = st.columns(3)
+    practices, offered, below, meeting = st.columns(4)
     practices.metric("Practices", f"{kpis.practices:,}", help=HELP_PRACTICES, border=True)
-    below.metric("Core practice-days below quota", f"{kpis.core_days_below:,}", help=HELP_BELOW, border=True)
+    offered.metric(
+        "111 slots offered / quota",
+        f"{kpis.core_offered:,} / {kpis.core_quota:,}",
+        help=HELP_OFFERED,
+        border=True,
+    )
+    below.metric("Practice-days below quota", f"{kpis.core_days_below:,}", help=HELP_BELOW, border=True)
     meeting.metric(
-        "% practice-days meeting quota", "–" if share is None else f"{share:.1%}",
-        help=HELP_SHARE, border=True,
+        "Practice-days meeting quota",
+        "–" if share is None else f"{share:.1%}",
+        help=HELP_SHARE,
+        border=True,
     )
 
 
@@ -164,7 +138,7 @@ def _heatmap(selected: pd.DataFrame) -> None:
     rows = quota.practice_order(cells)
     label_angle = 0 if len(days) <= 10 else -45
     base = alt.Chart(cells).encode(
-        x=alt.X("day_label:O", sort=days, title=None, axis=alt.Axis(labelAngle=label_angle)),
+        x=alt.X("day_label:O", sort=days, title=None, axis=alt.Axis(labelAngle=label_angle, orient="top")),
         y=alt.Y("practice_label:N", sort=rows, title=None, axis=alt.Axis(labelLimit=320)),
     )
     rects = base.mark_rect(stroke="white", strokeWidth=1).encode(
@@ -206,8 +180,54 @@ def _below_quota_table(selected: pd.DataFrame, stamp: str) -> None:
         return
     st.dataframe(table, hide_index=True, column_config=BELOW_COLUMNS, column_order=list(BELOW_COLUMNS))
     ui.csv_download(
-        table, label="Download practices below quota (CSV)",
-        file_name=f"nhs111_practices_below_quota_{stamp}.csv", key="download_below",
+        table,
+        label="Download practices below quota (CSV)",
+        file_name=f"nhs111_practices_below_quota_{stamp}.csv",
+        key="download_below",
+    )
+
+
+def _trend(selected: pd.DataFrame, stamp: str) -> None:
+    st.subheader("Trend: practices meeting quota, per core day")
+    trend = quota.trend(selected)
+    if trend.empty:
+        st.info("No core days (Monday to Friday) in the selected range.")
+        return
+    share_chart = (
+        alt.Chart(trend)
+        .mark_line(point=alt.OverlayMarkDef(size=60), color=STATUS_COLOURS[0], strokeWidth=3)
+        .encode(
+            x=alt.X("slot_day:T", title=None, axis=alt.Axis(format="%a %d %b", tickCount="day")),
+            y=alt.Y(
+                "share_meeting:Q",
+                title="Practices meeting quota",
+                axis=alt.Axis(format=".0%"),
+                scale=alt.Scale(domain=[0, 1]),
+            ),
+            tooltip=[
+                alt.Tooltip("slot_day:T", title="Day", format="%a %d %b %Y"),
+                alt.Tooltip("practices_meeting:Q", title="Meeting quota"),
+                alt.Tooltip("practices:Q", title="Practices"),
+                alt.Tooltip("share_meeting:Q", title="% meeting", format=".1%"),
+                alt.Tooltip("offered:Q", title="Reserved offered"),
+                alt.Tooltip("quota:Q", title="Quota"),
+            ],
+        )
+        .properties(height=260, width="container")
+    )
+    st.altair_chart(share_chart, width="stretch")
+    st.caption("Share of practices whose reserved NHS 111 slots met their quota on each weekday.")
+    st.dataframe(
+        trend.assign(share_meeting=trend["share_meeting"] * 100),
+        hide_index=True,
+        column_config=TREND_COLUMNS,
+        column_order=list(TREND_COLUMNS),
+    )
+    ui.csv_download(
+        trend.assign(slot_day=trend["slot_day"].dt.date),
+        label="Download trend (CSV)",
+        file_name=f"nhs111_trend_{stamp}.csv",
+        key="download_trend",
     )
 
 
@@ -216,6 +236,8 @@ def _daily_table(selected: pd.DataFrame, stamp: str) -> None:
     table = selected[list(DAILY_COLUMNS)].assign(slot_day=selected["slot_day"].dt.date)
     st.dataframe(table, hide_index=True, column_config=DAILY_COLUMNS)
     ui.csv_download(
-        table, label="Download practice-days (CSV)",
-        file_name=f"nhs111_practice_days_{stamp}.csv", key="download_daily",
+        table,
+        label="Download practice-days (CSV)",
+        file_name=f"nhs111_practice_days_{stamp}.csv",
+        key="download_daily",
     )

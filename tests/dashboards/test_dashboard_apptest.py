@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 import streamlit as st
+from streamlit.navigation.page import calc_hash
 from streamlit.testing.v1 import AppTest
 
+from tests.dashboards.conftest import PERIOD_CTE, Snapshot, sql_rows
+
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
-BELOW = "Core practice-days below quota"
+PAGES = ("overview", "nhs111", "utilisation", "releases", "data-health")
+BELOW = "Practice-days below quota"
 
 
 @pytest.fixture(autouse=True)
@@ -23,8 +26,12 @@ def _fresh_cache() -> Iterator[None]:
     st.cache_data.clear()
 
 
-def _run() -> AppTest:
-    app = AppTest.from_file(str(APP), default_timeout=30).run()
+def _run(page: str = "overview") -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    # Pages are callables with a url_path; AppTest.switch_page only takes files, so select the
+    # page the way a browser's URL does: by the hash of its url_path.
+    app._page_hash = calc_hash(page)
+    app.run()
     assert not app.exception, [e.value for e in app.exception]
     return app
 
@@ -33,40 +40,126 @@ def _metric(app: AppTest, label: str) -> str:
     return str(next(m.value for m in app.metric if m.label == label))
 
 
-def test_no_snapshot_shows_how_to_get_one(data_dir_env: Callable[[Path], None], tmp_path: Path) -> None:
+def _texts(app: AppTest) -> str:
+    return " ".join(str(e.value) for e in [*app.info, *app.caption, *app.markdown, *app.warning])
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_snapshot_shows_how_to_get_one(
+    data_dir_env: Callable[[Path], None], tmp_path: Path, page: str
+) -> None:
     data_dir_env(tmp_path / "empty")
-    app = _run()
+    app = _run(page)
     messages = " ".join(str(info.value) for info in app.info)
     assert "No data published yet" in messages
     assert "slotsync demo" in messages and "slotsync sync" in messages
     assert not app.metric
 
 
-def test_kpis_and_filters_match_sql(
-    snapshot: Any, data_dir_env: Callable[[Path], None], expected_kpis: Callable[..., Any]
+def _quota_sql(marts: Path, ccg: str | None = None, practice: str | None = None) -> int:
+    (below,) = sql_rows(
+        marts,
+        "select count(*) filter (where is_core_day and not meets_quota) "
+        "from mart_111_quota_daily where ($c is null or ccg_code = $c) "
+        "and ($p is null or practice_ods = $p)",
+        {"c": ccg, "p": practice},
+    )[0]
+    return int(below)
+
+
+def test_quota_kpis_and_filters_match_sql(
+    small_snapshot: Snapshot, data_dir_env: Callable[[Path], None]
 ) -> None:
-    data_dir_env(snapshot.data_dir)
-    app = _run()
+    data_dir_env(small_snapshot.data_dir)
+    app = _run("nhs111")
     assert _metric(app, "Practices") == "3"
-    assert _metric(app, BELOW) == str(expected_kpis().core_days_below)
-    assert _metric(app, "% practice-days meeting quota") == "66.7%"
+    assert _metric(app, BELOW) == str(_quota_sql(small_snapshot.marts))
+    assert _metric(app, "Practice-days meeting quota") == "66.7%"
+    assert _metric(app, "111 slots offered / quota") == "19 / 24"
     assert all(m.help for m in app.metric), "every KPI needs its definition in the tooltip"
-    assert "Thu 5 Mar 2026, 23:30 GMT" in app.caption[0].value
+    assert "Thu 5 Mar 2026, 23:30 GMT" in _texts(app)
 
-    app.multiselect(key="nhs111_ccg").select("11M").run()
-    assert _metric(app, BELOW) == str(expected_kpis(ccg="11M").core_days_below)
+    app.multiselect(key="f_ccg").select("11M").run()
+    assert _metric(app, BELOW) == str(_quota_sql(small_snapshot.marts, ccg="11M"))
 
-    app.multiselect(key="nhs111_ccg").unselect("11M").run()
-    app.multiselect(key="nhs111_practice").select("A81001").run()
-    assert _metric(app, BELOW) == str(expected_kpis(practice="A81001").core_days_below)
+    app.multiselect(key="f_ccg").unselect("11M").run()
+    app.multiselect(key="f_practice").select("A81001").run()
+    assert _metric(app, BELOW) == str(_quota_sql(small_snapshot.marts, practice="A81001"))
     assert _metric(app, "Practices") == "1"
 
 
-def test_weekend_only_range_has_no_core_days(snapshot: Any, data_dir_env: Callable[[Path], None]) -> None:
-    data_dir_env(snapshot.data_dir)
-    app = _run()
-    app.date_input[0].set_value((date(2026, 3, 7), date(2026, 3, 8))).run()
+def test_weekend_only_range_has_no_core_days(
+    small_snapshot: Snapshot, data_dir_env: Callable[[Path], None]
+) -> None:
+    data_dir_env(small_snapshot.data_dir)
+    app = _run("nhs111")
+    app.date_input(key="f_period").set_value((date(2026, 3, 7), date(2026, 3, 8))).run()
     assert not app.exception
     assert _metric(app, BELOW) == "0"
-    assert _metric(app, "% practice-days meeting quota") == "–"
+    assert _metric(app, "Practice-days meeting quota") == "–"
     assert any("No core days" in str(info.value) for info in app.info)
+
+
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        ("overview", "not available yet"),
+        ("utilisation", "Practice slot utilisation: not available yet"),
+        ("releases", "Release decisions: not available yet"),
+        ("data-health", "Reconciliation findings: not available yet"),
+    ],
+)
+def test_missing_marts_say_not_available_yet(
+    small_snapshot: Snapshot, data_dir_env: Callable[[Path], None], page: str, expected: str
+) -> None:
+    # The small snapshot has mart_111_quota_daily only: every other figure must degrade.
+    data_dir_env(small_snapshot.data_dir)
+    app = _run(page)
+    assert expected in _texts(app)
+
+
+def test_filters_persist_from_page_to_page(demo: Snapshot, data_dir_env: Callable[[Path], None]) -> None:
+    data_dir_env(demo.data_dir)
+    app = _run("overview")
+    app.multiselect(key="f_ccg").select("10K").run()
+    app._page_hash = calc_hash("utilisation")
+    app.run()
+    assert app.multiselect(key="f_ccg").value == ["10K"]
+    assert "CCG 10K" in _texts(app)
+
+
+def test_utilisation_audience_and_pcn_filters_match_sql(
+    demo: Snapshot, data_dir_env: Callable[[Path], None]
+) -> None:
+    data_dir_env(demo.data_dir)
+    app = _run("utilisation")
+
+    def expected(audience: str | None, pcn: str | None) -> str:
+        (booked,) = sql_rows(
+            demo.marts,
+            f"""
+            with {PERIOD_CTE}
+            select sum(booked) from mart_slot_utilisation_daily, period
+            where kind = 'practice' and is_final and slot_day between first_day and last_day
+              and ($a is null or audience = $a) and ($p is null or pcn_code = $p)""",
+            {"a": audience, "p": pcn},
+        )[0]
+        return "<5" if 1 <= booked <= 4 else f"{int(booked):,}"
+
+    assert _metric(app, "Booked") == expected(None, None)
+    app.segmented_control(key="u_audience").set_value("Reserved for NHS 111").run()
+    assert _metric(app, "Booked") == expected("nhs111", None)
+    (pcn,) = sql_rows(demo.marts, "select min(pcn_code) from mart_slot_utilisation_daily")[0]
+    app.multiselect(key="f_pcn").select(pcn).run()
+    assert _metric(app, "Booked") == expected("nhs111", pcn)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_figure_has_its_definition_on_hover(
+    demo: Snapshot, data_dir_env: Callable[[Path], None], page: str
+) -> None:
+    data_dir_env(demo.data_dir)
+    app = _run(page)
+    assert app.metric, "each page shows figures on the demo snapshot"
+    assert [m.label for m in app.metric if not m.help] == []
+    assert "not available yet" not in _texts(app).replace("Data-quality results: not available yet", "")

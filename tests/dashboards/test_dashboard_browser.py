@@ -1,34 +1,71 @@
-"""The served app in real headless Chromium: what a CCG lead actually sees.
+"""The served dashboard in real headless Chromium (Debian's `chromium`, driven by Playwright).
 
-Figures on the page are checked against SQL run straight on the snapshot file, and the
-server must never hold a DuckDB handle that would block the sync flow from publishing.
+Every page is loaded on the snapshot the real pipeline published (`demo`): it must render
+without an exception, show a figure equal to the same figure computed by SQL on the snapshot,
+and change that figure, still equal to SQL, when a filter is picked. A screenshot of each page
+goes to `test-artifacts/screenshots/`. The last test opens the pages while a real
+`nightly_sync` writes the warehouse and publishes, in other processes.
+
+Skipped without /usr/bin/chromium unless SLOTSYNC_REQUIRE_BROWSER=1.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import re
+import subprocess
+import sys
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from connectors.registry import load_registry
 from dashboards.ui import format_uk
-from warehouse.loader import Warehouse
+from tests.dashboards.conftest import (
+    PERIOD_CTE,
+    PROJECT_ROOT,
+    Server,
+    Snapshot,
+    copy_snapshot,
+    pipeline_env,
+    serve,
+    sql_rows,
+)
 
 pytestmark = pytest.mark.browser
 
-BELOW = "Core practice-days below quota"
 RENDER_TIMEOUT_MS = 30_000
+CCG = "10K"
+SYNC_PRACTICES = 4
+RENDER_PAUSE_S = 2.0  # leave the 2-core machine to the writer between renders
 
 
-def _open(page: Page, server: Any) -> None:
-    page.goto(f"{server.url}/")
+def _open(page: Page, server: Server, path: str = "") -> None:
+    page.goto(f"{server.url}/{path}")
     _wait_rendered(page)
+
+
+PAGES = [
+    ("", "Overview"),
+    ("nhs111", "NHS 111 slots vs quota"),
+    ("utilisation", "Slot utilisation"),
+    ("releases", "Released NHS 111 slots"),
+    ("data-health", "Data health"),
+]
+
+
+def _open_page(page: Page, server: Server, path: str, title: str) -> None:
+    """Open a page that may have no figures (a mart not published yet) and wait for it."""
+    page.goto(f"{server.url}/{path}")
+    expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=RENDER_TIMEOUT_MS)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
 
 
 def _wait_rendered(page: Page) -> None:
@@ -38,7 +75,14 @@ def _wait_rendered(page: Page) -> None:
 
 
 def _metric_value(page: Page, label: str) -> Locator:
-    return page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+    # While a rerun draws the page again, Streamlit keeps the previous run's elements marked
+    # stale; only the current ones count.
+    current = page.locator(
+        "[data-testid='stElementContainer'][data-stale='false'] > [data-testid='stMetric']"
+    )
+    return current.filter(
+        has=page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True)
+    ).get_by_test_id("stMetricValue")
 
 
 def _pick(page: Page, label: str, option: str) -> None:
@@ -58,7 +102,9 @@ def _screenshot(page: Page, path: Path) -> None:
         page.set_viewport_size({"width": width, "height": needed + 50})
         _wait_rendered(page)
         page.wait_for_timeout(300)
+    page.wait_for_timeout(500)  # let charts finish drawing
     page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size({"width": width, "height": 1000})
 
 
 def _handles_on(pid: int, *files: Path) -> list[str]:
@@ -79,72 +125,270 @@ def _handles_on(pid: int, *files: Path) -> list[str]:
     return found
 
 
-def test_page_renders_kpis_from_the_snapshot(
-    page: Page, streamlit_server: Any, expected_kpis: Callable[..., Any], screenshot_dir: Path
+# ---------------------------------------------------------------------------- figure vs SQL
+
+
+def _count(value: Any) -> str:
+    number = int(value or 0)
+    return "<5" if 1 <= number <= 4 else f"{number:,}"
+
+
+def _overview(marts: Path, ccg: str | None) -> str:
+    (booked, offered) = sql_rows(
+        marts,
+        f"""
+        with {PERIOD_CTE}
+        select sum(booked_by_111), sum(offered) from mart_111_utilisation_daily, period
+        where is_final and slot_day between first_day and last_day and ($ccg is null or ccg_code = $ccg)""",
+        {"ccg": ccg},
+    )[0]
+    assert not 1 <= booked <= 4, "the demo's figure would be suppressed"
+    return f"{booked / offered:.1%}"
+
+
+def _nhs111(marts: Path, ccg: str | None) -> str:
+    (below,) = sql_rows(
+        marts,
+        f"""
+        with {PERIOD_CTE}
+        select count(*) filter (where is_core_day and not meets_quota) from mart_111_quota_daily, period
+        where slot_day between first_day and last_day and ($ccg is null or ccg_code = $ccg)""",
+        {"ccg": ccg},
+    )[0]
+    return f"{below:,}"
+
+
+def _utilisation(marts: Path, ccg: str | None) -> str:
+    (booked,) = sql_rows(
+        marts,
+        f"""
+        with {PERIOD_CTE}
+        select sum(booked) from mart_slot_utilisation_daily, period
+        where kind = 'practice' and is_final and slot_day between first_day and last_day
+          and ($ccg is null or ccg_code = $ccg)""",
+        {"ccg": ccg},
+    )[0]
+    return _count(booked)
+
+
+def _releases(marts: Path, ccg: str | None) -> str:
+    (released,) = sql_rows(
+        marts,
+        f"""
+        with {PERIOD_CTE}
+        select sum(released) from mart_releases_daily as r join orgs using (practice_ods), period
+        where slot_day between first_day and last_day and ($ccg is null or ccg_code = $ccg)""",
+        {"ccg": ccg},
+    )[0]
+    return f"{int(released or 0):,}"
+
+
+def _health(marts: Path, ccg: str | None) -> str:
+    (ok, total) = sql_rows(
+        marts,
+        f"""
+        with {PERIOD_CTE}
+        select count(*) filter (where last_observed_at >= as_of - interval 26 hour
+                                and coalesce(latest_status, 'ok') = 'ok'), count(*)
+        from mart_pipeline_freshness left join orgs using (practice_ods), publication
+        where $ccg is null or ccg_code = $ccg""",
+        {"ccg": ccg},
+    )[0]
+    return f"{ok:,} of {total:,}"
+
+
+@dataclass(frozen=True)
+class PageCase:
+    path: str
+    title: str
+    metric: str
+    expected: Callable[[Path, str | None], str]
+
+    @property
+    def shot(self) -> str:
+        return f"{self.path or 'overview'}.png"
+
+
+CASES = [
+    PageCase("", "Overview", "NHS 111 utilisation", _overview),
+    PageCase("nhs111", "NHS 111 slots vs quota", "Practice-days below quota", _nhs111),
+    PageCase("utilisation", "Slot utilisation", "Booked", _utilisation),
+    PageCase("releases", "Released NHS 111 slots", "Released", _releases),
+    PageCase("data-health", "Data health", "Up to date", _health),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.shot.removesuffix(".png") for c in CASES])
+def test_page_renders_and_its_figure_matches_sql_before_and_after_a_filter(
+    page: Page, demo_server: Server, demo: Snapshot, screenshot_dir: Path, case: PageCase
 ) -> None:
-    _open(page, streamlit_server)
+    _open(page, demo_server, case.path)
+    expect(page.get_by_role("heading", name=case.title, exact=True)).to_be_visible()
     expect(page.get_by_test_id("stException")).to_have_count(0)
-    expect(page.get_by_role("heading", name="NHS 111 slots vs quota")).to_be_visible()
-    expect(_metric_value(page, BELOW)).to_have_text(str(expected_kpis().core_days_below))
-    expect(page.get_by_test_id("stVegaLiteChart")).to_be_visible()
-    _screenshot(page, screenshot_dir / "nhs111_quota.png")
+    expect(page.get_by_text(demo.load_id).first).to_be_visible()
+    everything = case.expected(demo.marts, None)
+    expect(_metric_value(page, case.metric)).to_have_text(everything)
+    _screenshot(page, screenshot_dir / case.shot)
 
-
-def test_filter_changes_kpi_to_the_sql_figure(
-    page: Page, streamlit_server: Any, expected_kpis: Callable[..., Any], screenshot_dir: Path
-) -> None:
-    _open(page, streamlit_server)
-    everything, one_ccg = expected_kpis().core_days_below, expected_kpis(ccg="11M").core_days_below
-    assert everything != one_ccg, "fixture data must make the filter visible"
-    _pick(page, "CCG", "11M")
-    expect(_metric_value(page, BELOW)).to_have_text(str(one_ccg), timeout=RENDER_TIMEOUT_MS)
-    _pick(page, "Practice", "Oak Tree Practice (B82003)")
-    expected = expected_kpis(ccg="11M", practice="B82003").core_days_below
-    expect(_metric_value(page, BELOW)).to_have_text(str(expected), timeout=RENDER_TIMEOUT_MS)
-    expect(_metric_value(page, "Practices")).to_have_text("1")
+    one_ccg = case.expected(demo.marts, CCG)
+    assert one_ccg != everything, "the demo data must make the filter visible"
+    _pick(page, "CCG", CCG)
+    expect(_metric_value(page, case.metric)).to_have_text(one_ccg, timeout=RENDER_TIMEOUT_MS)
+    _wait_rendered(page)
     expect(page.get_by_test_id("stException")).to_have_count(0)
-    _screenshot(page, screenshot_dir / "nhs111_quota_filtered.png")
 
 
-def test_below_quota_csv_download_matches_the_table(
-    page: Page, streamlit_server: Any, snapshot: Any, tmp_path: Path
+def test_small_snapshot_quota_csv_matches_sql(
+    page: Page, small_server: Server, small_snapshot: Snapshot, tmp_path: Path, screenshot_dir: Path
 ) -> None:
-    _open(page, streamlit_server)
+    _open(page, small_server, "nhs111")
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Download practices below quota (CSV)").click()
     target = tmp_path / download_info.value.suggested_filename
     download_info.value.save_as(target)
     with target.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    con = duckdb.connect(str(snapshot.marts), read_only=True)
-    try:
-        expected = con.execute(
-            "select practice_ods, count(*) from dashboard.marts.mart_111_quota_daily "
-            "where is_core_day and not meets_quota group by all order by 2 desc, 1"
-        ).fetchall()
-    finally:
-        con.close()
+    expected = sql_rows(
+        small_snapshot.marts,
+        "select practice_ods, count(*) from mart_111_quota_daily "
+        "where is_core_day and not meets_quota group by all order by 2 desc, 1",
+    )
     assert [(r["practice_ods"], int(r["core_days_below"])) for r in rows] == expected
+    # Pages whose marts the small snapshot lacks say so instead of failing.
+    page.goto(f"{small_server.url}/utilisation")
+    expect(page.get_by_text("Practice slot utilisation: not available yet")).to_be_visible(
+        timeout=RENDER_TIMEOUT_MS
+    )
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=RENDER_TIMEOUT_MS)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    _screenshot(page, screenshot_dir / "utilisation_not_available.png")
 
 
-def test_open_page_never_blocks_the_writer(page: Page, isolated_server: Any, isolated_snapshot: Any) -> None:
-    server, snapshot = isolated_server, isolated_snapshot
-    _open(page, server)
-    assert _handles_on(server.pid, snapshot.marts, snapshot.warehouse) == []
-    # No reader holds the served snapshot: even a read-write open (no retry) succeeds.
-    duckdb.connect(str(snapshot.marts)).close()
-
-    # The sync flow's path: the warehouse opened read-write (no retry, so any lock fails
-    # at once), marts published into a fresh file and swapped over the one being served.
-    new_as_of = datetime.now(UTC).replace(second=0, microsecond=0)
-    con = duckdb.connect(str(snapshot.warehouse))
-    try:
-        Warehouse(con).publish(snapshot.marts.parent, load_id="test-load-republished", as_of=new_as_of)
-    finally:
-        con.close()
-
-    page.get_by_role("button", name="Refresh data").click()
-    expect(page.get_by_text(format_uk(new_as_of)).first).to_be_visible(timeout=RENDER_TIMEOUT_MS)
-    expect(page.get_by_text("test-load-republished")).to_be_visible()
+def test_utilisation_csv_is_suppressed_like_the_table(
+    page: Page, demo_server: Server, demo: Snapshot, tmp_path: Path
+) -> None:
+    _open(page, demo_server, "utilisation")
+    # NHS 111 slots are few per practice, so some booked counts are small.
+    page.get_by_test_id("stButtonGroup").get_by_role("radio", name="Reserved for NHS 111").click()
+    (booked,) = sql_rows(
+        demo.marts,
+        f"""
+        with {PERIOD_CTE}
+        select sum(booked) from mart_slot_utilisation_daily, period
+        where kind = 'practice' and audience = 'nhs111' and is_final
+          and slot_day between first_day and last_day
+        """,
+    )[0]
+    expect(_metric_value(page, "Booked")).to_have_text(_count(booked), timeout=RENDER_TIMEOUT_MS)
     _wait_rendered(page)
-    assert _handles_on(server.pid, snapshot.marts, snapshot.warehouse) == []
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download utilisation by practice (CSV)").click()
+    target = tmp_path / "by_practice.csv"
+    download_info.value.save_as(target)
+    with target.open(newline="", encoding="utf-8") as handle:
+        rows = {r["practice_ods"]: r for r in csv.DictReader(handle)}
+    truth = {
+        ods: (offered, booked)
+        for ods, offered, booked in sql_rows(
+            demo.marts,
+            f"""
+        with {PERIOD_CTE}
+        select practice_ods, sum(offered), sum(booked) from mart_slot_utilisation_daily, period
+        where kind = 'practice' and audience = 'nhs111' and is_final
+          and slot_day between first_day and last_day
+        group by all""",
+        )
+    }
+    assert set(rows) == set(truth)
+    small = [ods for ods, (_, booked) in truth.items() if 1 <= booked <= 4]
+    assert small, "the demo data must exercise suppression"
+    for ods, (offered, booked) in truth.items():
+        row = rows[ods]
+        assert row["offered"] == (
+            "<5" if 1 <= offered <= 4 and row["booked"] in ("<5", "*") else str(offered)
+        )
+        if 1 <= booked <= 4:
+            assert row["booked"] == "<5"
+            assert row["utilisation"] == row["unused"] == row["unknown"] == "*"
+        else:
+            assert row["booked"] in (str(booked), "*")
+    assert any(r["booked"] == "*" for r in rows.values()) or len(small) > 1
+    expect(page.get_by_text("are shown as <5", exact=False).first).to_be_visible()
+
+
+# ---------------------------------------------------------------------------- while a sync writes
+
+
+def _start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    env = pipeline_env(log.parent / "prefect")
+    with log.open("wb") as out:
+        return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_pages_open_while_nightly_sync_writes_and_publishes(
+    page: Page, small_snapshot: Snapshot, tmp_path: Path
+) -> None:
+    # Starts from the small snapshot so that it runs while the session's demo builds.
+    served = copy_snapshot(small_snapshot, tmp_path / "data")
+    registry = tmp_path / "registry.yaml"
+    sandbox = _start(
+        [sys.executable, "-m", "flows.cli", "sandbox", "--port", "0", "--registry-out", str(registry)],
+        tmp_path / "sandbox.log",
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "sandbox serving" not in (tmp_path / "sandbox.log").read_text(errors="replace"):
+            log = (tmp_path / "sandbox.log").read_text(errors="replace")
+            assert sandbox.poll() is None and time.monotonic() < deadline, log
+            time.sleep(0.2)
+        with serve(served.data_dir, tmp_path / "server.log") as server:
+            _open_page(page, server, "nhs111", "NHS 111 slots vs quota")
+            assert _handles_on(server.pid, served.marts, served.warehouse) == []
+            # A nightly sync of a few practices keeps the test short; it opens, writes and
+            # publishes exactly as a full one does.
+            some = [p.ods_code for p in load_registry(registry).practices][:SYNC_PRACTICES]
+            practices = [arg for ods in some for arg in ("--practice", ods)]
+            command = [sys.executable, "-m", "flows.cli", "sync", "--registry", str(registry)]
+            command += ["--warehouse", str(served.warehouse), "--data-dir", str(served.data_dir), *practices]
+            sync = _start(command, tmp_path / "sync.log")
+            try:
+                renders_while_writing = 0
+                while sync.poll() is None:
+                    path, title = PAGES[renders_while_writing % len(PAGES)]
+                    _open_page(page, server, path, title)
+                    # Each render shows one whole load: the old one or the one just published.
+                    expect(
+                        page.get_by_text(re.compile(f"{small_snapshot.load_id}|nightly_sync-")).first
+                    ).to_be_visible()
+                    if sync.poll() is None:
+                        renders_while_writing += 1
+                        time.sleep(RENDER_PAUSE_S)
+                sync.wait(timeout=300)
+            finally:
+                _stop(sync)
+            log = (tmp_path / "sync.log").read_text(errors="replace")
+            assert sync.returncode == 0, log  # the dashboard never blocked the writer
+            assert renders_while_writing >= 2, f"the sync finished too fast to overlap ({log[-500:]})"
+
+            load_id, as_of = sql_rows(served.marts, "select load_id, as_of from publication")[0]
+            assert load_id.startswith("nightly_sync-")
+            _open_page(page, server, "utilisation", "Slot utilisation")
+            page.get_by_role("button", name="Refresh data").click()
+            expect(page.get_by_text(load_id).first).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+            expect(page.get_by_text(format_uk(as_of)).first).to_be_visible()
+            # The new load has every mart: the page that said "not available yet" has figures.
+            _wait_rendered(page)
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+            assert _handles_on(server.pid, served.marts, served.warehouse) == []
+    finally:
+        _stop(sandbox)

@@ -1,10 +1,13 @@
-"""Accuracy: a simulated week of scheduled syncs, marts compared with the sandbox's truth.
+"""A simulated week on the sandbox estate: accuracy of the marts and the release flow's effect.
 
-The figures are printed (run with `-s` to see them) and the tolerances are the ones the
+One replay (nightly sync at 02:00, hourly intraday syncs and hourly releases in core hours) is
+compared with the sandbox's ground truth and with a twin of the same seeded world in which
+nothing is released. The figures are printed (run with `-s`); the tolerances are the ones the
 README justifies: NHS 111 utilisation is exact, because every 111 booking is in the 111
 provider's log and confirmed at the practice; booked-slot counts differ only where GP Connect
 cannot tell (a slot removed from the book looks booked; a booking after the last snapshot
-before the slot's start is not yet seen), and never for any other reason.
+before the slot's start is not yet seen), and never for any other reason. The release flow
+must cut unused 111 capacity by at least 80% without touching a booked slot.
 """
 
 from __future__ import annotations
@@ -16,15 +19,26 @@ import pytest
 
 from connectors.clock import SimulatedClock
 from connectors.sandbox.server import SandboxServer
-from flows.accuracy import evaluate
-from flows.demo import DEFAULT_START, HOURLY_INTRADAY, DemoReport, replay, replay_schedule
+from connectors.sandbox.state import SandboxState
+from flows.accuracy import evaluate, release_effect
+from flows.demo import (
+    DEFAULT_START,
+    DEMO_RELEASE_AT,
+    HOURLY_INTRADAY,
+    DemoReport,
+    replay,
+    replay_schedule,
+)
 from tests.flows.conftest import run_in_thread
 
 
 @pytest.mark.slow
-def test_a_simulated_week_matches_the_ground_truth(tmp_path: Path) -> None:
-    schedule = sorted(replay_schedule(DEFAULT_START, 7, HOURLY_INTRADAY))
-    clock = SimulatedClock(schedule[0].at - timedelta(hours=1))
+def test_a_simulated_week_matches_the_ground_truth_and_releases_recover_111_capacity(
+    tmp_path: Path,
+) -> None:
+    schedule = sorted(replay_schedule(DEFAULT_START, 7, HOURLY_INTRADAY, DEMO_RELEASE_AT))
+    first = schedule[0].at - timedelta(hours=1)
+    clock, twin_clock = SimulatedClock(first), SimulatedClock(first)
     report = DemoReport(data_dir=tmp_path, warehouse=tmp_path / "warehouse.duckdb")
     with SandboxServer(clock=clock) as sandbox:
         registry_path = tmp_path / "registry.yaml"
@@ -35,7 +49,11 @@ def test_a_simulated_week_matches_the_ground_truth(tmp_path: Path) -> None:
         # The first day's early bookings predate the first snapshot; judge Tue..Sat, all final.
         accuracy = evaluate(sandbox.state, report.warehouse, DEFAULT_START + timedelta(days=1),
                             DEFAULT_START + timedelta(days=5))
-    print("\n".join(accuracy.lines()))
+        twin = SandboxState(sandbox.registry, clock=twin_clock)
+        twin_clock.set(schedule[-1].at)
+        effect = release_effect(sandbox.state, twin, DEFAULT_START, DEFAULT_START + timedelta(days=6),
+                                schedule[-1].at)
+    print("\n".join([*accuracy.lines(), *effect.lines()]))
 
     assert accuracy.practice_days >= 4 * 37  # Tue-Fri practices, plus hubs on Saturday
     assert accuracy.nhs111_practice_days >= 4 * 30
@@ -46,6 +64,10 @@ def test_a_simulated_week_matches_the_ground_truth(tmp_path: Path) -> None:
     explained = accuracy.causes["removed_from_book"] + accuracy.causes["booked_after_last_observation"] \
         + accuracy.causes["freed_after_last_observation"]
     assert explained >= accuracy.abs_error_booked  # every practice-day difference has a cause
+
+    assert effect.reserved > 300 and effect.unused_without > 0
+    assert effect.cut >= 0.8
+    assert effect.booked_slots_touched == 0
 
 
 def test_schedule_runs_at_uk_wall_clock_times() -> None:

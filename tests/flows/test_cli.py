@@ -34,7 +34,9 @@ def test_demo_replays_a_day_and_prints_the_summary(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "practices and hubs synced : 42" in out
-    assert "scheduled runs replayed   : 3" in out
+    # Monday: nightly sync, two intraday syncs and eleven hourly release runs.
+    assert "scheduled runs replayed   : 14" in out
+    assert "release decisions         :" in out and "unused without the release flow" in out
     assert "practice failures         : 0" in out
     assert f"slotsync dashboard --data-dir {data_dir}" in out
     assert (data_dir / "published" / "dashboard.duckdb").exists()

@@ -69,28 +69,78 @@ def test_a_crash_mid_write_then_a_re_run_equals_a_clean_run(
     sandbox: SandboxServer, tmp_path: Path, clean_run: tuple[str, dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_apply = Warehouse.apply_observation
+    # The last step of each practice's transaction: the 25th practice dies before its commit.
+    real_mark = Warehouse._mark_units_complete
     calls = {"n": 0}
 
     def crash_on_the_25th(self: Warehouse, *args: Any, **kwargs: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 25:
             raise RuntimeError("simulated crash in the middle of a practice's transaction")
-        real_apply(self, *args, **kwargs)
+        real_mark(self, *args, **kwargs)
 
-    monkeypatch.setattr(Warehouse, "apply_observation", crash_on_the_25th)
+    monkeypatch.setattr(Warehouse, "_mark_units_complete", crash_on_the_25th)
     with pytest.raises(RuntimeError, match="simulated crash"):
         sync(sandbox, tmp_path)
-    monkeypatch.setattr(Warehouse, "apply_observation", real_apply)
+    monkeypatch.setattr(Warehouse, "_mark_units_complete", real_mark)
 
     con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
     try:
         status = con.execute("select status from meta.load_ledger").fetchall()
-        partial = con.execute("select count(distinct practice_ods) from core.fct_slot_history").fetchall()
+        staged = con.execute(
+            "select count(distinct practice_ods) from staging.stg_gpconnect__slots"
+        ).fetchall()
+        units = con.execute(
+            "select count(distinct practice_ods), count(*) filter (where folded_at is not null) "
+            "from meta.sync_window"
+        ).fetchall()
     finally:
         con.close()
     assert status == [("running",)], "the crashed load must not look completed"
-    assert 0 < partial[0][0] < 42, "some practices committed before the crash, none half-way"
+    # Practices are written two at a time: the one beside the crash may or may not commit.
+    assert 23 <= staged[0][0] == units[0][0] <= 25, "practices committed before the crash, none half-way"
+    assert units[0][1] == 0, "the fold runs once per load, after every practice is loaded"
+
+    sync(sandbox, tmp_path)
+    after = hashes(tmp_path)
+    differing = {k for k in after[1] if after[1][k] != clean_run[1].get(k)}
+    assert not differing, f"tables differ from a clean run: {sorted(differing)}"
+    assert after[0] == clean_run[0]
+
+
+def test_a_crash_between_loading_and_folding_is_healed_by_the_next_load(
+    sandbox: SandboxServer, tmp_path: Path, clean_run: tuple[str, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every practice's staging is committed, then the fold dies half-way through its rounds.
+    real_round = Warehouse._fold_round
+    calls = {"n": 0}
+
+    def crash_in_the_second_round(self: Warehouse, *args: Any, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated crash while folding slot history")
+        real_round(self, *args, **kwargs)
+
+    monkeypatch.setattr(Warehouse, "_fold_round", crash_in_the_second_round)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        sync(sandbox, tmp_path)
+    monkeypatch.setattr(Warehouse, "_fold_round", real_round)
+
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        staged = con.execute(
+            "select count(distinct practice_ods) from staging.stg_gpconnect__slots"
+        ).fetchall()
+        history = con.execute("select count(*) from core.fct_slot_history").fetchall()
+        pending = con.execute(
+            "select count(*) from meta.sync_window where folded_at is null"
+        ).fetchall()
+    finally:
+        con.close()
+    assert staged == [(42,)]
+    assert history == [(0,)], "the fold is one transaction: nothing of it stays"
+    assert pending[0][0] > 0
 
     sync(sandbox, tmp_path)
     after = hashes(tmp_path)

@@ -112,3 +112,52 @@ def test_transient_faults_are_retried_without_duplicate_rows(
     finally:
         con.close()
     assert total == distinct > 0
+
+
+def test_a_sync_builds_schedule_location_and_practitioner_dimensions(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    run_nightly(sandbox, tmp_path)
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    try:
+        def scalar(sql: str) -> Any:
+            return con.execute(sql).fetchall()[0][0]
+
+        practices = scalar("select count(distinct practice_ods) from core.fct_slot_history")
+        assert practices == 42
+        for table in ("dim_schedule", "dim_location", "dim_practitioner"):
+            assert scalar(f"select count(distinct practice_ods) from core.{table}") == practices, table
+        # Latest row per (practice, id): the keys are unique.
+        for table, key in (("dim_schedule", "schedule_id"), ("dim_location", "location_id"),
+                           ("dim_practitioner", "practitioner_id")):
+            duplicates = scalar(f"select count(*) - count(distinct (practice_ods, {key})) from core.{table}")
+            assert duplicates == 0, table
+        # Referential integrity: slot -> schedule -> location (and practitioner when named).
+        assert scalar(
+            "select count(*) from core.fct_slot_history as h anti join core.dim_schedule as s "
+            "using (practice_ods, schedule_id)"
+        ) == 0
+        assert scalar(
+            "select count(*) from staging.stg_gpconnect__slots as h anti join core.dim_schedule as s "
+            "using (practice_ods, schedule_id)"
+        ) == 0
+        assert scalar(
+            "select count(*) from core.dim_schedule as s anti join core.dim_location as l "
+            "using (practice_ods, location_id)"
+        ) == 0
+        assert scalar("select count(*) from core.dim_schedule where location_id is null") == 0
+        assert scalar(
+            "select count(*) from core.dim_schedule as s anti join core.dim_practitioner as p "
+            "using (practice_ods, practitioner_id) where s.practitioner_id is not null"
+        ) == 0
+        # What the dimensions carry: a session name, a job role, identifiers; no staff names.
+        assert scalar("select count(*) from core.dim_schedule where service_category is null") == 0
+        assert scalar("select count(*) from core.dim_schedule where practitioner_role_code is null") == 0
+        assert scalar("select count(*) from core.dim_practitioner where sds_user_id is null") == 0
+        assert scalar("select count(*) from core.dim_location where location_name is null") == 0
+        columns = {c for (c,) in con.execute(
+            "select column_name from information_schema.columns where table_name = 'dim_practitioner'"
+        ).fetchall()}
+        assert not columns & {"name", "family", "given", "gender", "practitioner_name"}
+    finally:
+        con.close()

@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import orjson
 import pytest
 
 from tests.warehouse.conftest import OBSERVED_AT, fixture_bytes, land
-from warehouse.loader import PracticeDataError, Warehouse
+from warehouse.db import open_warehouse
+from warehouse.loader import LandingFile, PracticeDataError, PracticeLoad, Warehouse
 
 
 def staged(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
@@ -99,3 +101,123 @@ def test_a_later_observation_is_kept_beside_the_earlier_one(
         "select observed_at, count(*) from staging.stg_gpconnect__slots group by 1 order by 1"
     ).fetchall()
     assert [c[1] for c in counts] == [3, 3]
+
+
+def test_schedules_locations_and_practitioners_are_staged(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    path = land(tmp_path / "J82001.ndjson", "J82001",
+                [("general", "none", fixture_bytes("emis_three_slots.json")),
+                 ("nhs111", "urgent-care|NHS111", fixture_bytes("tpp_unsorted_arrays.json"))])
+    Warehouse(con).load_practice_file(path, load_id="test-load", practice_ods="J82001")
+    schedules = con.execute(
+        "select filter_role, schedule_id, location_id, practitioner_id, service_category, "
+        "practitioner_role_code, practitioner_role_display, planning_horizon_start_at "
+        "from staging.stg_gpconnect__schedules order by schedule_id"
+    ).fetchall()
+    assert schedules == [
+        ("general", "5012", "17", "2", "Morning surgery", "R0260", "General Medical Practitioner",
+         datetime(2026, 3, 27, 8, 30, tzinfo=UTC)),
+        ("nhs111", "S1c0ffee", "Lx9", None, "Nurse clinic", None, None, None),
+    ]
+    locations = con.execute(
+        "select location_id, location_name, managing_organization_id "
+        "from staging.stg_gpconnect__locations order by location_id"
+    ).fetchall()
+    assert locations == [("17", "Fareham Road Surgery", "23"), ("Lx9", "Branch site", None)]
+
+
+def test_object_versus_array_slips_are_accepted(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    """The specification examples' cardinality slips, in every element we read leniently."""
+    sloppy = orjson.dumps({"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": {"resourceType": "Slot", "id": "1", "schedule": {"reference": "Schedule/9"},
+                      "serviceType": {"text": "Single object"}, "status": "free",
+                      "start": "2026-04-01T09:00:00+01:00", "end": "2026-04-01T09:10:00+01:00"}},
+        {"resource": {"resourceType": "Schedule", "id": "9",
+                      "actor": {"reference": "https://provider.example/Location/L7"},
+                      "serviceCategory": [{"coding": [{"display": "From coding"}]}],
+                      "extension": [{"url": "https://fhir.nhs.uk/STU3/StructureDefinition/"
+                                            "Extension-GPConnect-PractitionerRole-1",
+                                     "valueCodeableConcept": {"coding": {"code": "R0270"}}}],
+                      "planningHorizon": {"start": "2026-04-01T08:00:00+01:00"}}},
+        {"resource": {"resourceType": "Location", "id": "L7", "name": "Annexe",
+                      "identifier": {"system": "https://fhir.nhs.uk/Id/ods-site-code", "value": "J82001A"},
+                      "managingOrganization": [{"reference": "Organization/O1"}],
+                      "telecom": {"system": "phone", "value": "0"}}},
+        {"resource": {"resourceType": "Practitioner", "id": "P1",
+                      "identifier": {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "G1234567"},
+                      "name": {"family": "Staffname", "given": ["Sam"]}, "gender": "female"}},
+        {"resource": {"resourceType": "HealthcareService", "id": "unknown-resources-are-ignored"}},
+    ]})
+    path = land(tmp_path / "J82001.ndjson", "J82001", [("general", "none", sloppy)])
+    result = Warehouse(con).load_practice_file(path, load_id="test-load", practice_ods="J82001")
+    assert result.slot_rows == 1
+    assert staged(con)[0][6] == "Single object"
+    assert con.execute(
+        "select location_id, service_category, practitioner_role_code, planning_horizon_start_at "
+        "from staging.stg_gpconnect__schedules"
+    ).fetchall() == [("L7", "From coding", "R0270", datetime(2026, 4, 1, 7, 0, tzinfo=UTC))]
+    assert con.execute(
+        "select location_id, ods_site_code, managing_organization_id from staging.stg_gpconnect__locations"
+    ).fetchall() == [("L7", "J82001A", "O1")]
+    assert con.execute(
+        "select practitioner_id, sds_user_id, sds_role_profile_id from staging.stg_gpconnect__practitioners"
+    ).fetchall() == [("P1", "G1234567", None)]
+
+
+def test_practitioner_names_are_never_stored(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    body = orjson.dumps({"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": {"resourceType": "Practitioner", "id": "P1",
+                      "identifier": [{"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "G1"},
+                                     {"system": "https://fhir.nhs.uk/Id/sds-role-profile-id",
+                                      "value": "R9"}],
+                      "name": [{"family": "Staffname", "given": ["Sam"], "prefix": ["Dr"]}],
+                      "gender": "female"}},
+    ]})
+    path = land(tmp_path / "J82001.ndjson", "J82001", [("general", "none", body)])
+    Warehouse(con).load_practice_file(path, load_id="test-load", practice_ods="J82001")
+    assert con.execute(
+        "select practitioner_id, sds_user_id, sds_role_profile_id from staging.stg_gpconnect__practitioners"
+    ).fetchall() == [("P1", "G1", "R9")]
+    columns = con.execute(
+        "select table_schema, table_name, column_name from information_schema.columns "
+        "where table_schema in ('raw', 'staging', 'core', 'meta') "
+        "and data_type in ('VARCHAR', 'JSON', 'VARCHAR[]')"
+    ).fetchall()
+    for schema, table, column in columns:
+        hits = con.execute(
+            f'select count(*) from "{schema}"."{table}" '
+            f'where "{column}"::varchar ilike \'%Staffname%\' or "{column}"::varchar ilike \'%female%\''
+        ).fetchall()[0][0]
+        assert hits == 0, f"{schema}.{table}.{column} holds staff personal data"
+
+
+def test_any_warehouse_file_name_loads(tmp_path: Path) -> None:
+    """The loader's connections name the warehouse catalog, whatever the file is called."""
+    con = open_warehouse(tmp_path / "my-warehouse.2026's.duckdb")
+    try:
+        body = fixture_bytes("emis_three_slots.json")
+        paths = [land(tmp_path / f"{ods}.ndjson", ods, [("general", "none", body)])
+                 for ods in ("J82001", "J82002", "J82003")]
+        results = Warehouse(con).load_practice_files(
+            [LandingFile(ods, path) for ods, path in zip(("J82001", "J82002", "J82003"), paths, strict=True)],
+            load_id="test-load",
+        )
+        assert [r.slot_rows for r in results if isinstance(r, PracticeLoad)] == [3, 3, 3]
+        assert con.execute("select count(*) from staging.stg_gpconnect__slots").fetchall() == [(9,)]
+        attached = con.execute(
+            "select count(*) from duckdb_databases() where database_name = 'slotsync_loader'"
+        )
+        assert attached.fetchall() == [(0,)], "the batch database is detached after the load"
+    finally:
+        con.close()
+
+
+def test_a_body_larger_than_duckdbs_default_object_size_loads(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    big = orjson.loads(fixture_bytes("emis_three_slots.json"))
+    big["entry"][0]["resource"]["comment"] = "x" * (17 * 1024 * 1024)  # unknown, ignored
+    path = land(tmp_path / "J82001.ndjson", "J82001", [("general", "none", orjson.dumps(big))])
+    result = Warehouse(con).load_practice_file(path, load_id="test-load", practice_ods="J82001")
+    assert result.slot_rows == 3

@@ -5,6 +5,7 @@ with
 last_success as (
     select practice_ods, max(observed_at) as last_observed_at, max(completed_at) as last_completed_at
     from meta.sync_window
+    where stream = 'slots'  -- backfills re-observe the past and must not look like freshness
     group by all
 ),
 

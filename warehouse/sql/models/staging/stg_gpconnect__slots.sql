@@ -1,34 +1,22 @@
--- Typed slots of the responses in `loader_landed`: one row per Slot entry. The loader fills
--- that temporary table with one practice's landing file in raw.gpc_slot_search's shape
--- (load/land_slot_search.sql), so each bundle is parsed here once, and never re-read from
--- raw; to rebuild from raw, fill it with `select * from raw.gpc_slot_search where ...`.
+-- Grain: one row per Slot entry per slot-search response, i.e. per (practice, filter,
+-- window, observed_at, slot). The loader evaluates this model over `loader_landed`, the
+-- typed landing lines of a batch of practices (load/read_landing_files.sql), and replaces
+-- each unit (practice, filter, window, observed_at) of staging.stg_gpconnect__slots with its
+-- rows in that practice's transaction. To rebuild from the raw archive, fill `loader_landed`
+-- from the landing files named in raw.gpc_slot_search.
 -- Unknown elements and extensions are ignored; values that do not fit the expected shape
--- come out NULL and are rejected by the loader.
+-- come out NULL and are rejected by the loader (missing id, schedule, start or end).
 with
 
 responses as (
     select * from loader_landed
 ),
 
-parsed as (
-    select
-        responses.* exclude (body),
-        json_transform(
-            body,
-            '{"entry": [{"resource": {
-                "resourceType": "VARCHAR", "id": "VARCHAR", "meta": {"versionId": "VARCHAR"},
-                "schedule": {"reference": "VARCHAR"}, "status": "VARCHAR",
-                "start": "VARCHAR", "end": "VARCHAR",
-                "serviceType": [{"text": "VARCHAR"}],
-                "extension": [{"url": "VARCHAR", "valueCode": "VARCHAR"}]
-            }}]}'
-        ) as bundle
-    from responses
-),
-
 entries as (
-    select parsed.* exclude (bundle), unnest(bundle.entry).resource as r
-    from parsed
+    select
+        practice_ods, filter_role, filter_key, window_start, window_end, observed_at, load_id,
+        unnest(entry).resource as r
+    from responses
 ),
 
 renamed as (
@@ -54,7 +42,8 @@ renamed as (
             r.extension,
             lambda x: x.url = 'https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-DeliveryChannel-2'
         )[1].valueCode as delivery_channel,
-        r.serviceType[1].text as slot_type,
+        -- serviceType is 0..* (an array); a single object is accepted too.
+        coalesce(r.serviceType ->> '$[0].text', r.serviceType ->> '$.text') as slot_type,
         r.meta.versionId as version_id,
         load_id
     from entries

@@ -1,52 +1,59 @@
--- Apply one complete observation (practice, window, observed_at) to core.fct_slot_history.
--- Parameters: $practice_ods, $window_start, $window_end, $observed_at, $load_id.
--- Produces the new state of every slot the observation says something about: slots it
--- returned, and slots already known to lie fully inside its window (absent = disappeared).
+-- Fold one round of complete observations into core.fct_slot_history, set-based: every
+-- practice in the temporary table `fold_round` (practice_ods, load_id) observed window
+-- [$window_start, $window_end] at $observed_at with every searchFilter it needs.
+-- Produces the new state of every slot the observations say something about: slots they
+-- returned, and slots already known to lie fully inside the window that have not started
+-- yet (providers drop slots from the search as they start); such a known slot that is
+-- absent has disappeared (booked, or removed from the book).
 -- Re-applying an observation, or applying one older than what a slot already reflects,
--- changes nothing: that is what makes re-runs and crash recovery idempotent.
+-- changes nothing: that is what makes re-runs and crash recovery idempotent. The loader
+-- applies rounds in (observed_at, window_start) order, so each practice's observations are
+-- folded in the order they were made, exactly as if applied one by one.
+-- Parameters: $window_start, $window_end, $observed_at. Result: `slot_history_update`,
+-- whose (practice_ods, slot_id) rows replace those of core.fct_slot_history.
 create or replace temp table slot_history_update as
 with
 
 observed as (
     select
-        slot_id,
-        any_value(schedule_id) as schedule_id,
-        any_value(start_at) as start_at,
-        any_value(end_at) as end_at,
-        any_value(start_text) as start_text,
-        any_value(slot_type) as slot_type,
-        any_value(delivery_channel) as delivery_channel,
+        s.practice_ods,
+        s.slot_id,
+        any_value(s.schedule_id) as schedule_id,
+        any_value(s.start_at) as start_at,
+        any_value(s.end_at) as end_at,
+        any_value(s.start_text) as start_text,
+        any_value(s.slot_type) as slot_type,
+        any_value(s.delivery_channel) as delivery_channel,
         case
-            when bool_or(filter_role = 'general') then 'general'
-            when bool_or(filter_role = 'nhs111') then 'nhs111'
+            when bool_or(s.filter_role = 'general') then 'general'
+            when bool_or(s.filter_role = 'nhs111') then 'nhs111'
             else 'hub'
         end as audience
-    from staging.stg_gpconnect__slots
-    where practice_ods = $practice_ods
-      and window_start = $window_start
-      and window_end = $window_end
-      and observed_at = $observed_at
-    group by slot_id
+    from staging.stg_gpconnect__slots as s
+    semi join fold_round as r on r.practice_ods = s.practice_ods
+    where s.observed_at = $observed_at::timestamptz
+      and s.window_start = $window_start::timestamptz
+      and s.window_end = $window_end::timestamptz
+    group by s.practice_ods, s.slot_id
 ),
 
 known as (
-    -- Slots this observation should have returned if still free: fully inside the window
-    -- and not yet started (providers drop slots from the search as they start).
-    select *
-    from core.fct_slot_history
-    where practice_ods = $practice_ods
-      and start_at >= $window_start
-      and start_at > $observed_at::timestamptz
-      and end_at <= $window_end
+    select h.*
+    from core.fct_slot_history as h
+    semi join fold_round as r on r.practice_ods = h.practice_ods
+    where h.start_at >= $window_start::timestamptz
+      and h.start_at > $observed_at::timestamptz
+      and h.end_at <= $window_end::timestamptz
 ),
 
 merged as (
     select
+        coalesce(o.practice_ods, k.practice_ods) as m_practice_ods,
         o.slot_id as o_slot_id,
         k.slot_id as k_slot_id,
-        o.* exclude (slot_id),
-        k.* exclude (slot_id, schedule_id, start_at, end_at, start_text, slot_type, delivery_channel,
-                     practice_ods, load_id),
+        o.* exclude (practice_ods, slot_id),
+        k.* exclude (practice_ods, slot_id, schedule_id, start_at, end_at, start_text, slot_type,
+                     delivery_channel, load_id),
         k.load_id as known_load_id,
         k.schedule_id as k_schedule_id,
         k.start_at as k_start_at,
@@ -55,12 +62,13 @@ merged as (
         k.slot_type as k_slot_type,
         k.delivery_channel as k_delivery_channel
     from observed as o
-    full outer join known as k on o.slot_id = k.slot_id
+    full outer join known as k on o.practice_ods = k.practice_ods and o.slot_id = k.slot_id
 ),
 
 decided as (
     select
-        *,
+        merged.*,
+        r.load_id as round_load_id,
         case
             when k_slot_id is null then 'new'
             when last_checked_at >= $observed_at::timestamptz then 'unchanged'
@@ -68,10 +76,11 @@ decided as (
             else 'absent'
         end as change
     from merged
+    join fold_round as r on r.practice_ods = merged.m_practice_ods
 )
 
 select
-    $practice_ods as practice_ods,
+    m_practice_ods as practice_ods,
     coalesce(o_slot_id, k_slot_id) as slot_id,
     coalesce(schedule_id, k_schedule_id) as schedule_id,
     coalesce(start_at, k_start_at) as start_at,
@@ -105,5 +114,5 @@ select
         when change = 'new' then 0
         else reappeared_count
     end as reappeared_count,
-    case change when 'unchanged' then known_load_id else $load_id end as load_id
+    case change when 'unchanged' then known_load_id else round_load_id end as load_id
 from decided

@@ -1,0 +1,169 @@
+"""Page: can the data be trusted? Capture freshness per practice, data-quality results and
+reconciliation findings.
+
+Reads `mart_pipeline_freshness`, `mart_reconciliation_findings` (counted in SQL: no slot or
+appointment reference is read) and any data-quality mart the warehouse publishes (checks,
+quarantined batches); until one exists the page says so.
+"""
+
+from __future__ import annotations
+
+import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
+import streamlit as st
+
+from dashboards import data, health, suppression, ui
+
+TITLE = "Data health"
+INTRO = (
+    "Whether every practice's slots were captured recently, which checks failed, and where the slot "
+    "captures, the booking organisations' logs and the practices' own answers disagree."
+)
+FRESH_COLUMNS = {
+    "practice": st.column_config.TextColumn("Practice or hub"),
+    "kind": st.column_config.TextColumn("Kind"),
+    "clinical_system": st.column_config.TextColumn("System"),
+    "status": st.column_config.TextColumn("Status"),
+    "last_observed_at": st.column_config.DatetimeColumn(
+        "Last complete capture",
+        format="ddd D MMM YYYY, HH:mm",
+        timezone="Europe/London",
+        help="When the practice's slots were last captured completely (UK time).",
+    ),
+    "hours_behind": st.column_config.NumberColumn(
+        "Hours behind",
+        help="How much older than this data (the as-of time) the practice's last capture is.",
+    ),
+    "latest_status": st.column_config.TextColumn("Latest sync"),
+    "latest_error_class": st.column_config.TextColumn("Error"),
+    "latest_next_step": st.column_config.TextColumn("What to do"),
+}
+REASON_COLUMNS = {
+    "reason_code": "Reason code",
+    "meaning": "What it means",
+    "findings": "Findings",
+    "practices": "Practices",
+}
+
+
+def render() -> None:
+    ctx = ui.page_header(TITLE, INTRO)
+    if ctx is None:
+        return
+    st.header("Last successful capture per practice")
+    fresh = ui.mart(ctx, "freshness")
+    if fresh is None:
+        ui.not_available("Capture freshness", "mart_pipeline_freshness")
+    else:
+        _freshness(ctx, fresh)
+    st.header("Data-quality checks and quarantined batches")
+    _data_quality(ctx)
+    st.header("Reconciliation findings")
+    findings = ui.mart(ctx, "findings")
+    if findings is None:
+        ui.not_available("Reconciliation findings", "mart_reconciliation_findings")
+        return
+    _findings(ctx, ctx.select(findings, day_column="day"))
+
+
+def _freshness(ctx: ui.Context, fresh: pd.DataFrame) -> None:
+    table = health.freshness(ctx.select(fresh, day_column=None), ctx.publication.as_of, ctx.labels)
+    counts = health.status_counts(table)
+    cols = st.columns(4)
+    ui.kpi(
+        cols[0],
+        "Up to date",
+        f"{counts[health.STATUS_OK]:,} of {len(table):,}",
+        "Last complete capture at most 26 hours before this data's as-of time.",
+    )
+    ui.kpi(
+        cols[1],
+        "Stale",
+        f"{counts[health.STATUS_STALE]:,}",
+        "Last complete capture more than 26 hours before this data's as-of time: its figures may be "
+        "out of date.",
+    )
+    ui.kpi(
+        cols[2],
+        "Latest sync failed",
+        f"{counts[health.STATUS_FAILED]:,}",
+        "The most recent sync of the practice failed; its last good capture is still used.",
+    )
+    ui.kpi(
+        cols[3],
+        "Never captured",
+        f"{counts[health.STATUS_NEVER]:,}",
+        "In the registry but no complete capture yet: it is missing from every figure.",
+    )
+    shown = table[list(FRESH_COLUMNS)].copy()
+    for column in ("latest_status", "latest_error_class", "latest_next_step", "clinical_system"):
+        shown[column] = shown[column].astype("object").where(shown[column].notna(), "")
+    st.dataframe(shown, hide_index=True, column_config=FRESH_COLUMNS)
+    ui.csv_download(
+        table[list(FRESH_COLUMNS)],
+        label="Download capture freshness (CSV)",
+        file_name=f"data_health_freshness_{ctx.stamp}.csv",
+        key="download_freshness",
+    )
+
+
+def _data_quality(ctx: ui.Context) -> None:
+    tables = data.data_quality_tables(ctx.catalogue.tables)
+    if not tables:
+        st.info(
+            "**Data-quality results: not available yet.** The warehouse does not publish its checks or "
+            "quarantined batches to the dashboard yet. Until it does, practices whose latest sync "
+            "failed because of unusable data appear above with the error and what to do.",
+            icon=":material/schedule:",
+        )
+        return
+    for name in tables:
+        frame = ui.table(ctx, name)
+        if frame is None:
+            continue
+        title = name.removeprefix("mart_").replace("_", " ").capitalize()
+        st.subheader(title)
+        if "practice_ods" in frame.columns:
+            frame = ctx.select(frame, day_column=None)
+        if frame.empty:
+            st.success("Nothing recorded for the practices shown.")
+            continue
+        st.dataframe(frame, hide_index=True)
+        ui.csv_download(
+            frame,
+            label=f"Download {title.lower()} (CSV)",
+            file_name=f"data_health_{name}_{ctx.stamp}.csv",
+            key=f"download_dq_{name}",
+        )
+
+
+def _findings(ctx: ui.Context, findings: pd.DataFrame) -> None:
+    st.markdown(
+        "Each finding is something the sources do not agree on, as of the latest load, for slots on days in "
+        "the period. Counts about appointments are patient data and are suppressed; quota and slot set-up "
+        "findings are not."
+    )
+    if findings.empty:
+        st.success("No reconciliation findings in the period for the practices shown.")
+        return
+    wide = health.findings_by_practice(findings, ctx.labels)
+    codes = [c for c in wide.columns if c not in ("practice_ods", "practice")]
+    per_practice = suppression.suppress(wide, health.practice_policy(codes))
+    shown, exported = health.reasons_shown(health.findings_by_reason(findings), per_practice.unprotected)
+    st.subheader("By reason")
+    # A static table so the explanations wrap and can be read in full.
+    st.table(shown[list(REASON_COLUMNS)].rename(columns=REASON_COLUMNS).set_index("Reason code"))
+    ui.csv_download(
+        exported[list(REASON_COLUMNS)],
+        label="Download findings by reason (CSV)",
+        file_name=f"data_health_findings_by_reason_{ctx.stamp}.csv",
+        key="download_findings_reason",
+    )
+    st.subheader("By practice")
+    ui.shared_table(
+        per_practice,
+        {"practice": "Practice", **{c: c for c in codes}},
+        helps={c: health.REASONS.get(c, "") for c in codes},
+        label="Download findings by practice (CSV)",
+        file_name=f"data_health_findings_by_practice_{ctx.stamp}.csv",
+        key="download_findings_practice",
+    )
