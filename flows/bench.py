@@ -60,7 +60,7 @@ HORIZON_DAYS = 28
 SANDBOX_SEED = 20261126
 SANDBOX_STARTUP_TIMEOUT_S = 90.0
 TARGET_RATIO = 0.5
-JSON_SCHEMA_VERSION = 2  # 2: adds per-phase seconds of ours and CPU seconds of both
+JSON_SCHEMA_VERSION = 2  # 2: adds per-phase and CPU seconds and staging_ratio_vs_duckdb
 
 _TYPED_COLUMNS = (
     "slot_id, schedule_id, start_at, end_at, start_text, end_text, status, delivery_channel, "
@@ -208,6 +208,11 @@ class BenchReport:
             "ingest_slots_per_s": round(statistics.median(o.slots_per_s for o in self.ours)),
             "duckdb_limit_slots_per_s": round(statistics.median(r.slots_per_s for r in self.limit)),
             "ingest_ratio_vs_duckdb": round(ratio, 3),
+            # The same without the slot-history fold: responses to typed staging rows only.
+            "staging_ratio_vs_duckdb": round(statistics.median(
+                lim.seconds / (o.seconds - o.phases.get("fold", 0.0))
+                for o, lim in zip(self.ours, self.limit, strict=True)
+            ), 3) if self.ours else None,
             "target_ratio": TARGET_RATIO,
             "meets_target": ratio >= TARGET_RATIO,
             "speedup_vs_naive": None,
@@ -497,7 +502,8 @@ def format_report(report: BenchReport) -> str:
         f"limit {data['limit_cpu_s_median']:.3f}",
         "",
         f"ingest_ratio_vs_duckdb {data['ingest_ratio_vs_duckdb']:.2f} (target >= {TARGET_RATIO:.2f}: "
-        f"{'met' if data['meets_target'] else 'NOT met'}); typed rows identical: "
+        f"{'met' if data['meets_target'] else 'NOT met'}); without the slot-history fold "
+        f"{data['staging_ratio_vs_duckdb']:.2f}; typed rows identical: "
         f"{'yes' if data['rows_match'] else 'NO'}",
         f"peak RSS {data['peak_rss_mib']:.0f} MiB (sandbox process {data['sandbox_peak_rss_mib']:.0f} MiB); "
         f"wall {data['wall_s']:.1f} s",

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
 import pytest
 
+from connectors.gpconnect.client import SlotSearchResponse
+from connectors.gpconnect.windows import SearchWindow
 from tests.warehouse.conftest import OBSERVED_AT, land
 from warehouse.db import open_warehouse
 from warehouse.integrity import table_hashes
+from warehouse.landing import LandedResponse, landing_path, write_landing_file
 from warehouse.loader import LandingFile, PracticeLoad, Warehouse
 
 PRACTICE = "J82001"
@@ -161,3 +166,136 @@ def test_practices_are_folded_together_per_window(tmp_path: Path, con: duckdb.Du
         "select practice_ods, count(*) from core.fct_slot_history group by 1 order by 1"
     ).fetchall()
     assert rows == [("J82001", 2), ("J82002", 2), ("J82003", 2)]
+
+
+# ---------------------------------------------------------------------------- the oracle
+
+REFERENCE_SQL = (Path(__file__).parent / "reference" / "apply_slot_observation.sql").read_text()
+MONDAY = datetime(2026, 4, 6, tzinfo=UTC)
+WINDOWS = (SearchWindow(MONDAY, MONDAY + timedelta(days=7)),
+           SearchWindow(MONDAY + timedelta(days=7), MONDAY + timedelta(days=14)))
+# P1 needs no filter + NHS 111; P2 also its hub. Slots start every 3 hours from Monday 09:00.
+SEARCHES = {
+    "P00001": (("general", "none"), ("nhs111", "urgent-care:NHS111")),
+    "P00002": (("general", "none"), ("nhs111", "urgent-care:NHS111"), ("hub", "gp-practice:Y00001")),
+}
+
+
+def slot_start(slot: int) -> datetime:
+    return MONDAY + timedelta(hours=9 + 3 * slot)
+
+
+def scenario_bundle(slots: list[tuple[str, int]]) -> bytes:
+    entries = [{"resource": {
+        "resourceType": "Slot", "id": slot_id, "schedule": {"reference": "Schedule/S1"},
+        "status": "free", "start": slot_start(at).isoformat(),
+        "end": (slot_start(at) + timedelta(minutes=15)).isoformat(),
+    }} for slot_id, at in slots]
+    return orjson.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries})
+
+
+def observe(rng: random.Random, observed_at: datetime, *, drop: str | None = None) -> dict[str, Path | None]:
+    """One observation of both practices: which slots each search returns, chosen at random."""
+    del observed_at
+    chosen: dict[str, list[tuple[tuple[str, str], SearchWindow, list[tuple[str, int]]]]] = {}
+    for ods, searches in SEARCHES.items():
+        per_search = []
+        for search in searches:
+            if search[0] == drop:
+                continue  # this search failed: the observation is incomplete
+            for window in WINDOWS:
+                slots = []
+                for n in range(40):
+                    at = n if rng.random() > 0.05 else rng.randrange(40)  # sometimes a slot moves
+                    inside = window.start_utc <= slot_start(at) < window.end_utc
+                    if inside and rng.random() < {"general": 0.6, "nhs111": 0.8, "hub": 0.5}[search[0]]:
+                        slots.append((f"{ods}-{n}", at))
+                per_search.append((search, window, slots))
+        chosen[ods] = per_search
+    return chosen  # type: ignore[return-value]
+
+
+def land_observation(
+    tmp_path: Path, load_id: str, observed_at: datetime, chosen: Any
+) -> list[LandingFile]:
+    files = []
+    for ods, per_search in chosen.items():
+        responses = [
+            LandedResponse(SlotSearchResponse(
+                practice_ods=ods, filter_key=key, window=window, fetched_at=observed_at,
+                http_status=200, trace_id=f"{ods}-{key}", body=scenario_bundle(slots),
+            ), role)
+            for (role, key), window, slots in per_search
+        ]
+        path = landing_path(tmp_path / "landing", load_id, ods)
+        write_landing_file(path, load_id=load_id, observed_at=observed_at, responses=responses)
+        files.append(LandingFile(ods, path))
+    return files
+
+
+def reference_fold(con: duckdb.DuckDBPyConnection, load_id: str) -> None:
+    """What the loader did before V006: per practice, the load's complete observations in order."""
+    units = con.execute(
+        """
+        select r.practice_ods, r.window_start, r.window_end, r.observed_at
+        from raw.gpc_slot_search as r
+        join core.dim_practice as p using (practice_ods)
+        where r.load_id = $load_id
+        group by all
+        having count(distinct r.filter_key) >= 1 + any_value(len(p.booking_hubs))
+               + any_value(case when p.accepts_111_booking then 1 else 0 end)
+        order by r.practice_ods, r.observed_at, r.window_start
+        """,
+        {"load_id": load_id},
+    ).fetchall()
+    for ods, window_start, window_end, observed_at in units:
+        con.execute(REFERENCE_SQL, {"practice_ods": ods, "window_start": window_start,
+                                    "window_end": window_end, "observed_at": observed_at,
+                                    "load_id": load_id})
+        con.execute("delete from core.fct_slot_history where practice_ods = $p "
+                    "and slot_id in (select slot_id from slot_history_update)", {"p": ods})
+        con.execute("insert into core.fct_slot_history select * from slot_history_update")
+        con.execute("drop table slot_history_update")
+    # The old loader folded in each practice's transaction: nothing is left for the new one.
+    con.execute("update meta.sync_window set folded_at = completed_at where folded_at is null")
+
+
+def test_the_set_based_fold_equals_the_per_observation_reference(tmp_path: Path) -> None:
+    """Random observations (appearing, disappearing, reappearing, moving slots, audiences that
+    change, slots that start, an incomplete observation, an older one loaded late, a load whose
+    fold never ran before the next load replaced its units) give the same slot history as the
+    pre-V006 algorithm applied one observation at a time."""
+    rng = random.Random(20261126)
+    reference, candidate = (open_warehouse(tmp_path / f"{name}.duckdb") for name in ("ref", "new"))
+    try:
+        for con in (reference, candidate):
+            for ods, hubs in (("P00001", []), ("P00002", ["Y00001"])):
+                con.execute("insert into core.dim_practice values (?, 'Surgery', 'practice', 9000, "
+                            "'EMIS Web', true, 'NHS111', ?, null, null, 3, 't')", [ods, hubs])
+        instants = [MONDAY - timedelta(days=1) + timedelta(hours=5 * i) for i in range(12)]
+        plan = [(at, None) for at in instants]
+        plan[4] = (instants[4], "hub")            # P2's hub search failed: incomplete for P2
+        plan.append((instants[2], None))          # an older observation, loaded late
+        for i, (at, drop) in enumerate(plan):
+            chosen = observe(rng, at, drop=drop)
+            load_id = f"load-{i:02d}"
+            for con in (reference, candidate):
+                warehouse = Warehouse(con)
+                files = land_observation(tmp_path / con.execute("select current_database()")
+                                         .fetchall()[0][0], load_id, at, chosen)
+                results = warehouse.load_practice_files(files, load_id=load_id)
+                assert all(isinstance(r, PracticeLoad) for r in results)
+            reference_fold(reference, load_id)
+            if i == 6:
+                continue  # the candidate "crashes" before its fold: load 7 must heal it
+            Warehouse(candidate).fold_slot_history()
+            expected = table_hashes(reference, ("core",))["core.fct_slot_history"]
+            assert table_hashes(candidate, ("core",))["core.fct_slot_history"] == expected, load_id
+        summary = candidate.execute(
+            "select count(*), count(disappeared_at), sum(reappeared_count), "
+            "count(audience_changed_at), max(times_seen) from core.fct_slot_history"
+        ).fetchall()[0]
+        assert summary[1] > 0 and summary[2] > 0 and summary[3] > 0, summary  # all paths exercised
+    finally:
+        reference.close()
+        candidate.close()
