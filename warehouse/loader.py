@@ -19,6 +19,7 @@ left unfolded is folded by the next load.
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import shutil
@@ -81,6 +82,8 @@ MIN_OBJECT_BYTES = 16 * 1024 * 1024
 # disk, so spare connections keep the cores busy (bench on 2 cores, ingest / DuckDB's limit:
 # 2 connections 0.45, 3 0.47, 4 0.48).
 LOAD_THREADS = 4
+# Practices written in one transaction at most (see _transaction_groups).
+PRACTICES_PER_TRANSACTION = 8
 # The in-memory database holding a batch while it is loaded (attached for the load only).
 _LOADER_DB = "slotsync_loader"
 _RAW_COLUMNS = (
@@ -129,6 +132,7 @@ class _PracticePlan:
 
     observed: tuple[datetime, datetime]  # first and last observed_at of its units
     rows: dict[str, tuple[int, int] | None] = field(default_factory=dict)  # temp -> rowid range
+    counts: dict[str, int] = field(default_factory=dict)  # temp -> rows of the practice
     replace: set[str] = field(default_factory=set)  # tables already holding rows to replace
     fold_first: bool = False
 
@@ -319,11 +323,13 @@ class Warehouse:
                     continue
                 self._keep_raw_only(con, landing, load_id, parsed=ods not in unreadable)
                 results[ods] = PracticeDataError(ods, problem, landing.path)
+            groups = _transaction_groups(accepted, session.threads)
             written = session.run(
-                lambda worker, ods: self._write_practice(worker, ods, load_id, stream, plans[ods]),
-                accepted,
+                lambda worker, group: self._write_practices(worker, group, load_id, stream, plans),
+                groups,
             )
-            results.update(zip(accepted, written, strict=True))
+            for loads in written:
+                results.update((load.practice_ods, load) for load in loads)
         finally:
             for table in _BATCH_TABLES:
                 con.execute(f"drop table if exists {_LOADER_DB}.{table}")
@@ -471,6 +477,7 @@ class Warehouse:
             ).fetchall():
                 if ods in plans:
                     plans[ods].rows[temp] = (int(first), int(last)) if last - first + 1 == count else None
+                    plans[ods].counts[temp] = int(count)
         # Units already staged (a re-run at the same instant) are replaced; new ones inserted.
         for table, _, _ in STAGING_MODELS:
             for (ods,) in con.execute(
@@ -512,59 +519,51 @@ class Warehouse:
             plans[ods].fold_first = bool(unfolded)
         return plans
 
-    def _write_practice(
-        self, con: duckdb.DuckDBPyConnection, practice_ods: str, load_id: str, stream: str,
-        plan: _PracticePlan,
-    ) -> PracticeLoad:
-        """One practice's transaction: raw metadata, staging units, completed units."""
-        params: dict[str, Any] = {"practice_ods": practice_ods, "load_id": load_id}
+    def _write_practices(
+        self, con: duckdb.DuckDBPyConnection, practices: Sequence[str], load_id: str, stream: str,
+        plans: dict[str, _PracticePlan],
+    ) -> list[PracticeLoad]:
+        """One transaction for a few practices: raw metadata, staging units, completed units.
+
+        Every practice's units are replaced with their ledger rows in the same transaction, so
+        a crash leaves each practice either fully written or untouched. The practices are
+        consecutive in the batch, so their rows are inserted with one statement per table.
+        """
         con.execute("BEGIN TRANSACTION")
         try:
-            responses = self._replace_raw(con, params, plan)
-            slot_rows = 0
+            for ods in practices:
+                self._delete_replaced(con, ods, load_id, plans[ods])
+            group = _GroupRows(practices, plans)
+            self._insert_raw(con, load_id, group)
             for table, _, temp in STAGING_MODELS:
-                rows = self._replace_staging_units(con, table, temp, params, plan)
-                if table == "staging.stg_gpconnect__slots":
-                    slot_rows = rows
-            if plan.fold_first:
-                self._fold_pending(con, [practice_ods])
-            self._mark_units_complete(con, params, stream, plan)
+                self._insert_staging(con, table, temp, group)
+            for ods in practices:
+                if plans[ods].fold_first:
+                    self._fold_pending(con, [ods])
+            self._mark_units_complete(con, practices, load_id, stream, plans)
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
             raise
-        return PracticeLoad(practice_ods, responses, slot_rows)
+        return [
+            PracticeLoad(ods, plans[ods].counts.get("loader_landed", 0),
+                         plans[ods].counts.get("loader_stg_slots", 0))
+            for ods in practices
+        ]
 
-    def _replace_raw(
-        self, con: duckdb.DuckDBPyConnection, params: dict[str, Any], plan: _PracticePlan | None
-    ) -> int:
-        """Re-landing the same load for a practice (a re-run) replaces its raw rows."""
-        if plan is None or "raw.gpc_slot_search" in plan.replace:
+    def _delete_replaced(
+        self, con: duckdb.DuckDBPyConnection, practice_ods: str, load_id: str, plan: _PracticePlan
+    ) -> None:
+        """A re-run of the same units (or the same load) replaces what they wrote before."""
+        if "raw.gpc_slot_search" in plan.replace:
             con.execute(
                 "delete from raw.gpc_slot_search where load_id = $load_id "
                 "and practice_ods = $practice_ods",
-                params,
+                {"load_id": load_id, "practice_ods": practice_ods},
             )
-        where, extra = _batch_rows("loader_landed", params["practice_ods"], plan)
-        inserted = con.execute(
-            f"""
-            insert into raw.gpc_slot_search ({_RAW_COLUMNS})
-            select $load_id, practice_ods, interaction, filter_role, filter_key, window_start,
-                   window_end, observed_at, fetched_at, http_status, trace_id, body_bytes,
-                   landing_file, landing_line
-            from {_LOADER_DB}.loader_landed
-            where {where}
-            """,
-            {"load_id": params["load_id"], **extra},
-        ).fetchall()
-        return int(inserted[0][0])
-
-    def _replace_staging_units(
-        self, con: duckdb.DuckDBPyConnection, table: str, temp: str, params: dict[str, Any],
-        plan: _PracticePlan,
-    ) -> int:
-        """Delete the staging rows of the practice's units if any, insert the batch's."""
-        if table in plan.replace:
+        for table, _, _ in STAGING_MODELS:
+            if table not in plan.replace:
+                continue
             # The constant practice and observed_at bounds let DuckDB skip row groups by their
             # min/max, so the delete does not scan the whole history.
             con.execute(
@@ -577,22 +576,39 @@ class Warehouse:
                   and s.filter_key = u.filter_key and s.window_start = u.window_start
                   and s.window_end = u.window_end and s.observed_at = u.observed_at
                 """,
-                {"practice_ods": params["practice_ods"], "first_observed": plan.observed[0],
+                {"practice_ods": practice_ods, "first_observed": plan.observed[0],
                  "last_observed": plan.observed[1]},
             )
-        if temp not in plan.rows:
-            return 0  # no rows of this kind for the practice
-        where, extra = _batch_rows(temp, params["practice_ods"], plan)
-        inserted = con.execute(
-            f"insert into {table} by name select * from {_LOADER_DB}.{temp} where {where}", extra
-        ).fetchall()
-        return int(inserted[0][0])
+
+    def _insert_raw(self, con: duckdb.DuckDBPyConnection, load_id: str, group: _GroupRows) -> None:
+        where, extra = group.filter("loader_landed")
+        con.execute(
+            f"""
+            insert into raw.gpc_slot_search ({_RAW_COLUMNS})
+            select $load_id, practice_ods, interaction, filter_role, filter_key, window_start,
+                   window_end, observed_at, fetched_at, http_status, trace_id, body_bytes,
+                   landing_file, landing_line
+            from {_LOADER_DB}.loader_landed
+            where {where}
+            """,
+            {"load_id": load_id, **extra},
+        )
+
+    def _insert_staging(
+        self, con: duckdb.DuckDBPyConnection, table: str, temp: str, group: _GroupRows
+    ) -> None:
+        if not group.has_rows(temp):
+            return  # no rows of this kind for these practices
+        where, extra = group.filter(temp)
+        con.execute(f"insert into {table} by name select * from {_LOADER_DB}.{temp} where {where}", extra)
 
     def _mark_units_complete(
-        self, con: duckdb.DuckDBPyConnection, params: dict[str, Any], stream: str, plan: _PracticePlan
+        self, con: duckdb.DuckDBPyConnection, practices: Sequence[str], load_id: str, stream: str,
+        plans: dict[str, _PracticePlan],
     ) -> None:
         """The units are complete and wait for the fold (folded_at null)."""
-        verb = "insert or replace" if "meta.sync_window" in plan.replace else "insert"
+        replacing = any("meta.sync_window" in plans[ods].replace for ods in practices)
+        verb = "insert or replace" if replacing else "insert"
         con.execute(
             f"""
             {verb} into meta.sync_window
@@ -601,9 +617,9 @@ class Warehouse:
             select practice_ods, $stream, filter_key, window_start, window_end, observed_at,
                    $load_id, rows_loaded, now(), null
             from {_LOADER_DB}.loader_units
-            where practice_ods = $practice_ods
+            where practice_ods in (select unnest($practices::varchar[]))
             """,
-            {**params, "stream": stream},
+            {"practices": list(practices), "load_id": load_id, "stream": stream},
         )
 
     def _keep_raw_only(
@@ -614,7 +630,12 @@ class Warehouse:
         con.execute("BEGIN TRANSACTION")
         try:
             if parsed:
-                self._replace_raw(con, params, None)
+                con.execute(
+                    "delete from raw.gpc_slot_search where load_id = $load_id "
+                    "and practice_ods = $practice_ods",
+                    params,
+                )
+                self._insert_raw(con, load_id, _GroupRows([landing.practice_ods], {}))
             else:
                 # DuckDB could not parse the file: read each line's meta without the body.
                 metas = _raw_rows_from_metas(landing, load_id)
@@ -1027,6 +1048,10 @@ class _LoaderSession:
         return cursor
 
     @property
+    def threads(self) -> int:
+        return self._threads
+
+    @property
     def main(self) -> duckdb.DuckDBPyConnection:
         return self._cursors[0]
 
@@ -1102,12 +1127,40 @@ def _batches(files: Sequence[LandingFile]) -> list[list[LandingFile]]:
     return batches
 
 
-def _batch_rows(temp: str, practice_ods: str, plan: _PracticePlan | None) -> tuple[str, dict[str, Any]]:
-    """A filter on a batch table for one practice's rows: its rowid range when known."""
-    span = plan.rows.get(temp) if plan is not None else None
-    if span is None:
-        return "practice_ods = $practice_ods", {"practice_ods": practice_ods}
-    return "rowid between $first_row and $last_row", {"first_row": span[0], "last_row": span[1]}
+def _transaction_groups(practices: Sequence[str], connections: int) -> list[list[str]]:
+    """Consecutive runs of practices, one transaction each, enough to keep every connection busy.
+
+    Fewer commits save WAL round trips (each commit waits on the disk); several groups per
+    connection keep a slow group from leaving the other connections idle at the end.
+    """
+    if not practices:
+        return []
+    count = min(len(practices), max(connections, -(-len(practices) // PRACTICES_PER_TRANSACTION)))
+    size = -(-len(practices) // count)
+    return [list(practices[i:i + size]) for i in range(0, len(practices), size)]
+
+
+class _GroupRows:
+    """Which rows of a batch table belong to a group of consecutive practices."""
+
+    def __init__(self, practices: Sequence[str], plans: dict[str, _PracticePlan]) -> None:
+        self.practices = list(practices)
+        self._plans = plans
+
+    def has_rows(self, temp: str) -> bool:
+        return any(temp in self._plans[ods].rows for ods in self.practices if ods in self._plans)
+
+    def filter(self, temp: str) -> tuple[str, dict[str, Any]]:
+        """One rowid range when the practices' rows are known and adjacent; else by practice."""
+        spans = [self._plans[ods].rows[temp] for ods in self.practices
+                 if ods in self._plans and temp in self._plans[ods].rows]
+        known = [span for span in spans if span is not None]
+        adjacent = all(later[0] == earlier[1] + 1 for earlier, later in itertools.pairwise(known))
+        if known and len(known) == len(spans) and adjacent \
+                and all(ods in self._plans for ods in self.practices):
+            return "rowid between $first_row and $last_row", {"first_row": known[0][0],
+                                                               "last_row": known[-1][1]}
+        return "practice_ods in (select unnest($practices::varchar[]))", {"practices": self.practices}
 
 
 def _unreadable(exc: duckdb.Error) -> str:

@@ -69,17 +69,19 @@ def test_a_crash_mid_write_then_a_re_run_equals_a_clean_run(
     sandbox: SandboxServer, tmp_path: Path, clean_run: tuple[str, dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The last step of each practice's transaction: the 25th practice dies before its commit.
+    # The last step of each transaction (a few practices each): the 4th dies before its commit.
     real_mark = Warehouse._mark_units_complete
     calls = {"n": 0}
+    group_sizes: list[int] = []
 
-    def crash_on_the_25th(self: Warehouse, *args: Any, **kwargs: Any) -> None:
+    def crash_on_the_4th(self: Warehouse, con: Any, practices: Any, *args: Any, **kwargs: Any) -> None:
         calls["n"] += 1
-        if calls["n"] == 25:
-            raise RuntimeError("simulated crash in the middle of a practice's transaction")
-        real_mark(self, *args, **kwargs)
+        group_sizes.append(len(practices))
+        if calls["n"] == 4:
+            raise RuntimeError("simulated crash in the middle of a load's transaction")
+        real_mark(self, con, practices, *args, **kwargs)
 
-    monkeypatch.setattr(Warehouse, "_mark_units_complete", crash_on_the_25th)
+    monkeypatch.setattr(Warehouse, "_mark_units_complete", crash_on_the_4th)
     with pytest.raises(RuntimeError, match="simulated crash"):
         sync(sandbox, tmp_path)
     monkeypatch.setattr(Warehouse, "_mark_units_complete", real_mark)
@@ -97,8 +99,11 @@ def test_a_crash_mid_write_then_a_re_run_equals_a_clean_run(
     finally:
         con.close()
     assert status == [("running",)], "the crashed load must not look completed"
-    # Practices are written a few at a time: those beside the crash may or may not commit.
-    assert 20 <= staged[0][0] == units[0][0] <= 28, "practices committed before the crash, none half-way"
+    # Transactions run a few at a time: those beside the crash may or may not commit, but
+    # every practice is either fully written (staging and its units) or not at all.
+    assert len(set(group_sizes)) == 1 and group_sizes[0] > 1, group_sizes
+    assert 0 < staged[0][0] == units[0][0] < 42, "practices committed before the crash, none half-way"
+    assert staged[0][0] % group_sizes[0] == 0, "a transaction commits all its practices or none"
     assert units[0][1] == 0, "the fold runs once per load, after every practice is loaded"
 
     sync(sandbox, tmp_path)
