@@ -45,6 +45,8 @@ class AccuracyReport:
     nhs111_offered_truth: int = 0
     nhs111_offered_ours: int = 0
     nhs111_booked_truth: int = 0
+    # Practice-days where our 111 figures differ from the truth, with the slots behind them.
+    nhs111_mismatches: list[str] = field(default_factory=list)
     nhs111_booked_ours: int = 0
 
     @property
@@ -67,6 +69,7 @@ class AccuracyReport:
             f"mean {self.nhs111_mean_abs_error:.4f} (offered truth {self.nhs111_offered_truth} / ours "
             f"{self.nhs111_offered_ours}, booked by 111 truth {self.nhs111_booked_truth} / ours "
             f"{self.nhs111_booked_ours})",
+            *(f"    differs: {line}" for line in self.nhs111_mismatches),
         ]
 
 
@@ -152,6 +155,16 @@ def _compare_111(
         truth_util = booked[key] / offered[key] if offered[key] else 0.0
         ours_util = ours_booked / ours_offered if ours_offered else 0.0
         errors.append(abs(truth_util - ours_util))
+        if offered[key] != ours_offered or booked[key] != ours_booked:
+            report.nhs111_mismatches.append(
+                f"{ods} {day}: offered truth {offered[key]} / ours {ours_offered}, booked truth "
+                f"{booked[key]} / ours {ours_booked}; truth slots: " + "; ".join(
+                    f"{row.slot_id} {row.state} by {row.booked_by_kind} at {row.booked_at} "
+                    f"removed {row.removed_at} released {row.released_at} start {row.start_utc}"
+                    for row in truth.values()
+                    if row.audience == "nhs111" and (row.practice_ods, uk_day(row.start_utc)) == key
+                )
+            )
         report.nhs111_offered_truth += offered[key]
         report.nhs111_offered_ours += ours_offered
         report.nhs111_booked_truth += booked[key]

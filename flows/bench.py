@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -60,6 +61,8 @@ HORIZON_DAYS = 28
 SANDBOX_SEED = 20261126
 SANDBOX_STARTUP_TIMEOUT_S = 90.0
 TARGET_RATIO = 0.5
+# Landing files written at once, as by the sync's concurrent practice tasks.
+LANDING_WRITERS = 8
 JSON_SCHEMA_VERSION = 2  # 2: adds per-phase and CPU seconds and staging_ratio_vs_duckdb
 
 _TYPED_COLUMNS = (
@@ -360,11 +363,14 @@ def ingest_ours(run_dir: Path, fetch: FetchResult, *, checksum: bool) -> IngestR
             phases[name] = round(now - mark, 4)
             mark = now
 
-        files = []
-        for batch in fetch.batches:
+        def land(batch: PracticeBatch) -> LandingFile:
             path = landing_path(landing_dir, load_id, batch.practice_ods)
             write_landing_file(path, load_id=load_id, observed_at=observed_at, responses=batch.responses)
-            files.append(LandingFile(batch.practice_ods, path))
+            return LandingFile(batch.practice_ods, path)
+
+        # The sync's practice tasks land their files concurrently, each in a thread.
+        with ThreadPoolExecutor(LANDING_WRITERS) as pool:
+            files = list(pool.map(land, fetch.batches))
         phase("landing")
         results = warehouse.load_practice_files(files, load_id=load_id)
         phase("load")

@@ -196,7 +196,10 @@ async def fetch_practice(
     path = landing_path(landing_dir, load_id, practice.ods_code)
     if landed:
         # Completed units are landed even when another search failed: nothing fetched is lost.
-        write_landing_file(path, load_id=load_id, observed_at=observed_at, responses=landed)
+        # In a thread: the fsync must not stall the other practices' searches on this loop.
+        await asyncio.to_thread(
+            write_landing_file, path, load_id=load_id, observed_at=observed_at, responses=landed
+        )
     outcome = PracticeOutcome(
         practice.ods_code, "ok", responses=len(landed), landing_file=str(path) if landed else None
     )
