@@ -25,9 +25,10 @@ from flows.accuracy import ReleaseEffect
 
 DEFAULT_START = date(2026, 3, 23)  # a Monday; the week crosses the spring DST change
 NIGHTLY_AT = time(2, 0)
+# The demo checks twice a day to stay short; the accuracy replay runs what the intraday
+# deployment runs (flows/deployments.py): every hour of core hours, which keeps every slot's
+# last snapshot within an hour of its start.
 INTRADAY_AT = (time(10, 0), time(15, 0))
-# What production should run (see the README's accuracy notes): a check every hour of core
-# hours keeps every slot's last snapshot within an hour of its start.
 HOURLY_INTRADAY = tuple(time(hour, 0) for hour in range(8, 19))
 # The deployment releases every 15 minutes; hourly keeps the demo short, and with a 2-hour
 # lead every slot is still released at least an hour before it starts.

@@ -44,7 +44,9 @@ WORK_POOL = "slotsync"
 TIMEZONE = "Europe/London"
 TAGS = ["slotsync"]
 NIGHTLY_CRON = "0 2 * * *"
-INTRADAY_CRON = "0 10,15 * * 1-5"
+# Hourly in core hours: a slot's last snapshot is then within an hour of its start, which
+# bounds the bookings GP Connect never shows us (see the README's accuracy notes).
+INTRADAY_CRON = "0 8-18 * * 1-5"
 # GP core hours are 08:00-18:30 on weekdays.
 CORE_HOURS_EVERY_15_MIN = ("*/15 8-17 * * 1-5", "0,15,30 18 * * 1-5")
 SYNC_FLOWS = ("nightly_sync", "intraday_sync")

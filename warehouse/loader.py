@@ -4,13 +4,15 @@ Response bodies are never stored in DuckDB: the landing files are the raw archiv
 (warehouse/landing.py) and `raw.gpc_slot_search` holds one metadata row per response naming
 its file and line. A batch of practices' landing files is parsed once, by DuckDB's typed
 `read_json`, into an in-memory batch table; raw metadata and every staging model are derived
-from it. Each practice is then written in its own transaction: its raw rows, the staging rows
-of each (practice, filter, window, observation) unit (deleted and re-inserted, so re-running
-an observation is idempotent) and the `meta.sync_window` rows that mark the units complete.
-A few practices are written at a time, on connections of this one process (DuckDB's
-optimistic concurrency; their rows never overlap). If a practice's data is unusable nothing
-of it is staged, its raw metadata is still kept (in its own transaction) and the practice is
-reported with a clear error; its landing file stays.
+from it. The practices that pass the strict checks are then written in one transaction per
+batch: their raw rows, the staging rows of each (practice, filter, window, observation) unit
+(deleted and re-inserted, so re-running an observation is idempotent) and the
+`meta.sync_window` rows that mark the units complete, so a crash leaves every practice either
+fully written or untouched. (One transaction per batch, rather than per practice, lets DuckDB
+write the bulk rows straight to the database file instead of through the WAL and again at the
+checkpoint: it uses a quarter less CPU; see BENCHMARKS.md.) If a practice's data is unusable
+nothing of it is staged, its raw metadata is still kept (in its own transaction) and the
+practice is reported with a clear error; its landing file stays.
 
 Complete observations are folded into `core.fct_slot_history` set-based, once per load
 (`fold_slot_history`, run first by `build_models`), from what is committed; whatever a crash
@@ -77,13 +79,11 @@ STAGING_MODELS: tuple[tuple[str, str, str], ...] = (
 BATCH_BYTES = 192 * 1024 * 1024
 # DuckDB's default maximum JSON object size; raised to the largest landing file of a batch.
 MIN_OBJECT_BYTES = 16 * 1024 * 1024
-# Practices written (and groups of practices folded) at once, each in its own transaction on
-# its own connection. More than the cores: commits are serialised and partly wait on the
-# disk, so spare connections keep the cores busy (bench on 2 cores, ingest / DuckDB's limit:
-# 2 connections 0.45, 3 0.47, 4 0.48).
-LOAD_THREADS = 4
-# Practices written in one transaction at most (see _transaction_groups).
-PRACTICES_PER_TRANSACTION = 8
+# Connections the loader uses at once: the staging models of a batch are evaluated on two
+# (the slots on one, the smaller models on the other; each reads the batch on one thread).
+LOAD_THREADS = 2
+# Groups of practices folded at once, each group in its own transaction (1: one transaction).
+FOLD_THREADS = 1
 # The in-memory database holding a batch while it is loaded (attached for the load only).
 _LOADER_DB = "slotsync_loader"
 _RAW_COLUMNS = (
@@ -268,23 +268,22 @@ class Warehouse:
 
     def load_practice_files(
         self, files: Sequence[LandingFile], *, load_id: str, stream: str = "slots",
-        threads: int = LOAD_THREADS,
+        threads: int | None = None,
     ) -> list[PracticeLoad | PracticeDataError]:
-        """Load a load's landing files, one transaction per practice; one result per file.
+        """Load a load's landing files, one transaction per batch; one result per file.
 
         Files are parsed in batches (up to BATCH_BYTES), so DuckDB reads several at once on
         every core; a refused practice gets its PracticeDataError in the list and never stops
-        the others. Up to `threads` practices are written at once, each in its own
-        transaction on its own connection to this database (DuckDB runs transactions of one
-        process concurrently; the practices' rows never overlap). Any other error stops the
-        load: practices already committed stay, as after a crash, and a re-run repairs it.
-        Slot history is not touched here: `fold_slot_history` does that.
+        the others. The accepted practices of a batch are written in one transaction; the
+        staging models are evaluated on `threads` connections of this database. Any other
+        error stops the load: batches already committed stay, as after a crash, and a re-run
+        repairs it. Slot history is not touched here: `fold_slot_history` does that.
         """
         practices = [f.practice_ods for f in files]
         if len(set(practices)) != len(practices):
             raise ValueError("each practice may have only one landing file per load")
         results: dict[str, PracticeLoad | PracticeDataError] = {}
-        with _LoaderSession(self.con, threads) as session:
+        with _LoaderSession(self.con, threads or LOAD_THREADS) as session:
             # Practice order makes each batch a narrow range of practices, so row groups of
             # other batches are skipped by their min/max when looking for rows to replace.
             for batch in _batches(sorted(files, key=lambda f: f.practice_ods)):
@@ -323,12 +322,8 @@ class Warehouse:
                     continue
                 self._keep_raw_only(con, landing, load_id, parsed=ods not in unreadable)
                 results[ods] = PracticeDataError(ods, problem, landing.path)
-            groups = _transaction_groups(accepted, session.threads)
-            written = session.run(
-                lambda worker, group: self._write_practices(worker, group, load_id, stream, plans),
-                groups,
-            )
-            for loads in written:
+            if accepted:
+                loads = self._write_practices(con, accepted, load_id, stream, plans)
                 results.update((load.practice_ods, load) for load in loads)
         finally:
             for table in _BATCH_TABLES:
@@ -657,7 +652,7 @@ class Warehouse:
 
     # ------------------------------------------------------------------ slot history
 
-    def fold_slot_history(self, threads: int = LOAD_THREADS) -> int:
+    def fold_slot_history(self, threads: int | None = None) -> int:
         """Fold every complete, not yet folded observation into core.fct_slot_history.
 
         Set-based: one round per (observed_at, window) over all the practices that completed
@@ -674,6 +669,7 @@ class Warehouse:
         ).fetchall()]
         if not practices:
             return 0
+        threads = threads or FOLD_THREADS
         groups = [practices[i::threads] for i in range(max(1, min(threads, len(practices))))]
         if len(groups) == 1:
             return self._fold_group(self.con, None)
@@ -1125,19 +1121,6 @@ def _batches(files: Sequence[LandingFile]) -> list[list[LandingFile]]:
         batches[-1].append(landing)
         size += file_size
     return batches
-
-
-def _transaction_groups(practices: Sequence[str], connections: int) -> list[list[str]]:
-    """Consecutive runs of practices, one transaction each, enough to keep every connection busy.
-
-    Fewer commits save WAL round trips (each commit waits on the disk); several groups per
-    connection keep a slow group from leaving the other connections idle at the end.
-    """
-    if not practices:
-        return []
-    count = min(len(practices), max(connections, -(-len(practices) // PRACTICES_PER_TRANSACTION)))
-    size = -(-len(practices) // count)
-    return [list(practices[i:i + size]) for i in range(0, len(practices), size)]
 
 
 class _GroupRows:

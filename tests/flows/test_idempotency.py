@@ -14,6 +14,7 @@ from connectors.clock import SimulatedClock
 from connectors.sandbox.server import SandboxServer
 from flows.sync import nightly_sync
 from tests.flows.conftest import run_async
+from warehouse import loader
 from warehouse.integrity import content_hash, table_hashes
 from warehouse.loader import Warehouse
 
@@ -69,14 +70,15 @@ def test_a_crash_mid_write_then_a_re_run_equals_a_clean_run(
     sandbox: SandboxServer, tmp_path: Path, clean_run: tuple[str, dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The last step of each transaction (a few practices each): the 4th dies before its commit.
+    # Batches of about four practices, one transaction each; the 4th dies before its commit.
+    monkeypatch.setattr(loader, "BATCH_BYTES", 10 * 1024 * 1024)
     real_mark = Warehouse._mark_units_complete
     calls = {"n": 0}
-    group_sizes: list[int] = []
+    batch_sizes: list[int] = []
 
     def crash_on_the_4th(self: Warehouse, con: Any, practices: Any, *args: Any, **kwargs: Any) -> None:
         calls["n"] += 1
-        group_sizes.append(len(practices))
+        batch_sizes.append(len(practices))
         if calls["n"] == 4:
             raise RuntimeError("simulated crash in the middle of a load's transaction")
         real_mark(self, con, practices, *args, **kwargs)
@@ -99,11 +101,10 @@ def test_a_crash_mid_write_then_a_re_run_equals_a_clean_run(
     finally:
         con.close()
     assert status == [("running",)], "the crashed load must not look completed"
-    # Transactions run a few at a time: those beside the crash may or may not commit, but
-    # every practice is either fully written (staging and its units) or not at all.
-    assert len(set(group_sizes)) == 1 and group_sizes[0] > 1, group_sizes
-    assert 0 < staged[0][0] == units[0][0] < 42, "practices committed before the crash, none half-way"
-    assert staged[0][0] % group_sizes[0] == 0, "a transaction commits all its practices or none"
+    # Every practice is either fully written (staging and its units) or not at all, and the
+    # batch that crashed left nothing.
+    assert len(batch_sizes) == 4 and max(batch_sizes[:3]) > 1, batch_sizes
+    assert staged[0][0] == units[0][0] == sum(batch_sizes[:3]), "committed batches only, none half-way"
     assert units[0][1] == 0, "the fold runs once per load, after every practice is loaded"
 
     sync(sandbox, tmp_path)

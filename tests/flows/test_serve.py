@@ -105,7 +105,7 @@ def test_serve_runs_the_nightly_deployment_and_rerun_fetches_only_the_failed_pra
             wait_until(lambda: "slotsync is serving" in log.read_text(), serve, log)
             configuration = on_server(api_url, read_configuration)
             assert configuration["nightly"] == (["0 2 * * *"], ["Europe/London"], False)
-            assert configuration["intraday"] == (["0 10,15 * * 1-5"], ["Europe/London"], False)
+            assert configuration["intraday"] == (["0 8-18 * * 1-5"], ["Europe/London"], False)
             assert configuration["concurrency"] == {"nightly": 1, "intraday": 1, "backfill": 1}
             assert configuration["writer_limit"] == 1
 

@@ -33,7 +33,7 @@ def test_sync_deployments_run_on_london_time_and_never_overlap(tmp_path: Path) -
     }
     assert schedules == {
         "nightly": [("0 2 * * *", "Europe/London")],
-        "intraday": [("0 10,15 * * 1-5", "Europe/London")],
+        "intraday": [("0 8-18 * * 1-5", "Europe/London")],
         "backfill": [],
     }
     strategies = {
