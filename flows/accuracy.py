@@ -45,6 +45,8 @@ class AccuracyReport:
     nhs111_offered_truth: int = 0
     nhs111_offered_ours: int = 0
     nhs111_booked_truth: int = 0
+    # Reserved slots taken out of the book before the first snapshot (outside what we compare).
+    nhs111_removed_before_first_snapshot: int = 0
     # Practice-days where our 111 figures differ from the truth, with the slots behind them.
     nhs111_mismatches: list[str] = field(default_factory=list)
     nhs111_booked_ours: int = 0
@@ -69,6 +71,8 @@ class AccuracyReport:
             f"mean {self.nhs111_mean_abs_error:.4f} (offered truth {self.nhs111_offered_truth} / ours "
             f"{self.nhs111_offered_ours}, booked by 111 truth {self.nhs111_booked_truth} / ours "
             f"{self.nhs111_booked_ours})",
+            f"  NHS 111 reserved slots removed from the book before the first snapshot (never "
+            f"observable, not compared): {self.nhs111_removed_before_first_snapshot}",
             *(f"    differs: {line}" for line in self.nhs111_mismatches),
         ]
 
@@ -91,6 +95,7 @@ def evaluate(state: SandboxState, warehouse: Path, first_day: date, last_day: da
                 [first_day, last_day],
             ).fetchall()
         }
+        first_observation = con.execute("select min(observed_at) from meta.sync_window").fetchall()[0][0]
         nhs111_rows = con.execute(
             "select practice_ods, slot_day, offered, booked_by_111 from marts.mart_111_utilisation_daily "
             "where slot_day between ? and ? and is_final and is_core_day",
@@ -122,7 +127,7 @@ def evaluate(state: SandboxState, warehouse: Path, first_day: date, last_day: da
         report.booked_ours += ours_count
         report.abs_error_booked += abs(truth_count - ours_count)
         report.exact_practice_days += int(truth_count == ours_count)
-    _compare_111(report, truth, nhs111_rows)
+    _compare_111(report, truth, nhs111_rows, first_observation)
     return report
 
 
@@ -141,14 +146,20 @@ def _compare_111(
     report: AccuracyReport,
     truth: dict[tuple[str, str], GroundTruthRow],
     rows: list[tuple[str, date, int, int]],
+    first_observation: datetime | None,
 ) -> None:
     offered: Counter[tuple[str, date]] = Counter()
     booked: Counter[tuple[str, date]] = Counter()
     for row in truth.values():
-        if row.audience == "nhs111":
-            key = (row.practice_ods, uk_day(row.start_utc))
-            offered[key] += 1
-            booked[key] += row.state == "booked" and row.booked_by_kind == "nhs111"
+        if row.audience != "nhs111":
+            continue
+        if row.removed_at is not None and (first_observation is None or row.removed_at < first_observation):
+            # Taken out of the book before our first snapshot: no search could ever show it.
+            report.nhs111_removed_before_first_snapshot += 1
+            continue
+        key = (row.practice_ods, uk_day(row.start_utc))
+        offered[key] += 1
+        booked[key] += row.state == "booked" and row.booked_by_kind == "nhs111"
     errors: list[float] = []
     for ods, day, ours_offered, ours_booked in rows:
         key = (ods, day)
