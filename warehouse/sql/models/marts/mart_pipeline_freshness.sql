@@ -3,9 +3,12 @@
 with
 
 last_success as (
-    select practice_ods, max(observed_at) as last_observed_at, max(completed_at) as last_completed_at
-    from meta.sync_window
-    where stream = 'slots'  -- backfills re-observe the past and must not look like freshness
+    select w.practice_ods, max(w.observed_at) as last_observed_at, max(w.completed_at) as last_completed_at
+    from meta.sync_window as w
+    -- A quarantined capture is not a success (warehouse/quality.py).
+    anti join meta.quarantine as q
+        on q.practice_ods = w.practice_ods and q.stream = w.stream and q.load_id = w.load_id
+    where w.stream = 'slots'  -- backfills re-observe the past and must not look like freshness
     group by all
 ),
 
