@@ -30,6 +30,7 @@ and GX Data Docs are built into `<data_dir>/quality/data_docs/`.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -549,3 +550,9 @@ def measure_validation_s_per_million_rows(rows: int = 1_000_000, *, repetitions:
         run_suites({"slots": frame}, data_dir=None)
         timings.append(time.perf_counter() - began)
     return float(np.median(timings)) * 1_000_000 / rows
+
+
+@functools.cache
+def validation_s_per_million_rows() -> float:
+    """The benchmark's figure (`slotsync bench`), measured once per process."""
+    return round(measure_validation_s_per_million_rows(), 3)

@@ -207,3 +207,10 @@ def test_validation_records_nothing_when_nothing_is_pending(
     again = validate_pending(con, data_dir=tmp_path / "data")
     assert len(first.batches) == 1 and again.batches == []
     assert (tmp_path / "data" / "quality" / "data_docs" / "index.html").exists()
+
+
+def test_the_benchmark_measures_validation_per_million_rows() -> None:
+    from warehouse.quality import measure_validation_s_per_million_rows
+
+    figure = measure_validation_s_per_million_rows(20_000, repetitions=1)
+    assert figure > 0
