@@ -279,7 +279,12 @@ def validate(
     from flows.validate import run_validation
     from warehouse.quality import data_docs_dir, summary_lines
 
-    report, quarantined = run_validation(path, folder)
+    import duckdb
+
+    try:
+        report, quarantined = run_validation(path, folder)
+    except duckdb.IOException as exc:
+        raise _fail(f"{path} is busy (a sync is writing it?): {exc}. Try again once it finishes") from None
     for line in summary_lines(quarantined, validated=len(report.batches)):
         typer.secho(line, fg=typer.colors.YELLOW if quarantined else None)
     typer.echo(f"Data Docs: {data_docs_dir(folder) / 'index.html'}")

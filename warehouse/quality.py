@@ -70,6 +70,7 @@ FRAMES: dict[str, str] = {
 }
 BATCH_KEY = ("practice_ods", "stream", "load_id")
 SUITE_PREFIX = "slotsync."
+DOCS_RETENTION_DAYS = 14  # GX's own copy of results, for Data Docs (meta.quality_* keep all)
 DATA_DOCS_SITE = "slotsync"
 
 
@@ -300,8 +301,25 @@ def run_suites(frames: Mapping[str, pd.DataFrame], *, data_dir: Path | None) -> 
                 [{k: r[k] for k in BATCH_KEY} for r in rows], columns=list(BATCH_KEY)
             )
     if data_dir is not None:
+        _prune_results(data_dir)
         context.build_data_docs(site_names=[DATA_DOCS_SITE])
     return unexpected
+
+
+def _prune_results(data_dir: Path, keep_days: int = DOCS_RETENTION_DAYS) -> None:
+    """Drop GX validation results (and their pages) older than `keep_days`.
+
+    Data Docs re-render every stored result on each build, so an unbounded store would make
+    every load slower than the last; the warehouse keeps the full history of results anyway.
+    """
+    cutoff = time.time() - keep_days * 86_400
+    for folder in (data_dir / "quality" / "gx" / "uncommitted" / "validations",
+                   data_docs_dir(data_dir) / "validations"):
+        if not folder.is_dir():
+            continue
+        for path in folder.rglob("*"):
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
 
 
 def _gx_context(data_dir: Path | None) -> Any:

@@ -6,6 +6,7 @@
 --                        practice that suddenly returns nothing is flagged, not accepted
 --                        silently. The comparison is with the previous batch whatever its
 --                        outcome, so an empty diary seen twice in a row is accepted as real.
+--                        Scheduled stream (`slots`) only.
 --   known_practice       the practice is in the registry of the load (core.dim_practice)
 --   hours_behind_latest  how long before the newest observation of its stream the batch was
 --                        observed (freshness: e.g. a batch left over from a load that died)
@@ -62,7 +63,9 @@ select
     w.observed_at,
     coalesce(c.slot_rows, 0)::integer as slot_rows,
     coalesce(p.previous_slot_rows, 0)::integer as previous_slot_rows,
-    not (coalesce(p.previous_slot_rows, 0) > 0 and coalesce(c.slot_rows, 0) = 0) as continuity_ok,
+    -- Scheduled syncs only: a backfill may well find nothing left to book in the past.
+    w.stream <> 'slots'
+        or not (coalesce(p.previous_slot_rows, 0) > 0 and coalesce(c.slot_rows, 0) = 0) as continuity_ok,
     w.practice_ods in (select practice_ods from core.dim_practice) as known_practice,
     coalesce(date_diff('second', w.observed_at, t.latest_observed_at) / 3600.0, 0.0) as hours_behind_latest
 from with_flow as w
