@@ -276,10 +276,10 @@ def validate(
     if not path.exists():
         raise _fail(f"no warehouse at {path}: run a sync first, or pass --warehouse")
     folder = data_dir or (warehouse.parent if warehouse else settings.data_dir)
+    import duckdb
+
     from flows.validate import run_validation
     from warehouse.quality import data_docs_dir, summary_lines
-
-    import duckdb
 
     try:
         report, quarantined = run_validation(path, folder)
