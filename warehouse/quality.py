@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ FRAMES: dict[str, str] = {
 }
 BATCH_KEY = ("practice_ods", "stream", "load_id")
 SUITE_PREFIX = "slotsync."
-DOCS_RETENTION_DAYS = 14  # GX's own copy of results, for Data Docs (meta.quality_* keep all)
+DOCS_KEEP_RESULTS = 30  # per suite, GX's own copy of results for Data Docs (meta.quality_* keep all)
 DATA_DOCS_SITE = "slotsync"
 
 
@@ -306,20 +307,20 @@ def run_suites(frames: Mapping[str, pd.DataFrame], *, data_dir: Path | None) -> 
     return unexpected
 
 
-def _prune_results(data_dir: Path, keep_days: int = DOCS_RETENTION_DAYS) -> None:
-    """Drop GX validation results (and their pages) older than `keep_days`.
+def _prune_results(data_dir: Path, keep: int | None = None) -> None:
+    """Keep only the newest `keep` GX validation results per suite (and their pages).
 
     Data Docs re-render every stored result on each build, so an unbounded store would make
-    every load slower than the last; the warehouse keeps the full history of results anyway.
+    every load slower than the last; the warehouse keeps the full history (meta.quality_*).
+    Results sit in `validations/<suite prefix>/<suite>/<run name>/<run time>/`; run times sort.
     """
-    cutoff = time.time() - keep_days * 86_400
-    for folder in (data_dir / "quality" / "gx" / "uncommitted" / "validations",
-                   data_docs_dir(data_dir) / "validations"):
-        if not folder.is_dir():
-            continue
-        for path in folder.rglob("*"):
-            if path.is_file() and path.stat().st_mtime < cutoff:
-                path.unlink(missing_ok=True)
+    keep = DOCS_KEEP_RESULTS if keep is None else keep
+    store = data_dir / "quality" / "gx" / "uncommitted" / "validations"
+    for root in (store, data_docs_dir(data_dir) / "validations"):
+        for run_name in root.glob("*/*/*"):
+            runs = sorted((p for p in run_name.iterdir() if p.is_dir()), key=lambda p: p.name)
+            for old in runs[:-keep] if keep else runs:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def _gx_context(data_dir: Path | None) -> Any:

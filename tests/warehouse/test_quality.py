@@ -214,3 +214,14 @@ def test_the_benchmark_measures_validation_per_million_rows() -> None:
 
     figure = measure_validation_s_per_million_rows(20_000, repetitions=1)
     assert figure > 0
+
+
+def test_gx_keeps_only_the_newest_results_per_suite(tmp_path: Path) -> None:
+    from warehouse.quality import _prune_results
+
+    suite = tmp_path / "quality" / "gx" / "uncommitted" / "validations" / "slotsync" / "slots" / "__none__"
+    for stamp in ("20260101T000000Z", "20260102T000000Z", "20260103T000000Z"):
+        (suite / stamp).mkdir(parents=True)
+        (suite / stamp / "slotsync-slots.json").write_text("{}")
+    _prune_results(tmp_path, keep=2)
+    assert sorted(p.name for p in suite.iterdir()) == ["20260102T000000Z", "20260103T000000Z"]
