@@ -13,9 +13,14 @@ last_success as (
 ),
 
 latest_run as (
-    select *
-    from meta.practice_run
-    qualify row_number() over (partition by practice_ods order by finished_at desc, load_id desc) = 1
+    select r.*
+    from meta.practice_run as r
+    left join meta.load_ledger as l using (load_id)
+    -- A re-run shares its original's instant (and, replayed, its clock): the wall-clock start
+    -- of the load breaks the tie, so a repaired practice shows its repair.
+    qualify row_number() over (
+        partition by r.practice_ods order by r.finished_at desc, l.started_at desc nulls last, r.load_id desc
+    ) = 1
 )
 
 select
