@@ -25,6 +25,12 @@ is a later observation. Every batch's results land in `meta.quality_batch` and
 `meta.quality_result` (published as `mart_data_quality_checks` / `mart_quarantined_batches`),
 and GX Data Docs are built into `<data_dir>/quality/data_docs/`.
 
+A batch that a crash left unvalidated is validated by the next load (or `slotsync validate`)
+before that load's fold. One edge remains: when a later observation replaces a unit whose
+earlier observation is still unfolded, the loader folds the earlier one first, in the
+practice's transaction (warehouse/loader.py), without waiting for its validation; quarantined
+units are skipped there too.
+
 `import great_expectations` costs ~5 s, so it is imported only when a validation runs.
 """
 

@@ -47,8 +47,18 @@ minutes as (
     -- Text offset in minutes (null when the text has none) and Europe/London's at the instant.
     select
         *,
-        (case when start_offset = 'Z' then 0 when start_offset = '' then null else (case when left(start_offset, 1) = '-' then -1 else 1 end) * (substr(start_offset, 2, 2)::integer * 60 + right(start_offset, 2)::integer) end) as start_offset_minutes,
-        (case when end_offset = 'Z' then 0 when end_offset = '' then null else (case when left(end_offset, 1) = '-' then -1 else 1 end) * (substr(end_offset, 2, 2)::integer * 60 + right(end_offset, 2)::integer) end) as end_offset_minutes,
+        case
+            when start_offset = 'Z' then 0
+            when start_offset = '' then null
+            else (case when left(start_offset, 1) = '-' then -1 else 1 end)
+                 * (substr(start_offset, 2, 2)::integer * 60 + right(start_offset, 2)::integer)
+        end as start_offset_minutes,
+        case
+            when end_offset = 'Z' then 0
+            when end_offset = '' then null
+            else (case when left(end_offset, 1) = '-' then -1 else 1 end)
+                 * (substr(end_offset, 2, 2)::integer * 60 + right(end_offset, 2)::integer)
+        end as end_offset_minutes,
         ((epoch(start_at at time zone 'Europe/London') - epoch(start_at at time zone 'UTC')) / 60)::integer as start_uk_minutes,
         ((epoch(end_at at time zone 'Europe/London') - epoch(end_at at time zone 'UTC')) / 60)::integer as end_uk_minutes
     from offsets
