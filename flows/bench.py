@@ -55,6 +55,7 @@ from connectors.registry import Practice, Registry, load_registry
 from warehouse.db import connect, open_warehouse
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
 from warehouse.loader import LandingFile, PracticeLoad, Warehouse, new_load_id
+from warehouse.quality import validation_s_per_million_rows
 
 BENCH_START = "2026-03-23T02:00:00+00:00"  # a Monday's nightly run; the horizon crosses BST
 HORIZON_DAYS = 28
@@ -237,6 +238,7 @@ class BenchReport:
                 round(self.sandbox_peak_rss_mib, 1) if self.sandbox_peak_rss_mib is not None else None
             ),
             "wall_s": round(self.wall_s, 2),
+            "validation_s_per_million_rows": validation_s_per_million_rows(),
             "start": BENCH_START,
             "horizon_days": HORIZON_DAYS,
             "machine": machine_info(),

@@ -255,6 +255,43 @@ def bench(
         typer.echo(f"figures written to {json_path}")
 
 
+@app.command()
+def validate(
+    warehouse: Annotated[Path | None, typer.Option(help="DuckDB warehouse (default: settings)")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="data folder for Data Docs and the published snapshot")
+    ] = None,
+) -> None:
+    """Validate batches still pending, then list quarantined batches; exit 2 if any is open.
+
+    Validation normally runs inside every sync; this catches up on a load that died before its
+    validation (then rebuilds and republishes the marts) and reports what is held back:
+    practice, load, the expectations it failed and what to do. Data Docs are rebuilt in
+    DATA_DIR/quality/data_docs/.
+    """
+    from connectors.config import get_settings
+
+    settings = get_settings()
+    path = warehouse or settings.resolved_warehouse_path
+    if not path.exists():
+        raise _fail(f"no warehouse at {path}: run a sync first, or pass --warehouse")
+    folder = data_dir or (warehouse.parent if warehouse else settings.data_dir)
+    import duckdb
+
+    from flows.validate import run_validation
+    from warehouse.quality import data_docs_dir, summary_lines
+
+    try:
+        report, quarantined = run_validation(path, folder)
+    except duckdb.IOException as exc:
+        raise _fail(f"{path} is busy (a sync is writing it?): {exc}. Try again once it finishes") from None
+    for line in summary_lines(quarantined, validated=len(report.batches)):
+        typer.secho(line, fg=typer.colors.YELLOW if quarantined else None)
+    typer.echo(f"Data Docs: {data_docs_dir(folder) / 'index.html'}")
+    if quarantined:
+        raise typer.Exit(code=2)
+
+
 @registry_app.command("validate")
 def registry_validate(path: Path) -> None:
     """Check a registry file and list every problem with its row and field."""

@@ -7,7 +7,9 @@ Shape of one run:
    differential searches for every window (of a re-run: not yet complete), landed as bytes
    on disk. No DuckDB here.
 3. `load_and_publish` (the only writer): loads each landed file in its own transaction,
-   records every practice's outcome, rebuilds the marts and publishes the dashboard snapshot.
+   validates the new batches (`validate-batches`, flows/validate.py: a failing practice's
+   batch is quarantined, not published), records every practice's outcome, rebuilds the
+   marts and publishes the dashboard snapshot.
 Steps 1 and 3 hold the `duckdb-writer` global concurrency slot, so runs of different
 deployments never write at once. A failing practice never fails the others: the run ends
 Completed with its failures listed in the summary artifacts, unless more than
@@ -60,6 +62,7 @@ from flows.operations import (
     find_load,
     record_plan,
 )
+from flows.validate import validate_batches
 from warehouse.db import open_warehouse
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
 from warehouse.loader import LandingFile, PracticeDataError, Warehouse, new_load_id
@@ -257,15 +260,27 @@ def load_and_publish(
                 logger.warning("%s", result, extra=_failure_fields(outcome))
             else:
                 outcome.slot_rows = result.slot_rows
+        warehouse.load_bookings(
+            summary.load_id, observed_at=summary.as_of, exports=summary.bookings.exports,
+            fetch_failures=summary.bookings.failures, reads=summary.bookings.reads,
+        )
+        # Data quality gates the fold: a failing (practice, load) batch is quarantined, kept and
+        # not published; the other practices go on.
+        report = validate_batches(con, settings.data_dir, validated_by=summary.load_id)
+        for outcome in summary.outcomes:
+            batch = report.for_load(summary.load_id).get(outcome.practice_ods)
+            if batch is not None:
+                outcome.status = "failed"
+                outcome.interaction = "data quality"
+                outcome.error_class = "QuarantinedBatch"
+                outcome.message = (f"practice {outcome.practice_ods}, load {summary.load_id}: quarantined, "
+                                   f"not published: {batch.detail()}")
+                outcome.next_step = "raise it with the supplier, then re-run; `slotsync validate` lists it"
         # A re-run records the practices it found complete as ok (nothing fetched), so even a
         # repaired crashed load shows every practice's outcome at its instant.
         skipped = [{"practice_ods": ods, "status": "ok"} for ods in summary.skipped]
         warehouse.record_practice_runs(
             summary.load_id, [asdict(o) for o in summary.outcomes] + skipped, finished_at=clock.now()
-        )
-        warehouse.load_bookings(
-            summary.load_id, observed_at=summary.as_of, exports=summary.bookings.exports,
-            fetch_failures=summary.bookings.failures, reads=summary.bookings.reads,
         )
         warehouse.build_models(summary.load_id)
         failed = len(summary.failed)

@@ -62,6 +62,8 @@ TABLE_MODELS: tuple[tuple[str, str], ...] = (
     ("marts.mart_releases_daily", "models/marts/mart_releases_daily.sql"),
     ("marts.mart_pipeline_freshness", "models/marts/mart_pipeline_freshness.sql"),
     ("marts.mart_reconciliation_findings", "models/marts/mart_reconciliation_findings.sql"),
+    ("marts.mart_data_quality_checks", "models/marts/mart_data_quality_checks.sql"),
+    ("marts.mart_quarantined_batches", "models/marts/mart_quarantined_batches.sql"),
 )
 # Staging models loaded from the landing files, each replaced per unit in the practice's
 # transaction: (table, model file, batch table holding the batch's rows).
@@ -700,13 +702,17 @@ class Warehouse:
             ),
 
             observations as (
-                select practice_ods, window_start, window_end, observed_at,
-                       count(distinct filter_key) as filters, max(load_id) as load_id
-                from meta.sync_window
+                -- Units of a quarantined batch (warehouse/quality.py) are never folded: without
+                -- them the observation is incomplete until a passing batch replaces them.
+                select w.practice_ods, w.window_start, w.window_end, w.observed_at,
+                       count(distinct w.filter_key) as filters, max(w.load_id) as load_id
+                from meta.sync_window as w
+                anti join meta.quarantine as q
+                    on q.practice_ods = w.practice_ods and q.stream = w.stream and q.load_id = w.load_id
                 where $practices::varchar[] is null
-                   or practice_ods in (select unnest($practices::varchar[]))
+                   or w.practice_ods in (select unnest($practices::varchar[]))
                 group by all
-                having bool_or(folded_at is null)
+                having bool_or(w.folded_at is null)
             )
 
             select o.practice_ods, o.window_start, o.window_end, o.observed_at, o.load_id

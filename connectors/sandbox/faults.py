@@ -3,9 +3,13 @@
 A `FaultRule` makes matching requests (one practice or `*`, optionally one interaction)
 fail the way real providers and the Spine do: an error status (401/403/429 with
 Retry-After/500/502/503/504), extra latency, a connection reset mid-body, a truncated JSON
-body, a non-FHIR content type, or a stall past the client's timeout. `count` limits how many
-requests a rule affects; `None` keeps it active until cleared. The first matching rule
-wins, in the order the rules were added.
+body, a non-FHIR content type, or a stall past the client's timeout. `bad_data` instead sends
+a well-formed slot searchset with one semantic defect (`defect`), for data-quality tests: a
+slot that ends before it starts, one referencing a Schedule missing from the bundle, a slot
+repeated in the bundle, offsets that contradict UK daylight saving (same instants), a slot
+outside the search window, or no slots at all. `count` limits how many requests a rule
+affects; `None` keeps it active until cleared. The first matching rule wins, in the order
+the rules were added.
 
 `TrafficCounter` counts GP Connect requests per (practice, interaction), so tests can
 assert which practices a sync actually fetched.
@@ -16,13 +20,19 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import Counter
-from typing import Literal
+from datetime import timedelta, timezone
+from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.gpconnect.spine import Interaction
+from connectors.uktime import format_uk, parse_fhir_datetime
 
-FaultKind = Literal["status", "latency", "reset", "truncate", "wrong_content_type", "stall"]
+FaultKind = Literal["status", "latency", "reset", "truncate", "wrong_content_type", "stall", "bad_data"]
+Defect = Literal[
+    "end_before_start", "missing_schedule", "duplicate_slot", "wrong_offset", "outside_window", "no_slots"
+]
 
 DEFAULT_LATENCY_S = 1.0
 DEFAULT_STALL_S = 30.0
@@ -50,6 +60,7 @@ class FaultRule(BaseModel):
     retry_after_s: float | None = Field(default=None, ge=0)
     delay_s: float | None = Field(default=None, ge=0)
     count: int | None = Field(default=None, ge=1, description="requests affected; None = until cleared")
+    defect: Defect | None = Field(default=None, description="kind bad_data: what is wrong with the slots")
 
     @field_validator("interaction")
     @classmethod
@@ -68,6 +79,36 @@ class FaultRule(BaseModel):
         if self.delay_s is not None:
             return self.delay_s
         return DEFAULT_STALL_S if self.kind == "stall" else DEFAULT_LATENCY_S
+
+
+def corrupt_bundle(body: bytes, defect: Defect) -> bytes:
+    """A slot searchset with one semantic defect (the first slot's, or every slot gone)."""
+    bundle: dict[str, Any] = orjson.loads(body)
+    entries: list[dict[str, Any]] = bundle.get("entry") or []
+    slots = [e for e in entries if e.get("resource", {}).get("resourceType") == "Slot"]
+    if defect == "no_slots":
+        bundle["entry"] = [e for e in entries
+                           if e.get("resource", {}).get("resourceType") not in ("Slot", "Schedule")]
+        return orjson.dumps(bundle)
+    if not slots:
+        return body
+    slot = slots[0]["resource"]
+    start, end = parse_fhir_datetime(slot["start"]), parse_fhir_datetime(slot["end"])
+    if defect == "end_before_start":
+        slot["start"], slot["end"] = slot["end"], slot["start"]
+    elif defect == "missing_schedule":
+        slot["schedule"] = {"reference": "Schedule/not-in-this-bundle"}
+    elif defect == "duplicate_slot":
+        entries.append(orjson.loads(orjson.dumps(slots[0])))
+    elif defect == "wrong_offset":
+        # The same instants, written with the offset UK time does not have then.
+        wrong = timezone(timedelta(hours=0 if format_uk(start).endswith("+01:00") else 1))
+        slot["start"] = start.astimezone(wrong).isoformat()
+        slot["end"] = end.astimezone(wrong).isoformat()
+    elif defect == "outside_window":
+        later = timedelta(days=400)
+        slot["start"], slot["end"] = format_uk(start + later), format_uk(end + later)
+    return orjson.dumps(bundle)
 
 
 class FaultInjector:

@@ -7,8 +7,10 @@
 with
 
 locations as (
-    select * from staging.stg_gpconnect__locations
-    where location_id is not null
+    -- Rows of quarantined batches (warehouse/quality.py) never feed core or marts.
+    select s.* from staging.stg_gpconnect__locations as s
+    anti join meta.quarantine as q on q.practice_ods = s.practice_ods and q.load_id = s.load_id
+    where s.location_id is not null
 ),
 
 seen as (

@@ -9,8 +9,10 @@
 with
 
 practitioners as (
-    select * from staging.stg_gpconnect__practitioners
-    where practitioner_id is not null
+    -- Rows of quarantined batches (warehouse/quality.py) never feed core or marts.
+    select s.* from staging.stg_gpconnect__practitioners as s
+    anti join meta.quarantine as q on q.practice_ods = s.practice_ods and q.load_id = s.load_id
+    where s.practitioner_id is not null
 ),
 
 seen as (

@@ -11,8 +11,10 @@
 with
 
 schedules as (
-    select * from staging.stg_gpconnect__schedules
-    where schedule_id is not null
+    -- Rows of quarantined batches (warehouse/quality.py) never feed core or marts.
+    select s.* from staging.stg_gpconnect__schedules as s
+    anti join meta.quarantine as q on q.practice_ods = s.practice_ods and q.load_id = s.load_id
+    where s.schedule_id is not null
 ),
 
 seen as (

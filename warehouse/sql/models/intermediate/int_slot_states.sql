@@ -15,8 +15,11 @@ history as (
 ),
 
 practice_as_of as (
-    select practice_ods, max(observed_at) as as_of
-    from meta.sync_window
+    select w.practice_ods, max(w.observed_at) as as_of
+    from meta.sync_window as w
+    -- A quarantined observation is not what the history shows (warehouse/quality.py).
+    anti join meta.quarantine as q
+        on q.practice_ods = w.practice_ods and q.stream = w.stream and q.load_id = w.load_id
     group by all
 ),
 

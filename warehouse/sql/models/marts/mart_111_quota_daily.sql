@@ -22,8 +22,11 @@ covered_days as (
             ((window_end - interval 1 second) at time zone 'Europe/London')::date,
             interval 1 day
         ))::date as slot_day
-    from meta.sync_window
-    where stream = 'slots'
+    from meta.sync_window as w
+    -- Days only a quarantined batch covered were not captured (warehouse/quality.py).
+    anti join meta.quarantine as q
+        on q.practice_ods = w.practice_ods and q.stream = w.stream and q.load_id = w.load_id
+    where w.stream = 'slots'
 ),
 
 per_day as (

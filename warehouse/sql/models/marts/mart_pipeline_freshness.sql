@@ -3,16 +3,24 @@
 with
 
 last_success as (
-    select practice_ods, max(observed_at) as last_observed_at, max(completed_at) as last_completed_at
-    from meta.sync_window
-    where stream = 'slots'  -- backfills re-observe the past and must not look like freshness
+    select w.practice_ods, max(w.observed_at) as last_observed_at, max(w.completed_at) as last_completed_at
+    from meta.sync_window as w
+    -- A quarantined capture is not a success (warehouse/quality.py).
+    anti join meta.quarantine as q
+        on q.practice_ods = w.practice_ods and q.stream = w.stream and q.load_id = w.load_id
+    where w.stream = 'slots'  -- backfills re-observe the past and must not look like freshness
     group by all
 ),
 
 latest_run as (
-    select *
-    from meta.practice_run
-    qualify row_number() over (partition by practice_ods order by finished_at desc, load_id desc) = 1
+    select r.*
+    from meta.practice_run as r
+    left join meta.load_ledger as l using (load_id)
+    -- A re-run shares its original's instant (and, replayed, its clock): the wall-clock start
+    -- of the load breaks the tie, so a repaired practice shows its repair.
+    qualify row_number() over (
+        partition by r.practice_ods order by r.finished_at desc, l.started_at desc nulls last, r.load_id desc
+    ) = 1
 )
 
 select
