@@ -101,8 +101,8 @@ def sample_estate(registry: Registry, practices: int) -> Registry:
     members: dict[str, list[Practice]] = {}
     for row in registry.practices:
         if row.kind == "practice":
-            for hub in row.booking_hubs:
-                members.setdefault(hub, []).append(row)
+            for code in row.booking_hubs:
+                members.setdefault(code, []).append(row)
     kept: list[Practice] = []
     hubs: list[Practice] = []
     for hub in (row for row in registry.practices if row.kind == "hub"):
