@@ -91,6 +91,7 @@ TARGET_MART_QUERY_P95_S = 1.0
 NAIVE_SAMPLE_SLOTS = 2_000  # row-by-row inserts run at a few hundred rows/s: keep it seconds
 ENGLAND_INGEST_SAMPLE = 37  # practices (whole networks) for the side-by-side ingest, region-sized
 MART_QUERY_ROUNDS = 5
+RSS_SAMPLE_S = 0.5
 CAPACITY_LATENCIES_S = (0.3, 1.0, 3.0)
 CAPACITY_CONCURRENCY = (8, 32, 64)
 
@@ -270,6 +271,8 @@ class BenchReport:
             "nightly_landing_bytes": nightly.get("landing_bytes"),
             "nightly_warehouse_bytes": nightly.get("warehouse_bytes"),
             "nightly_cpu_s": nightly.get("cpu_s"),
+            "nightly_rss_peak_fetch_mib": nightly.get("rss_peak_fetch_mib"),
+            "nightly_rss_peak_load_publish_mib": nightly.get("rss_peak_load_publish_mib"),
             "peak_rss_mib": round(nightly_rss, 1) if nightly_rss is not None else None,
             "target_peak_rss_mib": TARGET_PEAK_RSS_MIB,
             "orchestration_overhead_ms_per_task": (self.nightly or {}).get("orchestration", {}).get(
@@ -595,16 +598,38 @@ def run_nightly(root: Path, registry_path: Path, practices: Sequence[str] | None
         *(arg for ods in practices or () for arg in ("--practice", ods)),
     ]
     log_path = root / "nightly.log"
+    samples: list[tuple[float, float]] = []  # (unix time, RSS MiB): which phase holds the memory
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        usage = _reap(process, timeout=None)
+        usage = None
+        while usage is None:
+            usage = _reap(process, timeout=0)
+            if usage is None:
+                samples.append((time.time(), _current_rss_mib(process.pid)))
+                time.sleep(RSS_SAMPLE_S)
     if process.returncode != 0 or not figures.exists():
         raise RuntimeError(
             f"the nightly run failed (exit {process.returncode}); its output:\n"
             + log_path.read_text(errors="replace")[-3000:]
         )
     nightly: dict[str, Any] = json.loads(figures.read_text())
+    fetched_by = nightly["nightly"].get("fetched_by")
+    if fetched_by is not None:
+        nightly["nightly"]["rss_peak_fetch_mib"] = max(
+            (m for t, m in samples if t <= fetched_by), default=None
+        )
+        nightly["nightly"]["rss_peak_load_publish_mib"] = max(
+            (m for t, m in samples if t > fetched_by), default=None
+        )
     return nightly, usage
+
+
+def _current_rss_mib(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def time_mart_reads(snapshot: Path, rounds: int) -> dict[str, list[float]]:
@@ -815,6 +840,9 @@ def format_report(report: BenchReport) -> str:
     row("nightly: responses/s while fetching", data["nightly_responses_per_s"], fmt="{:,.1f}")
     row("nightly: practices failed", data["nightly_practices_failed"])
     row("peak_rss_mib (nightly process)", data["peak_rss_mib"], f"< {TARGET_PEAK_RSS_MIB:.0f}", "{:,.0f}")
+    row("  sampled peak while fetching / loading, MiB",
+        None if data["nightly_rss_peak_fetch_mib"] is None else
+        f"{data['nightly_rss_peak_fetch_mib']:,.0f} / {data['nightly_rss_peak_load_publish_mib'] or 0:,.0f}")
     row("ingest_ratio_vs_duckdb", data["ingest_ratio_vs_duckdb"], f">= {TARGET_RATIO}", "{:.2f}")
     row("staging_ratio_vs_duckdb (no fold)", data["staging_ratio_vs_duckdb"], "", "{:.2f}")
     row("typed rows identical to the limit's", "yes" if data["rows_match"] else "NO")

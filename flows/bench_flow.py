@@ -100,6 +100,7 @@ def run_nightly(
         "wall_s": round(wall_s, 2),
         "cpu_s": round(cpu_s, 2),
         "fetch_s": round(fetched_by - began, 2),  # flow start to the last landing file written
+        "fetched_by": fetched_by,
         "load_publish_s": round(began + wall_s - fetched_by, 2),
         "practices": len(outcomes),
         "practices_failed": sum(1 for o in outcomes if o["status"] != "ok"),
