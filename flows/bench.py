@@ -94,6 +94,8 @@ MART_QUERY_ROUNDS = 5
 RSS_SAMPLE_S = 0.5
 CAPACITY_LATENCIES_S = (0.3, 1.0, 3.0)
 CAPACITY_CONCURRENCY = (8, 32, 64)
+APPOINTMENT_READS_PER_PRACTICE = 5  # Read Appointment confirmations a night (live sandbox estate)
+ENGLAND_ROWS = 7_550  # practices and hubs
 
 _TYPED_COLUMNS = (
     "slot_id, schedule_id, start_at, end_at, start_text, end_text, status, delivery_channel, "
@@ -268,6 +270,7 @@ class BenchReport:
             "nightly_slots_per_s": _per_s(nightly.get("slots"), nightly.get("wall_s")),
             "nightly_responses_per_s": _per_s(nightly.get("responses"), nightly.get("fetch_s")),
             "nightly_practices_failed": nightly.get("practices_failed"),
+            "nightly_appointment_reads": nightly.get("appointment_reads"),
             "nightly_landing_bytes": nightly.get("landing_bytes"),
             "nightly_warehouse_bytes": nightly.get("warehouse_bytes"),
             "nightly_cpu_s": nightly.get("cpu_s"),
@@ -666,35 +669,49 @@ def england_calls_per_night(start: datetime) -> int:
 
 
 def capacity_model(report: BenchReport) -> dict[str, Any] | None:
-    """Expected wall time of a full England night at a provider latency and client concurrency.
+    return capacity_model_from(
+        report.nightly, england_searches=report.england_calls, measured_on_england=(
+            report.size == BenchSize.england.value and report.estate_practices >= ENGLAND_ROWS
+        ), estate_rows=report.estate_practices,
+    )
 
-    From the measured nightly run: the fetch rate with a provider that answers at once is our
-    side's ceiling (client, Prefect tasks, landing files; sandbox included), so with latency L
-    and C calls in flight, fetching takes max(calls x L / C, calls / ceiling). The writer then
-    loads and publishes, which does not depend on latency; it scales with slots, taken here as
-    proportional to calls. Latency is the p50 and used as the mean: a long tail lengthens it.
+
+def capacity_model_from(
+    nightly: dict[str, Any] | None, *, england_searches: int, measured_on_england: bool, estate_rows: int
+) -> dict[str, Any] | None:
+    """Expected wall time of a full England night at a provider latency and calls in flight.
+
+    From the measured nightly run: its fetch rate against a provider that answers at once is
+    our side's ceiling (client, Prefect tasks, landing files; the sandbox's share included), so
+    with latency L and C calls in flight fetching takes max(calls x L / C, calls / ceiling).
+    Calls are the slot searches plus `APPOINTMENT_READS_PER_PRACTICE` booking confirmations
+    per practice (the pre-rendered estate logs no bookings, so none were measured at scale).
+    The writer then loads and publishes, which does not depend on latency; it is scaled from
+    the run by slot searches (slots grow with them). L is the p50 used as the mean: a long
+    tail lengthens the fetch.
     """
-    nightly = report.nightly
-    if not nightly or not nightly.get("responses") or not nightly.get("fetch_s") or not report.england_calls:
+    if not nightly or not nightly.get("responses") or not nightly.get("fetch_s") or not england_searches:
         return None
-    calls, fetch_s = int(nightly["responses"]), float(nightly["fetch_s"])
-    ceiling = calls / fetch_s
-    scale = report.england_calls / calls
+    searches, fetch_s = int(nightly["responses"]), float(nightly["fetch_s"])
+    ceiling = searches / fetch_s
+    scale = england_searches / searches
     load_s = float(nightly["load_publish_s"]) * scale
-    measured = report.size == BenchSize.england.value and abs(scale - 1) < 0.01
+    reads = APPOINTMENT_READS_PER_PRACTICE * ENGLAND_PRACTICES
+    calls = england_searches + reads
     rows = []
     for latency in CAPACITY_LATENCIES_S:
         for concurrency in CAPACITY_CONCURRENCY:
-            fetch = max(report.england_calls * latency / concurrency, report.england_calls / ceiling)
+            fetch = max(calls * latency / concurrency, calls / ceiling)
             rows.append({"latency_p50_s": latency, "concurrency": concurrency,
                          "fetch_s": round(fetch), "wall_s": round(fetch + load_s)})
     return {
-        "calls_per_night": report.england_calls,
-        "basis": "measured on the full England estate" if measured else (
-            f"EXTRAPOLATED linearly from a run of {calls:,} calls ({report.estate_practices:,} rows)"
+        "calls_per_night": calls,
+        "slot_searches": england_searches,
+        "appointment_reads": reads,
+        "basis": "measured on the full England estate" if measured_on_england else (
+            f"EXTRAPOLATED linearly from a run of {searches:,} searches ({estate_rows:,} rows)"
         ),
         "our_ceiling_calls_per_s": round(ceiling, 1),
-        "client_cpu_ms_per_call": round(report.fetch.client_cpu_s * 1000 / max(1, report.fetch.responses), 2),
         "load_publish_s": round(load_s, 1),
         "rows": rows,
     }

@@ -106,6 +106,7 @@ def run_nightly(
         "practices_failed": sum(1 for o in outcomes if o["status"] != "ok"),
         "responses": sum(o["responses"] for o in outcomes),
         "slots": sum(o["slot_rows"] for o in outcomes),
+        "appointment_reads": sum(result["booking_logs"]["appointment_reads"].values()),
         "landing_bytes": sum(s.st_size for s in landed),
         "warehouse_bytes": (data_dir / "warehouse.duckdb").stat().st_size,
         "published": result["published"],
