@@ -456,6 +456,7 @@ async def _sync(
                 bookings = collect_bookings(
                     registry, client, log_client, hash_secret=secret, clock=clock,
                     observed_at=observed_at, practices=booking_practices,
+                    concurrency=settings.http.overall_concurrency,
                 )
                 outcomes, summary.bookings = await asyncio.gather(slot_fetches, bookings)
             else:
