@@ -1,6 +1,6 @@
-"""`slotsync bench`: slots per second from HTTP responses to typed warehouse rows.
+"""`slotsync bench`: slots per second from HTTP responses to typed warehouse rows, and at scale.
 
-One run does three things and reports them side by side:
+One run measures, side by side in the same run:
 
 1. **Fetch.** The sandbox estate runs in its own process (standalone mode, simulated clock
    pinned to `BENCH_START`, so the bytes are identical on every run) and `GpConnectClient`
@@ -18,11 +18,27 @@ One run does three things and reports them side by side:
    `records=true`, `unnest(entry)` and flattened to the same typed columns in one
    `CREATE TABLE AS`.
 
+4. **The naive baseline.** A sample of the same responses (at least `NAIVE_SAMPLE_SLOTS`
+   slots) parsed into per-resource FHIR models (`fhir.resources` STU3 `Slot`) and inserted
+   row by row; `speedup_vs_naive` is ours over it in slots/s.
+5. **End to end** (`flows/bench_flow.py`, in its own process so its peak RSS is its own): the
+   real `nightly_sync` flow over the whole estate of the size, HTTP responses to published
+   marts, and the same flow shape with no-op tasks for Prefect's overhead per task.
+6. **Dashboard reads**: the dashboards' own mart reads (`dashboards.data`) on the snapshot the
+   nightly run published; p95 over every read.
+
 Both ingest timings end with a `CHECKPOINT`, so each counts the work of getting its rows
 into the database file. They alternate (ours first on even repetitions, the limit first on
 odd ones) and the reported ratio is the median of the per-repetition ratios: on a small
 noisy machine only ratios measured side by side in one process mean anything. A checksum
 over the typed columns proves both paths produced the same rows.
+
+`--size england` serves the England-scale estate (`connectors/sandbox/england.py`) from the
+pre-rendered sandbox (`connectors/sandbox/prerendered.py`), whose own CPU, render time and
+memory are reported separately. The side-by-side ingest (steps 1-4) runs on a region-sized
+sample of it (whole networks), held in memory; the nightly run streams, as production does:
+fetch, landing files, batched loads. `--practices N` serves only the first N practices'
+networks, for a shorter run; the capacity model then extrapolates to all of England and says so.
 """
 
 from __future__ import annotations
@@ -30,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import resource
@@ -48,15 +65,20 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
+import orjson
 
 from connectors.gpconnect.client import GpConnectClient, SlotSearchResponse
 from connectors.gpconnect.windows import plan_windows
 from connectors.registry import Practice, Registry, load_registry
+from connectors.sandbox.england import ENGLAND_PRACTICES, england_estate, sample_estate
+from connectors.sandbox.prerendered import READY_LINE
 from warehouse.db import connect, open_warehouse
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
 from warehouse.loader import LandingFile, PracticeLoad, Warehouse, new_load_id
 from warehouse.quality import validation_s_per_million_rows
 
+DELIVERY_CHANNEL_URL = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-DeliveryChannel-2"
 BENCH_START = "2026-03-23T02:00:00+00:00"  # a Monday's nightly run; the horizon crosses BST
 HORIZON_DAYS = 28
 SANDBOX_SEED = 20261126
@@ -64,7 +86,20 @@ SANDBOX_STARTUP_TIMEOUT_S = 90.0
 TARGET_RATIO = 0.5
 # Landing files written at once, as by the sync's concurrent practice tasks.
 LANDING_WRITERS = 8
-JSON_SCHEMA_VERSION = 2  # 2: adds per-phase and CPU seconds and staging_ratio_vs_duckdb
+# 2: per-phase and CPU seconds and staging_ratio_vs_duckdb. 3: the nightly run end to end,
+# naive baseline, orchestration overhead, mart query p95, sandbox cost, capacity model.
+JSON_SCHEMA_VERSION = 3
+TARGET_SPEEDUP_VS_NAIVE = 10.0
+TARGET_PEAK_RSS_MIB = 2048.0
+TARGET_MART_QUERY_P95_S = 1.0
+NAIVE_SAMPLE_SLOTS = 2_000  # row-by-row inserts run at a few hundred rows/s: keep it seconds
+ENGLAND_INGEST_SAMPLE = 37  # practices (whole networks) for the side-by-side ingest, region-sized
+MART_QUERY_ROUNDS = 5
+RSS_SAMPLE_S = 0.5
+CAPACITY_LATENCIES_S = (0.3, 1.0, 3.0)
+CAPACITY_CONCURRENCY = (8, 32, 64)
+APPOINTMENT_READS_PER_PRACTICE = 5  # Read Appointment confirmations a night (live sandbox estate)
+ENGLAND_ROWS = 7_550  # practices and hubs
 
 _TYPED_COLUMNS = (
     "slot_id, schedule_id, start_at, end_at, start_text, end_text, status, delivery_channel, "
@@ -122,16 +157,18 @@ class SizePlan:
     practices: int | None  # None = every practice in the estate
     hubs: int | None
     repetitions: int
+    estate: str = "live"  # live: the simulated sandbox; england: the pre-rendered England estate
+    noop_tasks: int = 200  # no-op practice tasks for the orchestration overhead
 
 
 PLANS: dict[BenchSize, SizePlan] = {
-    BenchSize.small: SizePlan("3 practices and 1 hub of the sandbox estate (CI)", 3, 1, 3),
+    BenchSize.small: SizePlan("3 practices and 1 hub of the sandbox estate (CI)", 3, 1, 3, noop_tasks=50),
     BenchSize.region: SizePlan("the built-in 42-row sandbox estate (37 practices, 5 hubs)", None, None, 5),
+    BenchSize.england: SizePlan(
+        "the England-scale estate (6,300 practices, 1,250 hubs), pre-rendered sandbox", None, None, 3,
+        estate="england", noop_tasks=500,
+    ),
 }
-
-
-class BenchNotImplemented(ValueError):
-    """A size the bench cannot run yet."""
 
 
 @dataclass(frozen=True)
@@ -181,14 +218,36 @@ class BenchReport:
     ours: list[IngestRun] = field(default_factory=list)
     limit: list[IngestRun] = field(default_factory=list)
     rows_match: bool = False
-    peak_rss_mib: float = 0.0
+    peak_rss_mib: float = 0.0  # this process (it holds the ingest sample's responses)
     sandbox_peak_rss_mib: float | None = None
+    sandbox_cpu_s: float | None = None
+    sandbox_cost: dict[str, Any] | None = None  # the pre-rendered sandbox's own account
     wall_s: float = 0.0
     work_dir: str = ""
+    naive: IngestRun | None = None
+    naive_error: str | None = None
+    nightly: dict[str, Any] | None = None  # flows/bench_flow.py's figures
+    nightly_peak_rss_mib: float | None = None
+    estate_practices: int = 0  # practices and hubs the nightly run synced
+    england_calls: int = 0  # slot searches a full England night makes (capacity model)
+    mart_reads_s: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def slots(self) -> int:
         return self.ours[0].slots if self.ours else 0
+
+    @property
+    def speedup_vs_naive(self) -> float | None:
+        if self.naive is None or not self.ours or self.naive.slots_per_s <= 0:
+            return None
+        return statistics.median(o.slots_per_s for o in self.ours) / self.naive.slots_per_s
+
+    @property
+    def mart_query_p95_s(self) -> float | None:
+        timings = sorted(t for reads in self.mart_reads_s.values() for t in reads)
+        if not timings:
+            return None
+        return timings[min(len(timings) - 1, math.ceil(0.95 * len(timings)) - 1)]
 
     @property
     def ratios(self) -> list[float]:
@@ -197,12 +256,46 @@ class BenchReport:
     def as_json(self) -> dict[str, Any]:
         fetch = self.fetch
         ratio = statistics.median(self.ratios)
+        nightly = self.nightly or {}
+        speedup = self.speedup_vs_naive
+        p95 = self.mart_query_p95_s
+        nightly_rss = self.nightly_peak_rss_mib
         return {
             "schema_version": JSON_SCHEMA_VERSION,
             "size": self.size,
             "description": self.plan.description,
+            # The nightly run, end to end: the scale figures.
+            "estate_practices": self.estate_practices,
+            "slots": nightly.get("slots"),
+            "nightly_responses": nightly.get("responses"),
+            "nightly_wall_s": nightly.get("wall_s"),
+            "nightly_fetch_s": nightly.get("fetch_s"),
+            "nightly_load_publish_s": nightly.get("load_publish_s"),
+            "nightly_slots_per_s": _per_s(nightly.get("slots"), nightly.get("wall_s")),
+            "nightly_responses_per_s": _per_s(nightly.get("responses"), nightly.get("fetch_s")),
+            "nightly_practices_failed": nightly.get("practices_failed"),
+            "nightly_appointment_reads": nightly.get("appointment_reads"),
+            "nightly_landing_bytes": nightly.get("landing_bytes"),
+            "nightly_warehouse_bytes": nightly.get("warehouse_bytes"),
+            "nightly_cpu_s": nightly.get("cpu_s"),
+            "nightly_rss_peak_fetch_mib": nightly.get("rss_peak_fetch_mib"),
+            "nightly_rss_peak_load_publish_mib": nightly.get("rss_peak_load_publish_mib"),
+            "peak_rss_mib": round(nightly_rss, 1) if nightly_rss is not None else None,
+            "target_peak_rss_mib": TARGET_PEAK_RSS_MIB,
+            "orchestration_overhead_ms_per_task": (self.nightly or {}).get("orchestration", {}).get(
+                "ms_per_task"
+            ),
+            "orchestration": nightly.get("orchestration"),
+            "mart_query_p95_s": round(p95, 4) if p95 is not None else None,
+            "target_mart_query_p95_s": TARGET_MART_QUERY_P95_S,
+            "mart_reads_median_s": {
+                name: round(statistics.median(times), 4) for name, times in self.mart_reads_s.items()
+            },
+            "sandbox": self.sandbox_cost,
+            "capacity_model": capacity_model(self),
+            # The side-by-side ingest, on the sample below.
             "practices": self.practices,
-            "slots": self.slots,
+            "ingest_slots": self.slots,
             "responses": fetch.responses,
             "bytes": fetch.bytes,
             "fetch_s": round(fetch.seconds, 3),
@@ -219,7 +312,12 @@ class BenchReport:
             ), 3) if self.ours else None,
             "target_ratio": TARGET_RATIO,
             "meets_target": ratio >= TARGET_RATIO,
-            "speedup_vs_naive": None,
+            "speedup_vs_naive": round(speedup, 1) if speedup is not None else None,
+            "target_speedup_vs_naive": TARGET_SPEEDUP_VS_NAIVE,
+            "naive_slots": self.naive.slots if self.naive else None,
+            "naive_s": round(self.naive.seconds, 3) if self.naive else None,
+            "naive_slots_per_s": round(self.naive.slots_per_s) if self.naive else None,
+            "naive_error": self.naive_error,
             "rows_match": self.rows_match,
             "repetitions": [
                 {"ours_s": round(o.seconds, 4), "limit_s": round(lim.seconds, 4),
@@ -233,10 +331,11 @@ class BenchReport:
                 name: round(statistics.median(o.phases[name] for o in self.ours), 4)
                 for name in (self.ours[0].phases if self.ours else {})
             },
-            "peak_rss_mib": round(self.peak_rss_mib, 1),
+            "bench_peak_rss_mib": round(self.peak_rss_mib, 1),
             "sandbox_peak_rss_mib": (
                 round(self.sandbox_peak_rss_mib, 1) if self.sandbox_peak_rss_mib is not None else None
             ),
+            "sandbox_cpu_s": round(self.sandbox_cpu_s, 2) if self.sandbox_cpu_s is not None else None,
             "wall_s": round(self.wall_s, 2),
             "validation_s_per_million_rows": validation_s_per_million_rows(),
             "start": BENCH_START,
@@ -249,24 +348,41 @@ class BenchReport:
 
 
 class StandaloneSandbox:
-    """`python -m connectors.sandbox` in its own process (its own GIL), on a free port."""
+    """The sandbox in its own process (its own GIL), on a free port.
 
-    def __init__(self, work_dir: Path, *, start: str = BENCH_START, seed: int = SANDBOX_SEED) -> None:
+    The live estate (`python -m connectors.sandbox`) for small and region; for england the
+    pre-rendered England estate (`python -m connectors.sandbox.prerendered`), which renders
+    its templates before it reports ready. `usage` holds the process's rusage once stopped.
+    """
+
+    def __init__(
+        self, work_dir: Path, *, start: str = BENCH_START, seed: int = SANDBOX_SEED,
+        england_practices: int | None = None,
+    ) -> None:
         self.registry_path = work_dir / "sandbox-registry.yaml"
         self.log_path = work_dir / "sandbox.log"
         self._start = start
         self._seed = seed
+        self._england_practices = england_practices
         self._process: subprocess.Popen[bytes] | None = None
+        self.base_url = ""
+        self.usage: resource.struct_rusage | None = None
+
+    def _command(self) -> list[str]:
+        common = ["--port", "0", "--start", self._start, "--seed", str(self._seed),
+                  "--write-registry", str(self.registry_path)]
+        if self._england_practices is None:
+            return [sys.executable, "-m", "connectors.sandbox", *common]
+        return [sys.executable, "-m", "connectors.sandbox.prerendered", *common,
+                "--practices", str(self._england_practices), "--horizon-days", str(HORIZON_DAYS)]
 
     def __enter__(self) -> Registry:
-        command = [
-            sys.executable, "-m", "connectors.sandbox", "--port", "0", "--start", self._start,
-            "--seed", str(self._seed), "--write-registry", str(self.registry_path),
-        ]
         with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + SANDBOX_STARTUP_TIMEOUT_S
-        while b"sandbox GP Connect estate on " not in self.log_path.read_bytes():
+            self._process = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT)
+        timeout = SANDBOX_STARTUP_TIMEOUT_S * (1 if self._england_practices is None else 10)
+        deadline = time.monotonic() + timeout
+        ready = READY_LINE.encode()
+        while ready not in (output := self.log_path.read_bytes()):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.__exit__()
                 raise RuntimeError(
@@ -274,21 +390,44 @@ class StandaloneSandbox:
                     + self.log_path.read_text(errors="replace")[-2000:]
                 )
             time.sleep(0.05)
+        self.base_url = output.split(ready, 1)[1].split(b";", 1)[0].decode()
         return load_registry(self.registry_path)
+
+    def stats(self) -> dict[str, Any] | None:
+        """The pre-rendered sandbox's account of its own cost (None for the live sandbox)."""
+        if self._england_practices is None or not self.base_url:
+            return None
+        stats: dict[str, Any] = httpx.get(f"{self.base_url}/_sandbox/stats", timeout=30).json()
+        return stats
 
     def __exit__(self, *exc_info: object) -> None:
         process, self._process = self._process, None
         if process is None:
             return
         process.terminate()  # SIGTERM unwinds like Ctrl-C and releases the port
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        self.usage = _reap(process, timeout=30)
+        if self.usage is None:
             process.kill()
-            process.wait(timeout=10)
+            self.usage = _reap(process, timeout=10)
+
+
+def _reap(process: subprocess.Popen[bytes], *, timeout: float | None) -> resource.struct_rusage | None:
+    """Wait for `process` and return its own rusage (peak RSS, CPU), not every child's."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(process.pid, 0 if deadline is None else os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return usage
+        if deadline is not None and time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
 
 
 def select_practices(registry: Registry, plan: SizePlan) -> list[Practice]:
+    """The rows the side-by-side ingest fetches (for england: a region-sized sample of networks)."""
+    if plan.estate == "england":
+        return list(sample_estate(registry, ENGLAND_INGEST_SAMPLE).practices)
     practices = [p for p in registry.practices if p.kind == "practice"]
     hubs = [p for p in registry.practices if p.kind == "hub"]
     return practices[: plan.practices] + hubs[: plan.hubs]
@@ -413,34 +552,228 @@ def _rss_mib(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
 
 
+def ingest_naive(run_dir: Path, bodies: Sequence[bytes], *, budget_slots: int) -> IngestRun:
+    """The naive baseline: every Slot through a per-resource FHIR model, inserted row by row.
+
+    Bodies are taken in order until at least `budget_slots` slots have been inserted.
+    """
+    from fhir.resources.STU3.slot import Slot  # the bench group's dependency, not the pipeline's
+
+    con = connect(run_dir / "naive.duckdb")
+    try:
+        con.execute(
+            "create table naive_slots (slot_id varchar, schedule_id varchar, start_at timestamptz, "
+            "end_at timestamptz, start_text varchar, end_text varchar, status varchar, "
+            "delivery_channel varchar, slot_type varchar, version_id varchar)"
+        )
+        slots = 0
+        began, cpu = time.perf_counter(), time.process_time()
+        for body in bodies:
+            if slots >= budget_slots:
+                break
+            for entry in orjson.loads(body).get("entry") or []:
+                raw = entry.get("resource") or {}
+                if raw.get("resourceType") != "Slot":
+                    continue
+                slot = Slot.model_validate(raw)
+                channel = next(
+                    (x.valueCode for x in slot.extension or [] if x.url == DELIVERY_CHANNEL_URL), None
+                )
+                reference = slot.schedule.reference or ""
+                con.execute(
+                    "insert into naive_slots values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [slot.id, reference.removeprefix("Schedule/") or None, slot.start, slot.end,
+                     raw.get("start"), raw.get("end"), slot.status, channel,
+                     slot.serviceType[0].text if slot.serviceType else None,
+                     slot.meta.versionId if slot.meta else None],
+                )
+                slots += 1
+        con.execute("CHECKPOINT")
+        seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    finally:
+        con.close()
+    return IngestRun(slots, seconds, cpu_s=cpu)
+
+
+def run_nightly(root: Path, registry_path: Path, practices: Sequence[str] | None, noop_tasks: int) -> tuple[
+    dict[str, Any], resource.struct_rusage | None
+]:
+    """`flows/bench_flow.py` in its own process: the nightly flow end to end, and Prefect's overhead."""
+    figures = root / "nightly.json"
+    command = [
+        sys.executable, "-m", "flows.bench_flow", "--registry", str(registry_path),
+        "--data-dir", str(root / "nightly"), "--as-of", BENCH_START, "--horizon-days", str(HORIZON_DAYS),
+        "--noop-tasks", str(noop_tasks), "--json", str(figures),
+        *(arg for ods in practices or () for arg in ("--practice", ods)),
+    ]
+    log_path = root / "nightly.log"
+    samples: list[tuple[float, float]] = []  # (unix time, RSS MiB): which phase holds the memory
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        usage = None
+        while usage is None:
+            usage = _reap(process, timeout=0)
+            if usage is None:
+                samples.append((time.time(), _current_rss_mib(process.pid)))
+                time.sleep(RSS_SAMPLE_S)
+    if process.returncode != 0 or not figures.exists():
+        raise RuntimeError(
+            f"the nightly run failed (exit {process.returncode}); its output:\n"
+            + log_path.read_text(errors="replace")[-3000:]
+        )
+    nightly: dict[str, Any] = json.loads(figures.read_text())
+    fetched_by = nightly["nightly"].get("fetched_by")
+    if fetched_by is not None:
+        nightly["nightly"]["rss_peak_fetch_mib"] = max(
+            (m for t, m in samples if t <= fetched_by), default=None
+        )
+        nightly["nightly"]["rss_peak_load_publish_mib"] = max(
+            (m for t, m in samples if t > fetched_by), default=None
+        )
+    return nightly, usage
+
+
+def _current_rss_mib(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def time_mart_reads(snapshot: Path, rounds: int) -> dict[str, list[float]]:
+    """Seconds per read for every read the dashboard pages make, `rounds` times each.
+
+    The bench sits above the dashboards here only to time their own reads (`dashboards.data`):
+    what a page waits for is the figure, so the queries must be the pages' queries.
+    """
+    from dashboards import data
+
+    reads: dict[str, Callable[[], object]] = {
+        "publication": lambda: data.read_publication(snapshot),
+        "catalogue": lambda: data.read_catalogue(snapshot),
+    }
+    for name in data.MARTS:
+        reads[name] = lambda name=name: data.read_mart(name, snapshot)  # type: ignore[misc]
+    timings: dict[str, list[float]] = {name: [] for name in reads}
+    for _ in range(rounds):
+        for name, read in reads.items():
+            began = time.perf_counter()
+            read()
+            timings[name].append(time.perf_counter() - began)
+    return timings
+
+
+def england_calls_per_night(start: datetime) -> int:
+    """Slot searches one full England night makes: every row x every window x every filter."""
+    from connectors.config import get_settings
+    from flows.sync import search_filters
+
+    windows = plan_windows(start, HORIZON_DAYS, get_settings().sync.window_days)
+    estate = england_estate("http://127.0.0.1:9", SANDBOX_SEED)
+    return sum(len(search_filters(row)) for row in estate.practices) * len(windows)
+
+
+def capacity_model(report: BenchReport) -> dict[str, Any] | None:
+    return capacity_model_from(
+        report.nightly, england_searches=report.england_calls, measured_on_england=(
+            report.size == BenchSize.england.value and report.estate_practices >= ENGLAND_ROWS
+        ), estate_rows=report.estate_practices,
+    )
+
+
+def capacity_model_from(
+    nightly: dict[str, Any] | None, *, england_searches: int, measured_on_england: bool, estate_rows: int
+) -> dict[str, Any] | None:
+    """Expected wall time of a full England night at a provider latency and calls in flight.
+
+    From the measured nightly run: its fetch rate against a provider that answers at once is
+    our side's ceiling (client, Prefect tasks, landing files; the sandbox's share included), so
+    with latency L and C calls in flight fetching takes max(calls x L / C, calls / ceiling).
+    Calls are the slot searches plus `APPOINTMENT_READS_PER_PRACTICE` booking confirmations
+    per practice (the pre-rendered estate logs no bookings, so none were measured at scale).
+    The writer then loads and publishes, which does not depend on latency; it is scaled from
+    the run by slot searches (slots grow with them). L is the p50 used as the mean: a long
+    tail lengthens the fetch.
+    """
+    if not nightly or not nightly.get("responses") or not nightly.get("fetch_s") or not england_searches:
+        return None
+    searches, fetch_s = int(nightly["responses"]), float(nightly["fetch_s"])
+    ceiling = searches / fetch_s
+    scale = england_searches / searches
+    load_s = float(nightly["load_publish_s"]) * scale
+    reads = APPOINTMENT_READS_PER_PRACTICE * ENGLAND_PRACTICES
+    calls = england_searches + reads
+    rows = []
+    for latency in CAPACITY_LATENCIES_S:
+        for concurrency in CAPACITY_CONCURRENCY:
+            fetch = max(calls * latency / concurrency, calls / ceiling)
+            rows.append({"latency_p50_s": latency, "concurrency": concurrency,
+                         "fetch_s": round(fetch), "wall_s": round(fetch + load_s)})
+    return {
+        "calls_per_night": calls,
+        "slot_searches": england_searches,
+        "appointment_reads": reads,
+        "basis": "measured on the full England estate" if measured_on_england else (
+            f"EXTRAPOLATED linearly from a run of {searches:,} searches ({estate_rows:,} rows)"
+        ),
+        "our_ceiling_calls_per_s": round(ceiling, 1),
+        "load_publish_s": round(load_s, 1),
+        "rows": rows,
+    }
+
+
+def _per_s(count: object, seconds: object) -> float | None:
+    if not isinstance(count, int | float) or not isinstance(seconds, int | float) or seconds <= 0:
+        return None
+    return round(count / seconds, 1)
+
+
 def run_bench(
     size: BenchSize,
     *,
     repetitions: int | None = None,
     work_dir: Path | None = None,
+    practices: int | None = None,
     progress: Callable[[str], None] = print,
 ) -> BenchReport:
-    """Fetch once, then measure ours and the limit `repetitions` times, side by side."""
-    if size not in PLANS:
-        raise BenchNotImplemented(
-            f"--size {size.value} is not implemented yet: it needs the England-scale estate and "
-            "a fetch that spills responses to disk; use --size small or --size region"
-        )
+    """Fetch a sample once and measure ours, the limit and the naive baseline side by side;
+    run the nightly flow over the whole estate of the size; time the dashboard's reads."""
     plan = PLANS[size]
+    if practices is not None and plan.estate != "england":
+        raise ValueError("--practices applies to --size england only")
     reps = repetitions or plan.repetitions
     if reps < 1:
         raise ValueError("repetitions must be at least 1")
     began = time.perf_counter()
     start = datetime.fromisoformat(BENCH_START)
+    england_practices = (practices or ENGLAND_PRACTICES) if plan.estate == "england" else None
     with tempfile.TemporaryDirectory(prefix="slotsync-bench-", dir=work_dir) as tmp:
         root = Path(tmp)
-        progress(f"starting the sandbox estate in its own process (simulated start {BENCH_START})")
-        with StandaloneSandbox(root) as registry:
-            practices = select_practices(registry, plan)
-            progress(f"fetching {len(practices)} practice(s), {HORIZON_DAYS}-day horizon")
-            fetch = asyncio.run(fetch_estate(registry, practices, start, HORIZON_DAYS))
-        sandbox_rss = _rss_mib(resource.RUSAGE_CHILDREN)
-        report = BenchReport(size.value, plan, len(practices), fetch, work_dir=str(root))
+        progress(f"starting the {plan.estate} sandbox estate in its own process (simulated {BENCH_START})")
+        sandbox = StandaloneSandbox(root, england_practices=england_practices)
+        with sandbox as registry:
+            chosen = select_practices(registry, plan)
+            progress(f"fetching {len(chosen)} row(s) for the side-by-side ingest, {HORIZON_DAYS}-day horizon")
+            fetch = asyncio.run(fetch_estate(registry, chosen, start, HORIZON_DAYS))
+            report = BenchReport(size.value, plan, len(chosen), fetch, work_dir=str(root))
+            nightly_rows = None if plan.practices is None else [p.ods_code for p in chosen]
+            report.estate_practices = len(nightly_rows or registry.practices)
+            progress(f"nightly sync, end to end, of {report.estate_practices:,} practices and hubs "
+                     "(its own process)")
+            figures, usage = run_nightly(root, sandbox.registry_path, nightly_rows, plan.noop_tasks)
+            report.nightly = {**figures["nightly"], "orchestration": figures["orchestration"]}
+            report.nightly_peak_rss_mib = usage.ru_maxrss / 1024 if usage else None
+            report.sandbox_cost = sandbox.stats()
+        if sandbox.usage is not None:
+            report.sandbox_peak_rss_mib = sandbox.usage.ru_maxrss / 1024
+            report.sandbox_cpu_s = sandbox.usage.ru_utime + sandbox.usage.ru_stime
+        report.england_calls = england_calls_per_night(start)
+        published = Path(str((report.nightly or {}).get("published") or ""))
+        if published.is_file():
+            progress("dashboard reads on the published snapshot")
+            report.mart_reads_s = time_mart_reads(published, MART_QUERY_ROUNDS)
+        shutil.rmtree(root / "nightly", ignore_errors=True)  # landing files: England's are ~17 GB
         ndjson = root / "bundles.ndjson"
         write_bundles_ndjson(ndjson, fetch.batches)
         progress("warm-up (not reported): one run of each")
@@ -464,6 +797,7 @@ def run_bench(
                 ours = ingest_ours(run_dir, fetch, checksum=first)
             if first:
                 report.rows_match = ours.checksum == limit.checksum
+                report.naive, report.naive_error = _naive(run_dir, fetch, progress)
             report.ours.append(ours)
             report.limit.append(limit)
             progress(
@@ -471,25 +805,32 @@ def run_bench(
                 f"limit {limit.slots_per_s:,.0f} slots/s, ratio {ours.slots_per_s / limit.slots_per_s:.2f}"
             )
             shutil.rmtree(run_dir)  # keep the disk footprint to one repetition at a time
-    report.sandbox_peak_rss_mib = sandbox_rss
     report.peak_rss_mib = _rss_mib(resource.RUSAGE_SELF)
     report.wall_s = time.perf_counter() - began
     return report
+
+
+def _naive(
+    run_dir: Path, fetch: FetchResult, progress: Callable[[str], None]
+) -> tuple[IngestRun | None, str | None]:
+    bodies = [landed.response.body for batch in fetch.batches for landed in batch.responses]
+    try:
+        naive = ingest_naive(run_dir, bodies, budget_slots=NAIVE_SAMPLE_SLOTS)
+    except Exception as exc:  # the baseline is a reference point: report why it is missing
+        return None, f"{type(exc).__name__}: {str(exc)[:300]}"
+    progress(f"  naive baseline: {naive.slots:,} slots in {naive.seconds:.2f} s ({naive.slots_per_s:,.0f}/s)")
+    return naive, None
 
 
 def format_report(report: BenchReport) -> str:
     data = report.as_json()
     lines = [
         f"slotsync bench --size {data['size']}: {data['description']}",
-        f"  {data['practices']} practice(s), {data['responses']} responses, "
-        f"{data['bytes'] / 1e6:.1f} MB of bundles, {data['slots']:,} slots",
         "",
-        "fetch (1 run; sandbox in its own process, its bundle-building cost included)",
-        f"  {data['responses']} requests in {data['fetch_s']:.2f} s = {data['http_req_per_s']:.1f} req/s, "
-        f"{data['http_mb_per_s']:.1f} MB/s; client CPU {data['fetch_client_cpu_s']:.2f} s of the "
-        f"{data['fetch_s']:.2f} s (the rest is waiting for the sandbox)",
-        "",
-        "ingest, responses in memory -> typed rows (slots/s; each line measured side by side)",
+        f"side-by-side ingest sample: {data['practices']} row(s), {data['responses']} responses, "
+        f"{data['bytes'] / 1e6:.1f} MB of bundles, {data['ingest_slots']:,} slots; fetched at "
+        f"{data['http_req_per_s']:.1f} req/s, {data['http_mb_per_s']:.1f} MB/s (client CPU "
+        f"{data['fetch_client_cpu_s']:.2f} s of {data['fetch_s']:.2f} s)",
         f"  {'rep':>5}  {'ours s':>8}  {'ours slots/s':>13}  {'limit s':>8}  {'limit slots/s':>14}"
         f"  {'ratio':>6}",
     ]
@@ -506,16 +847,56 @@ def format_report(report: BenchReport) -> str:
         "  ours, median s per phase: " + ", ".join(
             f"{name} {seconds:.3f}" for name, seconds in data["ours_phases_median_s"].items()
         ),
-        f"  CPU s (all threads), median: ours {data['ours_cpu_s_median']:.3f}, "
-        f"limit {data['limit_cpu_s_median']:.3f}",
         "",
-        f"ingest_ratio_vs_duckdb {data['ingest_ratio_vs_duckdb']:.2f} (target >= {TARGET_RATIO:.2f}: "
-        f"{'met' if data['meets_target'] else 'NOT met'}); without the slot-history fold "
-        f"{data['staging_ratio_vs_duckdb']:.2f}; typed rows identical: "
-        f"{'yes' if data['rows_match'] else 'NO'}",
-        f"peak RSS {data['peak_rss_mib']:.0f} MiB (sandbox process {data['sandbox_peak_rss_mib']:.0f} MiB); "
-        f"wall {data['wall_s']:.1f} s",
     ]
+    rows: list[tuple[str, str, str]] = []
+
+    def row(metric: str, value: object, target: str = "", fmt: str = "{}") -> None:
+        rows.append((metric, "n/a" if value is None else fmt.format(value), target))
+
+    row("nightly: practices and hubs", data["estate_practices"], fmt="{:,}")
+    row("nightly: slots (HTTP responses to published marts)", data["slots"], fmt="{:,}")
+    row("nightly: responses", data["nightly_responses"], fmt="{:,}")
+    row("nightly: wall s (fetch + load and publish)", data["nightly_wall_s"], fmt="{:,.1f}")
+    row("nightly: of which fetching s", data["nightly_fetch_s"], fmt="{:,.1f}")
+    row("nightly: slots/s end to end", data["nightly_slots_per_s"], fmt="{:,.0f}")
+    row("nightly: responses/s while fetching", data["nightly_responses_per_s"], fmt="{:,.1f}")
+    row("nightly: practices failed", data["nightly_practices_failed"])
+    row("peak_rss_mib (nightly process)", data["peak_rss_mib"], f"< {TARGET_PEAK_RSS_MIB:.0f}", "{:,.0f}")
+    row("  sampled peak while fetching / loading, MiB",
+        None if data["nightly_rss_peak_fetch_mib"] is None else
+        f"{data['nightly_rss_peak_fetch_mib']:,.0f} / {data['nightly_rss_peak_load_publish_mib'] or 0:,.0f}")
+    row("ingest_ratio_vs_duckdb", data["ingest_ratio_vs_duckdb"], f">= {TARGET_RATIO}", "{:.2f}")
+    row("staging_ratio_vs_duckdb (no fold)", data["staging_ratio_vs_duckdb"], "", "{:.2f}")
+    row("typed rows identical to the limit's", "yes" if data["rows_match"] else "NO")
+    row("speedup_vs_naive", data["speedup_vs_naive"], f">= {TARGET_SPEEDUP_VS_NAIVE:.0f}", "{:,.1f}")
+    row("naive slots/s (fhir.resources + row inserts)", data["naive_slots_per_s"], fmt="{:,}")
+    row("orchestration_overhead_ms_per_task", data["orchestration_overhead_ms_per_task"], fmt="{:.2f}")
+    row("validation_s_per_million_rows", data["validation_s_per_million_rows"])
+    row("mart_query_p95_s", data["mart_query_p95_s"], f"< {TARGET_MART_QUERY_P95_S:.0f}", "{:.3f}")
+    row("sandbox process: CPU s / peak RSS MiB",
+        None if data["sandbox_cpu_s"] is None else
+        f"{data['sandbox_cpu_s']:.1f} / {data['sandbox_peak_rss_mib'] or 0:.0f}")
+    row("bench process peak RSS MiB", data["bench_peak_rss_mib"], fmt="{:,.0f}")
+    row("wall_s (whole bench)", data["wall_s"], fmt="{:,.1f}")
+    width = max(len(r[0]) for r in rows)
+    lines += [f"  {'metric':<{width}}  {'value':>14}  target", f"  {'-' * width}  {'-' * 14}  ------"]
+    lines += [f"  {m:<{width}}  {v:>14}  {t}" for m, v, t in rows]
+    if data["naive_error"]:
+        lines.append(f"  naive baseline failed: {data['naive_error']}")
+    model = data["capacity_model"]
+    if model:
+        lines += [
+            "",
+            f"capacity model, full England night: {model['calls_per_night']:,} calls ({model['basis']}); "
+            f"our ceiling {model['our_ceiling_calls_per_s']:.0f} calls/s, load and publish "
+            f"{model['load_publish_s']:.0f} s",
+            "  wall minutes by provider latency (p50) and calls in flight: "
+            + "; ".join(
+                f"{r['latency_p50_s']:g} s x {r['concurrency']}: {r['wall_s'] / 60:.0f}"
+                for r in model["rows"]
+            ),
+        ]
     return "\n".join(lines)
 
 

@@ -91,11 +91,19 @@ async def collect_bookings(
     clock: Clock,
     observed_at: datetime,
     practices: set[str] | None = None,
+    concurrency: int = 32,
 ) -> BookingsResult:
     result = BookingsResult()
-    fetched = await asyncio.gather(
-        *(fetch_booking_log(org, log_client) for org in registry.booking_organisations)
-    )
+    # Bounded like the practices' fetches: at England scale 1,266 exports requested at once
+    # queued in httpx's pool, whose bookkeeping grows with every waiting request, and stalled
+    # the event loop (and so every slot search) for minutes.
+    in_flight = asyncio.Semaphore(concurrency)
+
+    async def fetch_when_free(organisation: BookingOrganisation) -> BookingLogExport | GpConnectError:
+        async with in_flight:
+            return await fetch_booking_log(organisation, log_client)
+
+    fetched = await asyncio.gather(*(fetch_when_free(org) for org in registry.booking_organisations))
     for item in fetched:
         if isinstance(item, GpConnectError):
             result.failures.append(item)

@@ -233,10 +233,14 @@ def bench(
     work_dir: Annotated[
         Path | None, typer.Option(help="parent for the scratch folder (default: system temp)")
     ] = None,
+    practices: Annotated[
+        int | None,
+        typer.Option(min=1, help="england only: serve the first N practices' networks (default all 6,300)"),
+    ] = None,
 ) -> None:
-    """Measure slots/s from HTTP responses to typed rows against DuckDB's own read_json."""
+    """Benchmark: ingest vs DuckDB's read_json and a naive baseline, the nightly run end to end."""
     prepare_prefect_environment(quiet=True)
-    from flows.bench import BenchNotImplemented, BenchSize, format_report, run_bench, write_json
+    from flows.bench import BenchSize, format_report, run_bench, write_json
 
     try:
         chosen = BenchSize(size)
@@ -244,10 +248,10 @@ def bench(
         raise _fail(f"--size must be one of: {', '.join(s.value for s in BenchSize)}") from None
     try:
         report = run_bench(
-            chosen, repetitions=repetitions, work_dir=work_dir,
+            chosen, repetitions=repetitions, work_dir=work_dir, practices=practices,
             progress=lambda line: typer.echo(line, err=True),
         )
-    except BenchNotImplemented as exc:
+    except ValueError as exc:
         raise _fail(str(exc)) from None
     typer.echo(format_report(report))
     if json_path is not None:

@@ -458,17 +458,23 @@ async def _sync(
             GpConnectClient(settings.http, settings.consumer, clock=clock) as client,
             BookingLogClient(settings.http, hash_secret=secret, clock=clock) as log_client,
         ):
-            slot_fetches = asyncio.gather(
-                *(
-                    fetch_practice(p, windows, client, settings.landing_dir, load_id, observed_at,
-                                   complete)
-                    for p, complete in todo
-                )
-            )
+            # Start a practice's task only when one of the practices in flight has landed: at
+            # England scale, 7,550 tasks started at once spent minutes in Prefect before the
+            # first request, and each holds its responses until its last search is back, so
+            # memory grows with practices in flight. The HTTP limiter still bounds the calls.
+            in_flight = asyncio.Semaphore(settings.http.overall_concurrency)
+
+            async def fetch_when_free(practice: Practice, complete: frozenset[UnitKey]) -> PracticeOutcome:
+                async with in_flight:
+                    return await fetch_practice(practice, windows, client, settings.landing_dir, load_id,
+                                                observed_at, complete)
+
+            slot_fetches = asyncio.gather(*(fetch_when_free(p, complete) for p, complete in todo))
             if with_bookings and booking_practices:
                 bookings = collect_bookings(
                     registry, client, log_client, hash_secret=secret, clock=clock,
                     observed_at=observed_at, practices=booking_practices,
+                    concurrency=settings.http.overall_concurrency,
                 )
                 outcomes, summary.bookings = await asyncio.gather(slot_fetches, bookings)
             else:

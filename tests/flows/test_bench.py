@@ -1,6 +1,8 @@
 """`slotsync bench`: the small size end to end as a user runs it, figures checked for sanity.
 
 No timing thresholds: the machine is shared and noisy, so only shape and sign are asserted.
+The targets (ingest ratio >= 0.5, >= 10x the naive baseline, peak RSS < 2 GiB, mart p95 < 1 s)
+are reported by the bench and stated in the README, never asserted here.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ CLI = [sys.executable, "-m", "flows.cli"]
 REQUIRED_KEYS = {
     "size", "slots", "responses", "bytes", "http_req_per_s", "ingest_slots_per_s",
     "duckdb_limit_slots_per_s", "ingest_ratio_vs_duckdb", "peak_rss_mib", "wall_s",
-    "speedup_vs_naive",
+    "speedup_vs_naive", "nightly_wall_s", "nightly_slots_per_s", "orchestration_overhead_ms_per_task",
+    "validation_s_per_million_rows", "mart_query_p95_s", "capacity_model", "ingest_slots",
 }
 
 
 @pytest.fixture(autouse=True)
 def prefect_api() -> Iterator[None]:
-    """Overrides the package's Prefect test server: the bench never talks to a Prefect API."""
+    """Overrides the package's Prefect test server: the bench's nightly run, in its own process,
+    starts its own temporary Prefect API, as `slotsync bench` does for a user."""
     yield
 
 
@@ -39,7 +43,7 @@ def test_bench_small_reports_sane_figures(tmp_path: Path) -> None:
     done = subprocess.run(
         [*CLI, "bench", "--size", "small", "--json", str(figures), "--work-dir", str(tmp_path),
          "--repetitions", "2"],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True, text=True, timeout=480, env=env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ingest_ratio_vs_duckdb" in done.stdout and "limit slots/s" in done.stdout
@@ -47,27 +51,41 @@ def test_bench_small_reports_sane_figures(tmp_path: Path) -> None:
     data = json.loads(figures.read_text())
     assert data.keys() >= REQUIRED_KEYS
     assert data["size"] == "small"
-    assert data["speedup_vs_naive"] is None
-    for key in ("slots", "responses", "bytes"):
+    assert data["schema_version"] == 3
+    for key in ("slots", "ingest_slots", "responses", "bytes", "nightly_responses", "naive_slots"):
         assert isinstance(data[key], int) and data[key] > 0, key
     for key in ("http_req_per_s", "ingest_slots_per_s", "duckdb_limit_slots_per_s", "peak_rss_mib",
-                "wall_s"):
+                "wall_s", "speedup_vs_naive", "nightly_wall_s", "nightly_slots_per_s", "mart_query_p95_s",
+                "bench_peak_rss_mib", "sandbox_peak_rss_mib"):
         assert isinstance(data[key], int | float) and data[key] > 0, key
+    assert isinstance(data["orchestration_overhead_ms_per_task"], int | float)
+    # Wired by the validation branch's merger; the key is reserved meanwhile.
+    assert data["validation_s_per_million_rows"] is None
+    # The nightly run synced the same rows the side-by-side ingest typed, and none failed.
+    assert data["estate_practices"] == data["practices"] == 4
+    assert data["nightly_practices_failed"] == 0
+    assert data["slots"] == data["ingest_slots"]
+    # Every dashboard read was timed, each several times.
+    reads = data["mart_reads_median_s"]
+    assert {"publication", "catalogue", "quota_daily", "slot_utilisation"} <= reads.keys()
+    model = data["capacity_model"]
+    assert model["calls_per_night"] > 30_000 and "EXTRAPOLATED" in model["basis"]
+    assert {(r["latency_p50_s"], r["concurrency"]) for r in model["rows"]} >= {(0.3, 8), (1.0, 32), (3.0, 64)}
     ratio = data["ingest_ratio_vs_duckdb"]
     assert math.isfinite(ratio) and ratio > 0
     assert len(data["repetitions"]) == 2
     # Both paths typed exactly the same slots from the same bytes.
     assert data["rows_match"] is True
     # Every response is a bundle of a few hundred bytes per slot at least.
-    assert data["bytes"] > data["slots"] * 100
+    assert data["bytes"] > data["ingest_slots"] * 100
     # The scratch folder is removed afterwards.
     assert not list(tmp_path.glob("slotsync-bench-*"))
 
 
-def test_bench_england_is_refused_clearly() -> None:
-    result = CliRunner().invoke(app, ["bench", "--size", "england"])
+def test_bench_practices_is_for_england_only() -> None:
+    result = CliRunner().invoke(app, ["bench", "--size", "small", "--practices", "10"])
     assert result.exit_code == 1
-    assert "not implemented yet" in result.output
+    assert "--practices applies to --size england only" in result.output
 
 
 def test_bench_unknown_size_lists_the_choices() -> None:
