@@ -241,7 +241,8 @@ def load_and_publish(
 ) -> SyncSummary:
     """The only warehouse writer: load landed files, record outcomes, rebuild, publish."""
     logger = get_run_logger()
-    con = open_warehouse(settings.resolved_warehouse_path)
+    con = open_warehouse(settings.resolved_warehouse_path,
+                         memory_limit=settings.sync.writer_memory_limit)
     try:
         warehouse = Warehouse(con)
         # Landing files are parsed in batches; each practice is still its own transaction.
@@ -364,7 +365,7 @@ async def _resolve_plan(
         return observed_at, fresh_plan(observed_at)
     warehouse_path = settings.resolved_warehouse_path
     async with writer_slot():
-        con = open_warehouse(warehouse_path)
+        con = open_warehouse(warehouse_path, memory_limit=settings.sync.writer_memory_limit)
         try:
             original = find_load(con, rerun_of)
         finally:
@@ -426,7 +427,8 @@ async def _sync(
                           stream=plan.stream, flow_run_id=_flow_run_id())
     windows = plan.windows()
     async with writer_slot():
-        con = open_warehouse(settings.resolved_warehouse_path)
+        con = open_warehouse(settings.resolved_warehouse_path,
+                         memory_limit=settings.sync.writer_memory_limit)
         try:
             warehouse = Warehouse(con)
             warehouse.begin_load(load_id, flow_name=flow_name, as_of=observed_at,

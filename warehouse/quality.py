@@ -37,6 +37,7 @@ units are skipped there too.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import time
@@ -332,6 +333,8 @@ def _prune_results(data_dir: Path, keep: int | None = None) -> None:
 def _gx_context(data_dir: Path | None) -> Any:
     """A GX context with the suites as defined here (file context under `<data_dir>/quality`)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics, works offline
+    # GX announces every temporary docs folder at INFO: noise in a nightly run's log.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
