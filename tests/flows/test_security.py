@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from prefect.blocks.system import Secret
 
 from connectors.clock import SimulatedClock
 from connectors.config import ConsumerIdentity, SandboxSettings, Settings, get_settings
@@ -20,6 +21,7 @@ from connectors.gpconnect.spine import Interaction, spine_headers
 from connectors.registry import Registry, RegistryError, validate_rows
 from connectors.sandbox.server import SandboxServer
 from dashboards import data as dashboard_data
+from flows.secrets import patient_hash_key
 from flows.sync import nightly_sync
 from tests.flows.conftest import run_async
 from tests.reliability import Result, record
@@ -223,3 +225,18 @@ def test_the_dashboard_opens_the_published_snapshot_read_only(tmp_path: Path) ->
     record(Result("security", "dashboard opens the snapshot read-only", len(calls) + 1, len(calls) + 1, 0, 0,
                   "writes refused; every duckdb.connect in dashboards/ is read_only=True",
                   "tests/flows/test_security.py::test_the_dashboard_opens_the_published_snapshot_read_only"))
+
+
+def test_the_hash_key_can_come_from_a_prefect_secret_block() -> None:
+    async def scenario() -> tuple[str, str]:
+        await Secret(value=KNOWN_SECRET).save("slotsync-test-hash-key", overwrite=True)
+        from_block = await patient_hash_key(Settings(_env_file=None,  # type: ignore[call-arg]
+                                                     patient_hash_key_block="slotsync-test-hash-key"))
+        from_env = await patient_hash_key(Settings(_env_file=None))  # type: ignore[call-arg]
+        return from_block.get_secret_value(), from_env.get_secret_value()
+
+    from_block, from_env = run_async(scenario())
+    assert from_block == KNOWN_SECRET and from_env != KNOWN_SECRET
+    with pytest.raises(ValueError, match=r"no-such-block.*Secret block"):
+        run_async(patient_hash_key(Settings(_env_file=None,  # type: ignore[call-arg]
+                                            patient_hash_key_block="no-such-block")))
