@@ -69,6 +69,12 @@ def main() -> int:
     if not rows:
         print(f"no results under {RESULTS_DIR}: run the reliability tests first", file=sys.stderr)
         return 1
+    bad = [r for r in rows if r.data_lost or r.duplicate_rows or r.survived != r.injected]
+    if bad:
+        for r in bad:
+            print(f"{r.area} {r.fault}: lost {r.data_lost}, duplicates {r.duplicate_rows}, "
+                  f"survived {r.survived}/{r.injected} ({r.test})", file=sys.stderr)
+        return 1
     text = REPORT.read_text()
     if _BEGIN not in text or _END not in text:
         print(f"{REPORT} has no {_BEGIN} ... {_END} markers", file=sys.stderr)
