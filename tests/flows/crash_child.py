@@ -29,7 +29,8 @@ KILL_POINTS = (
     "_fold_round",  # folding slot history, one transaction per group of practices
     "build_models",  # after the fold, before the models' transaction
     "finish_load",  # everything built, the ledger not yet completed
-    "publish",  # the load completed, the dashboard snapshot being copied
+    "publish",  # the load completed, before the dashboard snapshot is written
+    "mart_tables",  # inside publish: the new snapshot file half written
 )
 
 
