@@ -1,9 +1,10 @@
 """The one typed settings object for slotsync.
 
 Values come from environment variables prefixed `SLOTSYNC_` (nested with `__`, e.g.
-`SLOTSYNC_HTTP__TIMEOUT_S=20`) or a `.env` file; see `.env.example`. Secrets are
-`SecretStr` so they never print in logs or reprs. Nothing here is read at import time:
-call `get_settings()`.
+`SLOTSYNC_HTTP__TIMEOUT_S=20`) or a `.env` file; see `.env.example`. Secrets come only
+from there or from a Prefect Secret block (`patient_hash_key_block`, see flows/secrets.py),
+never from code or registry files, and are `SecretStr` so they never print in logs or reprs.
+Nothing here is read at import time: call `get_settings()`.
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ class Settings(BaseSettings):
     patient_hash_key: SecretStr = Field(
         default=SecretStr("change-me-outside-the-sandbox"),
         description="HMAC key for the keyed hash that stands in for patient references",
+    )
+    patient_hash_key_block: str | None = Field(
+        default=None,
+        description="name of a Prefect Secret block holding the HMAC key; when set, it wins over "
+        "patient_hash_key (read at run time by flows.secrets, never stored in settings files)",
     )
 
     @property

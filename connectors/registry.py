@@ -242,6 +242,10 @@ def load_registry(path: Path) -> Registry:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RegistryError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise RegistryError(
+            str(path), [f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}"]
+        ) from exc
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -293,7 +297,12 @@ def registry_from_nhs_csv(
     """
     if "{ods}" not in service_root_template:
         raise RegistryError(source, ["service_root_template must contain '{ods}'"])
-    reader = csv.DictReader(io.StringIO(text))
+    # Universal newlines: a lone CR (old Mac exports) ends a line instead of breaking the reader.
+    reader = csv.DictReader(io.StringIO(text, newline=None))
+    try:
+        records = list(reader)
+    except csv.Error as exc:
+        raise RegistryError(source, [f"line {reader.line_num}: not readable as CSV: {exc}"]) from exc
     headers = {h.strip().lower(): h for h in (reader.fieldnames or [])}
     columns: dict[str, str] = {}
     for field, aliases in _CSV_ALIASES.items():
@@ -309,7 +318,7 @@ def registry_from_nhs_csv(
         )
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
-    for line_no, raw in enumerate(reader, start=2):
+    for line_no, raw in enumerate(records, start=2):
         ods = (raw.get(columns["ods_code"]) or "").strip().upper()
         size_text = (raw.get(columns["list_size"]) or "").strip().replace(",", "")
         if not size_text.isdigit():

@@ -62,6 +62,7 @@ from flows.operations import (
     find_load,
     record_plan,
 )
+from flows.secrets import patient_hash_key
 from flows.validate import validate_batches
 from warehouse.db import open_warehouse
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
@@ -454,7 +455,7 @@ async def _sync(
     fetched = {p.ods_code for p, _ in todo}
     summary.skipped = [p.ods_code for p in selected if p.ods_code not in fetched]
     booking_practices = fetched if bookings_loaded else {p.ods_code for p in selected}
-    secret = settings.patient_hash_key.get_secret_value()
+    secret = (await patient_hash_key(settings)).get_secret_value()
     with log_context(load_id=load_id):
         async with (
             GpConnectClient(settings.http, settings.consumer, clock=clock) as client,

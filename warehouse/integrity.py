@@ -51,3 +51,40 @@ def content_hash(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...] = ("co
     for name, value in sorted(table_hashes(con, schemas).items()):
         digest.update(f"{name}={value}\n".encode())
     return digest.hexdigest()
+
+
+def practice_table_hashes(
+    con: duckdb.DuckDBPyConnection,
+    practices: list[str],
+    schemas: tuple[str, ...] = ("staging", "core", "marts"),
+) -> dict[str, str]:
+    """Like `table_hashes`, restricted to the rows of `practices` (tables with `practice_ods`).
+
+    Proves that a fault at one practice left every other practice's content exactly as a
+    clean run wrote it.
+    """
+    tables = con.execute(
+        "select t.table_schema, t.table_name from information_schema.tables as t "
+        "join information_schema.columns as c using (table_schema, table_name) "
+        "where t.table_type = 'BASE TABLE' and t.table_schema in (select unnest(?)) "
+        "and c.column_name = 'practice_ods' order by 1, 2",
+        [list(schemas)],
+    ).fetchall()
+    hashes: dict[str, str] = {}
+    for schema, table in tables:
+        columns = [
+            name for (name,) in con.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                [schema, table],
+            ).fetchall()
+            if name not in VOLATILE_COLUMNS
+        ]
+        row_hash = "hash(" + ", ".join(f'"{c}"' for c in columns) + ")"
+        count, total = con.execute(
+            f'select count(*), coalesce(sum({row_hash}), 0)::varchar from "{schema}"."{table}" '
+            "where practice_ods in (select unnest(?))",
+            [practices],
+        ).fetchall()[0]
+        hashes[f"{schema}.{table}"] = f"{count}:{total}"
+    return hashes

@@ -94,6 +94,9 @@ _RAW_COLUMNS = (
 )
 _BATCH_TABLES = ("loader_files", "loader_landed", "loader_units",
                  *(temp for _, _, temp in STAGING_MODELS))
+# What DuckDB raises for a landing file it cannot parse. UnicodeDecodeError: its message
+# quoted a cut multi-byte character of the file and could not be decoded (duckdb 1.x/2.x).
+_UNREADABLE = (duckdb.InvalidInputException, duckdb.ConversionException, UnicodeDecodeError)
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -351,7 +354,7 @@ class Warehouse:
                 {**params, "paths": [str(f.path) for f in batch]},
             )
             return {}
-        except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+        except _UNREADABLE as exc:
             if len(batch) == 1:
                 return {batch[0].practice_ods: _unreadable(exc)}
         # One file spoilt the batch: read them one by one to tell which.
@@ -363,7 +366,7 @@ class Warehouse:
             try:
                 con.execute(f"{verb} {target} {read}", {**params, "paths": [str(landing.path)]})
                 created = True
-            except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+            except _UNREADABLE as exc:
                 unreadable[landing.practice_ods] = _unreadable(exc)
         return unreadable
 
@@ -410,6 +413,9 @@ class Warehouse:
                            or named_practice_ods is distinct from practice_ods
                            or filter_key is null or filter_role is null or window_start is null
                            or window_end is null or observed_at is null
+                           -- the rest raw.gpc_slot_search requires (a damaged landing file)
+                           or interaction is null or fetched_at is null or http_status is null
+                           or trace_id is null or body_bytes is null
                     ) as foreign_lines,
                     count(*) filter (where bundle_type is distinct from 'Bundle') as not_bundle
                 from {_LOADER_DB}.loader_landed
@@ -442,7 +448,7 @@ class Warehouse:
         problems: dict[str, str] = {}
         for ods, foreign, not_bundle, *slot_counts in rows:
             if foreign:
-                problems[ods] = "landing file names another load or practice"
+                problems[ods] = "landing file names another load or practice, or its metadata is incomplete"
                 continue
             found = [f"{not_bundle} response(s) that are not a FHIR Bundle"] if not_bundle else []
             found += [f"{n} {label}" for n, label in zip(slot_counts, labels, strict=True) if n]
@@ -1152,7 +1158,7 @@ class _GroupRows:
         return "practice_ods in (select unnest($practices::varchar[]))", {"practices": self.practices}
 
 
-def _unreadable(exc: duckdb.Error) -> str:
+def _unreadable(exc: Exception) -> str:
     text = " ".join(str(exc).split())
     return f"response is not valid FHIR JSON of the expected shape ({text[:400]})"
 

@@ -3,13 +3,15 @@
 A `FaultRule` makes matching requests (one practice or `*`, optionally one interaction)
 fail the way real providers and the Spine do: an error status (401/403/429 with
 Retry-After/500/502/503/504), extra latency, a connection reset mid-body, a truncated JSON
-body, a non-FHIR content type, or a stall past the client's timeout. `bad_data` instead sends
-a well-formed slot searchset with one semantic defect (`defect`), for data-quality tests: a
-slot that ends before it starts, one referencing a Schedule missing from the bundle, a slot
-repeated in the bundle, offsets that contradict UK daylight saving (same instants), a slot
-outside the search window, or no slots at all. `count` limits how many requests a rule
-affects; `None` keeps it active until cleared. The first matching rule wins, in the order
-the rules were added.
+body, a non-FHIR content type, or a stall past the client's timeout. Body faults answer
+200 with a well-formed body that is wrong in one way (`BODY_FAULTS`, see `mutate_bundle`):
+oversized, schema drift (unknown elements added, optional elements missing) or semantically
+wrong data (a slot ending before it starts, a slot referencing a schedule the bundle lacks,
+a slot id twice in one bundle, offsets contradicting UK daylight saving time), for the
+reliability suite. `bad_data` sends a slot searchset with one semantic defect (`defect`,
+see `corrupt_bundle`), for the data-quality tests: those above, a slot outside the search
+window, or no slots at all. `count` limits how many requests a rule affects; `None` keeps it
+active until cleared. The first matching rule wins, in the order the rules were added.
 
 `TrafficCounter` counts GP Connect requests per (practice, interaction), so tests can
 assert which practices a sync actually fetched.
@@ -17,6 +19,7 @@ assert which practices a sync actually fetched.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import threading
 from collections import Counter
@@ -29,13 +32,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from connectors.gpconnect.spine import Interaction
 from connectors.uktime import format_uk, parse_fhir_datetime
 
-FaultKind = Literal["status", "latency", "reset", "truncate", "wrong_content_type", "stall", "bad_data"]
+FaultKind = Literal[
+    "status", "latency", "reset", "truncate", "wrong_content_type", "stall", "bad_data",
+    "oversize", "schema_extra", "schema_missing",
+    "end_before_start", "dangling_schedule", "duplicate_slot", "dst_offset",
+]
 Defect = Literal[
     "end_before_start", "missing_schedule", "duplicate_slot", "wrong_offset", "outside_window", "no_slots"
 ]
+# Faults that rewrite a successful response's JSON body (slot-search bundles and resources).
+BODY_FAULTS = frozenset(
+    {"oversize", "schema_extra", "schema_missing", "end_before_start", "dangling_schedule",
+     "duplicate_slot", "dst_offset"}
+)
 
 DEFAULT_LATENCY_S = 1.0
 DEFAULT_STALL_S = 30.0
+DEFAULT_PAD_BYTES = 8 * 1024 * 1024
+MISSING_SCHEDULE_REFERENCE = "Schedule/sandbox-missing-schedule"
 _DEFAULT_SPINE_CODES = {
     400: "BAD_REQUEST",
     401: "ACCESS_DENIED",
@@ -61,6 +75,7 @@ class FaultRule(BaseModel):
     delay_s: float | None = Field(default=None, ge=0)
     count: int | None = Field(default=None, ge=1, description="requests affected; None = until cleared")
     defect: Defect | None = Field(default=None, description="kind bad_data: what is wrong with the slots")
+    pad_bytes: int = Field(default=DEFAULT_PAD_BYTES, ge=1, description="oversize: bytes of padding added")
 
     @field_validator("interaction")
     @classmethod
@@ -111,6 +126,70 @@ def corrupt_bundle(body: bytes, defect: Defect) -> bytes:
     return orjson.dumps(bundle)
 
 
+# Optional elements dropped by `schema_missing`, per resource type (STU3 cardinality 0..*).
+_OPTIONAL_ELEMENTS = {
+    "Slot": ("serviceType", "extension", "comment", "meta", "identifier"),
+    "Schedule": ("serviceCategory", "planningHorizon", "comment", "identifier"),
+    "Location": ("address", "telecom", "managingOrganization"),
+    "Practitioner": ("name", "gender", "identifier"),
+    "Organization": ("telecom", "address"),
+}
+
+
+def mutate_bundle(rule: FaultRule, body: bytes) -> bytes:
+    """`body` (a JSON object) rewritten the way the body fault `rule.kind` says.
+
+    Semantic faults change the first Slot of a bundle (all of them for `dst_offset`); a
+    body without one (an empty searchset, a single resource) is returned unchanged.
+    """
+    document = orjson.loads(body)
+    if not isinstance(document, dict):
+        return body
+    if rule.kind == "oversize":
+        # Valid JSON, just far too big: an unknown element of padding at the end.
+        return body[: body.rindex(b"}")] + b',"sandboxPadding":"' + b"x" * rule.pad_bytes + b'"}'
+    resources = [
+        entry["resource"] for entry in document.get("entry") or []
+        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+    ] or [document]
+    slots = [r for r in resources if r.get("resourceType") == "Slot"]
+    if rule.kind == "schema_extra":
+        document["sandboxUnknownElement"] = {"note": "not in STU3", "values": [1, 2, 3]}
+        for resource in resources:
+            resource["sandboxUnknownElement"] = {"nested": {"deeper": [True, None, 1.5]}}
+            resource.setdefault("extension", []).append(
+                {"url": "https://sandbox.invalid/Extension-Unknown", "valueString": "drift"}
+            )
+    elif rule.kind == "schema_missing":
+        for resource in resources:
+            for element in _OPTIONAL_ELEMENTS.get(str(resource.get("resourceType")), ()):
+                resource.pop(element, None)
+    elif not slots:
+        return body
+    elif rule.kind == "end_before_start":
+        slots[0]["start"], slots[0]["end"] = slots[0]["end"], slots[0]["start"]
+    elif rule.kind == "dangling_schedule":
+        slots[0]["schedule"] = {"reference": MISSING_SCHEDULE_REFERENCE}
+    elif rule.kind == "duplicate_slot":
+        entries = document["entry"]
+        first = next(i for i, e in enumerate(entries) if e.get("resource") is slots[0])
+        entries.insert(first + 1, copy.deepcopy(entries[first]))
+    elif rule.kind == "dst_offset":
+        # Same wall-clock time, the other UK offset: 09:00+00:00 in summer, +01:00 in winter.
+        for slot in slots:
+            for key in ("start", "end"):
+                slot[key] = _other_uk_offset(str(slot[key]))
+    return orjson.dumps(document)
+
+
+def _other_uk_offset(text: str) -> str:
+    if text.endswith(("+00:00", "Z")):
+        return text.removesuffix("Z").removesuffix("+00:00") + "+01:00"
+    if text.endswith("+01:00"):
+        return text.removesuffix("+01:00") + "+00:00"
+    return text
+
+
 class FaultInjector:
     """The active fault rules; thread-safe, so tests can arm faults while a sync runs."""
 
@@ -120,6 +199,7 @@ class FaultInjector:
         self._rules: dict[int, FaultRule] = {}
         self._remaining: dict[int, int | None] = {}
         self._aborts_pending = 0
+        self._injected: Counter[int] = Counter()
 
     def add(self, rule: FaultRule) -> int:
         with self._lock:
@@ -152,8 +232,16 @@ class FaultInjector:
                         del self._rules[rule_id], self._remaining[rule_id]
                     else:
                         self._remaining[rule_id] = remaining - 1
+                self._injected[rule_id] += 1
                 return rule
             return None
+
+    def injected(self, rule_id: int | None = None) -> int:
+        """Requests a rule (or, without an id, every rule so far) has affected."""
+        with self._lock:
+            if rule_id is None:
+                return sum(self._injected.values())
+            return self._injected[rule_id]
 
     def note_abort(self) -> None:
         """A reset fault just dropped a connection on purpose (the server will complain)."""

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.registry import (
+    Practice,
+    Registry,
     RegistryError,
     load_registry,
     nhs111_daily_quota,
     registry_from_nhs_csv,
 )
+from tests.reliability import Result, record
+from warehouse.db import migrate
+from warehouse.loader import Warehouse
 
 
 def practice_row(**overrides: object) -> dict[str, object]:
@@ -119,3 +128,140 @@ def test_csv_without_needed_columns_lists_accepted_names() -> None:
     with pytest.raises(RegistryError, match="no column for list_size"):
         registry_from_nhs_csv("ods_code,name\nJ82001,A\n", source="x.csv",
                               service_root_template="https://h/{ods}")
+
+
+# ---------------------------------------------------------------------- properties and fuzzing
+
+VALID_YAML = yaml.safe_dump({
+    "practices": [practice_row(), practice_row(ods_code="J82002", name="Hub", kind="hub",
+                                               accepts_111_booking=False, nhs111_provider_ods=None)],
+    "booking_organisations": [{"ods_code": "RYE", "name": "NHS 111", "kind": "nhs111",
+                               "booking_log_url": "http://127.0.0.1:8080/_booking-orgs/RYE"}],
+}, sort_keys=False)
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def test_111_quota_is_max_1_floor_list_size_over_3000_for_any_list_size(tmp_path: Path) -> None:
+    """Property: the Python quota, and the value the warehouse stores for the marts."""
+    examples = {"n": 0}
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.integers(0, 2_000_000), min_size=1, max_size=12))
+    def check(sizes: list[int]) -> None:
+        examples["n"] += len(sizes)
+        for size in sizes:
+            quota = nhs111_daily_quota(size)
+            assert quota == max(1, math.floor(size / 3000)) and quota >= 1
+            assert quota * 3000 <= max(size, 3000) < (quota + 1) * 3000 or size < 3000
+            assert nhs111_daily_quota(size + 3000) == size // 3000 + 1  # one more per 3,000
+        registry = Registry(practices=tuple(
+            Practice.model_validate(practice_row(ods_code=f"J{i:05d}", list_size=size))
+            for i, size in enumerate(sizes)
+        ))
+        con = duckdb.connect()
+        try:
+            migrate(con)
+            Warehouse(con).sync_registry(registry, "l1")
+            stored = con.execute(
+                "select list_size, nhs111_daily_quota, greatest(1, floor(list_size / 3000))::int "
+                "from core.dim_practice"
+            ).fetchall()
+        finally:
+            con.close()
+        assert sorted(stored) == sorted((s, max(1, s // 3000), max(1, s // 3000)) for s in sizes)
+
+    check()
+    record(Result("property", "NHS 111 quota max(1, floor(list_size/3000))", examples["n"], examples["n"],
+                  0, 0, "Python and the stored dim_practice value agree with the formula",
+                  "tests/connectors/test_registry.py::"
+                  "test_111_quota_is_max_1_floor_list_size_over_3000_for_any_list_size"))
+
+
+def _mutate_bytes(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
+    for position, delete, insert in edits:
+        at = position % (len(data) + 1)
+        data = data[:at] + insert + data[at + delete:]
+    return data
+
+
+def test_a_mutated_registry_file_loads_or_fails_with_a_registry_error_naming_it(tmp_path: Path) -> None:
+    """Fuzz: byte edits (cuts, inserts, non-UTF-8, YAML syntax) never escape as another error."""
+    examples = {"n": 0, "refused": 0}
+    path = tmp_path / "fuzzed-registry.yaml"
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 40),
+                              st.binary(max_size=12) | st.sampled_from(
+                                  [b":", b"- ", b"\n  ", b"{", b"[", b"&a", b"*a", b"!!python/object", b"\t",
+                                   b"\xff\xfe", b"'", b'"', b"%YAML 9.9\n---\n"])),
+                    min_size=1, max_size=6))
+    def check(edits: list[tuple[int, int, bytes]]) -> None:
+        examples["n"] += 1
+        path.write_bytes(_mutate_bytes(VALID_YAML.encode(), edits))
+        try:
+            load_registry(path)
+        except RegistryError as exc:
+            examples["refused"] += 1
+            assert str(path) in str(exc) and exc.problems
+
+    check()
+    assert examples["refused"] > 0
+    record(Result("fuzz", "registry file: byte mutations", examples["n"], examples["n"], 0, 0,
+                  f"{examples['refused']} refused with a RegistryError naming the file, the rest loaded",
+                  "tests/connectors/test_registry.py::"
+                  "test_a_mutated_registry_file_loads_or_fails_with_a_registry_error_naming_it"))
+
+
+def test_mutated_registry_fields_fail_with_the_row_and_field_named(tmp_path: Path) -> None:
+    """Fuzz: any value in any field (or a missing or unknown field) is reported by row/field."""
+    examples = {"n": 0}
+    path = tmp_path / "registry.yaml"
+    fields = [*practice_row(), "booking_hubs", "release_policy", "ccg_code", "unknown_field"]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from(fields), JSONISH | st.just("<missing>"), st.integers(0, 2))
+    def check(field: str, value: object, row_index: int) -> None:
+        examples["n"] += 1
+        rows = [practice_row(ods_code=f"J8200{i}") for i in range(3)]
+        if value == "<missing>":
+            rows[row_index].pop(field, None)
+        else:
+            rows[row_index][field] = value
+        try:
+            path.write_text(yaml.safe_dump({"practices": rows}))
+        except yaml.YAMLError:
+            return  # not representable as YAML
+        try:
+            load_registry(path)
+        except RegistryError as exc:
+            assert str(path) in str(exc)
+            assert any(f"row {row_index + 1}" in p for p in exc.problems), exc.problems
+
+    check()
+    record(Result("fuzz", "registry rows: any value in any field", examples["n"], examples["n"], 0, 0,
+                  "loaded, or RegistryError naming the file, row and field",
+                  "tests/connectors/test_registry.py::test_mutated_registry_fields_fail_with_the_row_and_field_named"))
+
+
+def test_any_nhs_csv_becomes_a_registry_or_a_registry_error(tmp_path: Path) -> None:
+    examples = {"n": 0}
+    header = "Practice Code,Practice Name,List Size,GP System\n"
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=300), st.booleans())
+    def check(body: str, with_header: bool) -> None:
+        examples["n"] += 1
+        try:
+            registry_from_nhs_csv((header if with_header else "") + body, source="fuzz.csv",
+                                  service_root_template="http://127.0.0.1:1/{ods}/STU3/1/gpconnect")
+        except RegistryError as exc:
+            assert "fuzz.csv" in str(exc)
+
+    check()
+    record(Result("fuzz", "NHS Digital practice CSV: random text", examples["n"], examples["n"], 0, 0,
+                  "a registry, or RegistryError naming the source and line",
+                  "tests/connectors/test_registry.py::test_any_nhs_csv_becomes_a_registry_or_a_registry_error"))

@@ -9,9 +9,12 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.clock import SimulatedClock
 from connectors.config import HttpSettings, Settings
@@ -30,7 +33,10 @@ from connectors.release import (
 )
 from connectors.sandbox import SandboxServer
 from connectors.sandbox.state import GroundTruthRow
+from flows.release import idempotency_key
 from tests.connectors.sandbox.helpers import START, GpcClient, practices_of
+from tests.flows.conftest import run_async
+from tests.reliability import Result, record
 
 DAY = date(2026, 3, 24)
 FAST = HttpSettings(max_attempts=3, backoff_initial_s=0, backoff_max_s=0)
@@ -603,3 +609,75 @@ def test_requests_are_validated() -> None:
                 _worklist_practice(), _request(_fake_row("A12345"), None)
             )
         )
+
+
+# ---------------------------------------------------------------------- properties
+
+
+def test_release_idempotency_keys_are_stable_per_slot_and_policy_window() -> None:
+    """Property: one key per (practice, slot, policy, due instant), whatever the due time's zone."""
+    examples = {"n": 0}
+    instants = st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2030, 1, 1),
+                            timezones=st.just(UTC))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.tuples(st.sampled_from(["J82001", "J82002"]), st.sampled_from(["1", "2", "10"]),
+                     st.sampled_from(["lead-120m-core", "cutoff-1600"]), instants),
+           st.tuples(st.sampled_from(["J82001", "J82002"]), st.sampled_from(["1", "2", "10"]),
+                     st.sampled_from(["lead-120m-core", "cutoff-1600"]), instants))
+    def check(a: tuple[str, str, str, datetime], b: tuple[str, str, str, datetime]) -> None:
+        examples["n"] += 1
+        key = idempotency_key(*a)
+        assert key == idempotency_key(*a[:3], a[3].astimezone(ZoneInfo("Europe/London")))
+        assert (key == idempotency_key(*b)) == (a == b)
+
+    check()
+    record(Result("property", "release idempotency key: one per slot and policy window", examples["n"],
+                  examples["n"], 0, 0, "same decision, same key (any zone); another decision, another key",
+                  "tests/connectors/test_release.py::"
+                  "test_release_idempotency_keys_are_stable_per_slot_and_policy_window"))
+
+
+def test_any_sequence_of_repeated_releases_queues_each_key_exactly_once(tmp_path: Path) -> None:
+    """Property: re-sending decisions (retries, re-runs, a restarted process) never queues a
+    slot twice: the first send of a key queues it, every later one is already queued."""
+    practice = _worklist_practice()
+    clock = SimulatedClock(START)
+    pool = [
+        _request(_fake_row(practice.ods_code, datetime(2026, 3, 24, 9 + i % 4, 15 * (i % 4), tzinfo=UTC),
+                           str(5000 + i)), None, decision_id=f"d-{i}")
+        for i in range(6)
+    ]
+    examples = {"n": 0, "sends": 0}
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, len(pool) - 1), st.booleans()), min_size=1, max_size=20))
+    def check(sends: list[tuple[int, bool]]) -> None:
+        examples["n"] += 1
+        examples["sends"] += len(sends)
+        out = tmp_path / f"example-{examples['n']}"
+
+        async def scenario() -> list[ReleaseOutcome]:
+            outcomes = []
+            releaser = WorkListReleaser(out, clock=clock)
+            for index, restart in sends:
+                if restart:  # a new process picks up where the last one stopped
+                    await releaser.aclose()
+                    releaser = WorkListReleaser(out, clock=clock)
+                outcomes.append((await releaser.release(practice, pool[index])).outcome)
+            await releaser.aclose()
+            return outcomes
+
+        outcomes = run_async(scenario())
+        first = {index: position for position, (index, _) in reversed(list(enumerate(sends)))}
+        for position, ((index, _), outcome) in enumerate(zip(sends, outcomes, strict=True)):
+            expected = ReleaseOutcome.QUEUED if first[index] == position else ReleaseOutcome.ALREADY_QUEUED
+            assert outcome is expected
+        keys = [row["idempotency_key"] for path in out.rglob("*.csv") for row in _csv_rows(path)]
+        assert sorted(keys) == sorted(pool[i].idempotency_key for i in first)
+
+    check()
+    record(Result("property", "release idempotency: repeated sends and restarts", examples["sends"],
+                  examples["sends"], 0, 0, "each key queued exactly once (work-list releaser)",
+                  "tests/connectors/test_release.py::"
+                  "test_any_sequence_of_repeated_releases_queues_each_key_exactly_once"))

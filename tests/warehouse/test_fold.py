@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,9 +11,12 @@ from typing import Any
 import duckdb
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.gpconnect.client import SlotSearchResponse
 from connectors.gpconnect.windows import SearchWindow
+from tests.reliability import Result, record
 from tests.warehouse.conftest import OBSERVED_AT, land
 from warehouse.db import open_warehouse
 from warehouse.integrity import table_hashes
@@ -299,3 +303,62 @@ def test_the_set_based_fold_equals_the_per_observation_reference(tmp_path: Path)
     finally:
         reference.close()
         candidate.close()
+
+
+def test_booking_inference_follows_any_sequence_of_observations(tmp_path: Path) -> None:
+    """Property: for any sequence of complete observations of a few slots, each slot's history
+    says when it was first and last seen, how often, when it disappeared (booked or removed)
+    if it is gone, and how often it came back (freed by a cancellation); re-applying every
+    observation again changes nothing."""
+    examples = {"n": 0, "disappeared": 0, "reappeared": 0}
+    slots = ["1", "2", "3", "4"]
+
+    @settings(max_examples=20, deadline=None)
+    @given(st.lists(st.sets(st.sampled_from(slots)), min_size=1, max_size=5))
+    def check(observations: list[set[str]]) -> None:
+        examples["n"] += 1
+        directory = tmp_path / f"example-{examples['n']}"
+        directory.mkdir()
+        con = open_warehouse(directory / "wh.duckdb")
+        try:
+            add_practice(con)
+            warehouse = Warehouse(con)
+            instants = [OBSERVED_AT + timedelta(hours=3 * i) for i in range(len(observations))]
+            for replay in range(2):
+                for i, (at, present) in enumerate(zip(instants, observations, strict=True)):
+                    body = bundle(*sorted(present))
+                    load(warehouse, directory, f"l{i}-{replay}", at, [(GENERAL, body), (NHS111, body)])
+                    warehouse.fold_slot_history()
+                if replay == 0:
+                    first_pass = table_hashes(con, ("core",))["core.fct_slot_history"]
+            assert table_hashes(con, ("core",))["core.fct_slot_history"] == first_pass
+            folded = history(con)
+        finally:
+            con.close()
+        for slot in slots:
+            seen = [at for at, present in zip(instants, observations, strict=True) if slot in present]
+            if not seen:
+                assert slot not in folded
+                continue
+            first_seen, last_seen, last_checked, times_seen, *_, disappeared, reappeared = folded[slot]
+            assert (first_seen, last_seen, times_seen) == (seen[0], seen[-1], len(seen))
+            assert last_checked == instants[-1]
+            pattern = [slot in present for present in observations[observations.index(
+                next(p for p in observations if slot in p)):]]
+            comebacks = sum(1 for a, b in itertools.pairwise(pattern) if not a and b)
+            assert reappeared == comebacks
+            if pattern[-1]:
+                assert disappeared is None
+            else:
+                gone = instants[len(instants) - pattern[::-1].index(True)]  # the first after the last seen
+                assert disappeared == gone, (slot, observations)
+                examples["disappeared"] += 1
+            examples["reappeared"] += comebacks > 0
+
+    check()
+    assert examples["disappeared"] > 0 and examples["reappeared"] > 0
+    record(Result("property", "booking inference (disappeared / reappeared / times seen)",
+                  examples["n"], examples["n"], 0, 0,
+                  f"{examples['disappeared']} slots inferred booked, {examples['reappeared']} freed again; "
+                  "replaying every observation changes nothing",
+                  "tests/warehouse/test_fold.py::test_booking_inference_follows_any_sequence_of_observations"))

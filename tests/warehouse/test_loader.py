@@ -8,7 +8,10 @@ from pathlib import Path
 import duckdb
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tests.reliability import Result, record
 from tests.warehouse.conftest import OBSERVED_AT, fixture_bytes, land
 from warehouse.db import open_warehouse
 from warehouse.loader import LandingFile, PracticeDataError, PracticeLoad, Warehouse
@@ -221,3 +224,109 @@ def test_a_body_larger_than_duckdbs_default_object_size_loads(
     path = land(tmp_path / "J82001.ndjson", "J82001", [("general", "none", orjson.dumps(big))])
     result = Warehouse(con).load_practice_file(path, load_id="test-load", practice_ods="J82001")
     assert result.slot_rows == 3
+
+
+# ---------------------------------------------------------------------- fuzzing
+
+FUZZ_ODS = "J82001"
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _accepts_or_names_the_input(result: PracticeLoad | PracticeDataError, path: Path) -> bool:
+    """A load, or a PracticeDataError naming the practice and the landing file; True if refused."""
+    if isinstance(result, PracticeLoad):
+        return False
+    assert isinstance(result, PracticeDataError), result
+    assert FUZZ_ODS in str(result) and str(path) in str(result) and "Next step" in str(result)
+    return True
+
+
+def _fully_in_or_out(con: duckdb.DuckDBPyConnection, load_id: str) -> None:
+    staged_units, marked = con.execute(
+        "select (select count(distinct (filter_key, window_start)) from staging.stg_gpconnect__slots "
+        "        where load_id = $l), "
+        "       (select count(*) from meta.sync_window where load_id = $l and rows_loaded > 0)",
+        {"l": load_id},
+    ).fetchall()[0]
+    assert staged_units == marked
+
+
+def test_mutated_landing_bytes_load_or_fail_naming_the_practice_and_file(tmp_path: Path) -> None:
+    """Fuzz: byte edits anywhere in a landing file (meta or bundle) never escape the loader."""
+    body = fixture_bytes("emis_three_slots.json")
+    clean = land(tmp_path / "clean.ndjson", FUZZ_ODS, [("general", "none", body), ("nhs111", "k", body)])
+    original = clean.read_bytes()
+    con = open_warehouse(tmp_path / "fuzz.duckdb")
+    examples = {"n": 0, "refused": 0}
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, len(original)), st.integers(0, 30),
+                              st.binary(max_size=8) | st.sampled_from(
+                                  [b"\n", b"}", b"{", b"]", b"\x00", b"\xff", b'"', b"null", b",,"])),
+                    min_size=1, max_size=5))
+    def check(edits: list[tuple[int, int, bytes]]) -> None:
+        examples["n"] += 1
+        data = original
+        for position, delete, insert in edits:
+            data = data[:position] + insert + data[position + delete:]
+        path = tmp_path / f"mutated-{examples['n']}.ndjson"
+        path.write_bytes(data)
+        (result,) = Warehouse(con).load_practice_files([LandingFile(FUZZ_ODS, path)], load_id="test-load")
+        examples["refused"] += _accepts_or_names_the_input(result, path)
+        _fully_in_or_out(con, "test-load")
+
+    try:
+        check()
+    finally:
+        con.close()
+    assert examples["refused"] > 0
+    record(Result("fuzz", "landing file: byte mutations", examples["n"], examples["n"], 0, 0,
+                  f"{examples['refused']} refused with a PracticeDataError naming practice and file, "
+                  "the rest loaded; each practice fully in or out",
+                  "tests/warehouse/test_loader.py::"
+                  "test_mutated_landing_bytes_load_or_fail_naming_the_practice_and_file"))
+
+
+def test_mutated_bundle_elements_load_or_fail_naming_the_practice_and_file(tmp_path: Path) -> None:
+    """Fuzz: any JSON value in place of any bundle, entry or Slot element never escapes."""
+    bundle = orjson.loads(fixture_bytes("emis_three_slots.json"))
+    con = open_warehouse(tmp_path / "fuzz.duckdb")
+    examples = {"n": 0, "refused": 0}
+    slot_keys = ["id", "start", "end", "schedule", "status", "serviceType", "extension", "meta",
+                 "resourceType"]
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.sampled_from(["bundle", "entry", "slot"]), st.sampled_from(slot_keys), JSONISH,
+           st.integers(0, 5))
+    def check(where: str, key: str, value: object, index: int) -> None:
+        examples["n"] += 1
+        document = orjson.loads(orjson.dumps(bundle))
+        entries = document["entry"]
+        if where == "bundle":
+            document[{"id": "entry", "start": "resourceType"}.get(key, key)] = value
+        elif where == "entry":
+            entries[index % len(entries)] = value if index % 2 else {"resource": value}
+        else:
+            slots = [e["resource"] for e in entries if e["resource"].get("resourceType") == "Slot"]
+            slots[index % len(slots)][key] = value
+        path = land(tmp_path / f"mutated-{examples['n']}.ndjson", FUZZ_ODS,
+                    [("general", "none", orjson.dumps(document))])
+        (result,) = Warehouse(con).load_practice_files([LandingFile(FUZZ_ODS, path)], load_id="test-load")
+        examples["refused"] += _accepts_or_names_the_input(result, path)
+        _fully_in_or_out(con, "test-load")
+
+    try:
+        check()
+    finally:
+        con.close()
+    assert examples["refused"] > 0
+    record(Result("fuzz", "slot bundle: any value in any element", examples["n"], examples["n"], 0, 0,
+                  f"{examples['refused']} refused with a PracticeDataError naming practice and file, "
+                  "the rest loaded (unknown shapes ignored)",
+                  "tests/warehouse/test_loader.py::"
+                  "test_mutated_bundle_elements_load_or_fail_naming_the_practice_and_file"))

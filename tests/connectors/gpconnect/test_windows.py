@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.gpconnect.windows import SearchWindow, plan_windows
-from connectors.uktime import format_uk
+from connectors.uktime import format_uk, uk_day, uk_midnight
+from tests.reliability import Result, record
 
 
 def test_28_day_horizon_is_two_windows_ending_on_uk_midnights() -> None:
@@ -58,3 +62,47 @@ def test_invalid_plans_are_refused() -> None:
         plan_windows(now, 0)
     with pytest.raises(ValueError):
         SearchWindow(now, now)
+
+
+def test_any_plan_covers_the_horizon_in_windows_of_at_most_14_days_with_uk_offsets() -> None:
+    """Property: for any start, horizon and window size, the windows tile [start, horizon end)
+    on UK midnights, none longer than its window size (<= 14 days), and each bound's wire
+    offset is the one the UK used at that instant (+00:00 GMT, +01:00 BST)."""
+    london = ZoneInfo("Europe/London")
+    examples = {"n": 0, "dst_crossing": 0}
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        start=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2032, 12, 31),
+                           timezones=st.just(UTC)),
+        horizon=st.integers(1, 90),
+        window_days=st.integers(1, 14),
+    )
+    def check(start: datetime, horizon: int, window_days: int) -> None:
+        examples["n"] += 1
+        windows = plan_windows(start, horizon, window_days)
+        assert windows[0].start == start.replace(microsecond=0)
+        assert windows[-1].end == uk_midnight(uk_day(start) + timedelta(days=horizon))
+        for a, b in itertools.pairwise(windows):
+            assert a.end == b.start
+        for w in windows:
+            # 14 days as providers count them (ChronoUnit.DAYS on UK local time, see the
+            # sandbox's slot_search): a window over the autumn change lasts 14 days and 1 hour.
+            local_start, local_end = (t.astimezone(london).replace(tzinfo=None) for t in (w.start, w.end))
+            local = local_end - local_start
+            assert local <= timedelta(days=14) and w.end - w.start <= timedelta(days=14, hours=1)
+            assert (uk_day(w.end) - uk_day(w.start)).days <= window_days
+            assert w.end.astimezone(london).time() == datetime.min.time()  # ends on a UK midnight
+            for param, instant in ((w.start_param[2:], w.start), (w.end_param[2:], w.end)):
+                parsed = datetime.fromisoformat(param)
+                assert parsed == instant
+                assert parsed.utcoffset() == instant.astimezone(london).utcoffset()
+                assert param[-6:] in ("+00:00", "+01:00")
+            examples["dst_crossing"] += w.start_param[-6:] != w.end_param[-6:]
+
+    check()
+    assert examples["dst_crossing"] > 0, "no example crossed a DST change"
+    record(Result("property", "window planner (horizon, <= 14 days, DST offsets)", examples["n"],
+                  examples["n"], 0, 0, f"{examples['dst_crossing']} windows crossed a DST change",
+                  "tests/connectors/gpconnect/test_windows.py::"
+                  "test_any_plan_covers_the_horizon_in_windows_of_at_most_14_days_with_uk_offsets"))

@@ -129,3 +129,45 @@ def test_request_counts(small_gpc: GpcClient) -> None:
     assert traffic.practices(Interaction.SEARCH_SLOTS) == {registry.practices[0].ods_code}
     assert small_gpc.http.delete(url).status_code == 204
     assert small_gpc.http.get(url).json() == {"total": 0, "counts": []}
+
+
+def _bundle() -> bytes:
+    slot = {"resourceType": "Slot", "id": "s1", "schedule": {"reference": "Schedule/a"},
+            "start": "2026-03-24T09:00:00+00:00", "end": "2026-03-24T09:10:00+00:00",
+            "serviceType": [{"text": "GP"}], "meta": {"versionId": "1"}}
+    schedule = {"resourceType": "Schedule", "id": "a", "serviceCategory": {"text": "x"}}
+    return orjson.dumps({"resourceType": "Bundle", "entry": [{"resource": slot}, {"resource": schedule}]})
+
+
+def _resources(body: bytes) -> list[dict[str, object]]:
+    return [e["resource"] for e in orjson.loads(body)["entry"]]
+
+
+def test_body_faults_rewrite_a_bundle_in_one_way_each() -> None:
+    from connectors.sandbox.faults import MISSING_SCHEDULE_REFERENCE, mutate_bundle
+
+    def mutated(kind: str, **fields: object) -> bytes:
+        return mutate_bundle(FaultRule.model_validate({"kind": kind, **fields}), _bundle())
+
+    assert len(mutated("oversize", pad_bytes=5000)) > 5000
+    assert orjson.loads(mutated("oversize", pad_bytes=10))["resourceType"] == "Bundle"
+    extra = _resources(mutated("schema_extra"))
+    assert all("sandboxUnknownElement" in r for r in extra)
+    missing = _resources(mutated("schema_missing"))
+    assert "serviceType" not in missing[0] and "serviceCategory" not in missing[1]
+    assert missing[0]["start"] == "2026-03-24T09:00:00+00:00"
+    swapped = _resources(mutated("end_before_start"))[0]
+    assert str(swapped["end"]) < str(swapped["start"])
+    dangling = _resources(mutated("dangling_schedule"))[0]
+    assert dangling["schedule"] == {"reference": MISSING_SCHEDULE_REFERENCE}
+    twice = _resources(mutated("duplicate_slot"))
+    assert [r["id"] for r in twice] == ["s1", "s1", "a"]
+    dst = _resources(mutated("dst_offset"))[0]
+    assert dst["start"] == "2026-03-24T09:00:00+01:00" and dst["end"] == "2026-03-24T09:10:00+01:00"
+
+
+def test_body_faults_apply_to_successful_searches_only(small_gpc: GpcClient) -> None:
+    small_gpc.sandbox.state.faults.add(FaultRule(kind="schema_extra", count=1))
+    assert b"sandboxUnknownElement" in _search(small_gpc).content
+    assert b"sandboxUnknownElement" not in _search(small_gpc).content
+    assert small_gpc.sandbox.state.faults.injected() == 1
