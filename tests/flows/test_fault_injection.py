@@ -14,7 +14,7 @@ via the #5 data-quality gate is the expected handling once it lands.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -233,45 +233,32 @@ def test_missing_optional_elements_lose_no_slot(
                   "tests/flows/test_fault_injection.py::test_missing_optional_elements_lose_no_slot"))
 
 
-# -- semantically wrong data: today's handling; quarantine via the #5 data-quality gate -------
+# -- semantically wrong data: quarantined by the data-quality gate (warehouse/quality.py) ----
 
 @dataclass(frozen=True)
 class Semantic:
     kind: str
-    today: str  # what the pipeline does today (asserted by `check`)
-    check: Callable[[str, Snapshot, Snapshot], None]
+    expectation: str  # the GX expectation that must name the defect
 
 
-def _loaded_as_sent(victim: str, faulted: Snapshot, clean: Snapshot) -> None:
-    assert faulted.outcomes[victim]["status"] == "ok", faulted.outcomes[victim]
-    assert faulted.slot_rows[victim] == clean.slot_rows[victim]
-
-
-def _refused(victim: str, faulted: Snapshot, clean: Snapshot) -> None:
+def _quarantined(victim: str, faulted: Snapshot, clean: Snapshot, expectation: str) -> None:
+    """Refused for publishing, named, and kept: every staged row stays for the re-run."""
     outcome = faulted.outcomes[victim]
-    assert outcome["status"] == "failed" and outcome["error_class"] == "PracticeDataError", outcome
-    assert victim in outcome["message"] and "Next step" in outcome["message"]
-    assert faulted.slot_rows[victim] == 0
-    assert victim in faulted.landing_files, "the refused payload is kept as received"
-
-
-def _duplicate_folded_once(victim: str, faulted: Snapshot, clean: Snapshot) -> None:
-    # Staging keeps each response's entries as received (one duplicated entry per bundle);
-    # the fold into core history takes the slot once, so core and marts equal a clean run.
-    assert faulted.outcomes[victim]["status"] == "ok", faulted.outcomes[victim]
-    assert faulted.staged_duplicates == faulted.outcomes[victim]["responses"]
+    assert outcome["status"] == "failed" and outcome["error_class"] == "QuarantinedBatch", outcome
+    assert victim in outcome["message"] and expectation in outcome["message"], outcome["message"]
+    # Nothing lost: the slots the provider sent are all staged (a repeated entry twice).
+    assert faulted.slot_rows[victim] >= clean.slot_rows[victim]
+    assert victim in faulted.landing_files, "the quarantined payload is kept as received"
+    # Nothing published: none of the victim's core or mart rows come from this load.
     published = {k: v for k, v in faulted.victim.items() if not k.startswith("staging.")}
-    assert published == {k: v for k, v in clean.victim.items() if not k.startswith("staging.")}
+    assert published != {k: v for k, v in clean.victim.items() if not k.startswith("staging.")}
 
 
 SEMANTIC: dict[str, Semantic] = {
-    "slot ends before it starts": Semantic("end_before_start", "loaded as sent", _loaded_as_sent),
-    "slot references a missing schedule": Semantic(
-        "dangling_schedule", "loaded as sent", _loaded_as_sent),
-    "duplicate slot id in one bundle": Semantic(
-        "duplicate_slot", "staged as received, folded once (core and marts equal a clean run)",
-        _duplicate_folded_once),
-    "offsets contradicting UK DST": Semantic("dst_offset", "loaded as sent", _loaded_as_sent),
+    "slot ends before it starts": Semantic("end_before_start", "slot_start_before_end"),
+    "slot references a missing schedule": Semantic("dangling_schedule", "slot_schedule_resolves"),
+    "duplicate slot id in one bundle": Semantic("duplicate_slot", "slot_id_unique"),
+    "offsets contradicting UK DST": Semantic("dst_offset", "slot_offset_matches_uk_time"),
 }
 
 
@@ -281,9 +268,9 @@ def test_semantically_wrong_data_never_touches_other_practices(
 ) -> None:
     case = SEMANTIC[fault]
     victim, faulted, injected = inject(sandbox, tmp_path, clean, kind=case.kind)
-    case.check(victim, faulted, clean)
+    _quarantined(victim, faulted, clean, case.expectation)
     record(Result("fault", fault, injected, injected, lost_rows(clean, faulted, codes(sandbox)[1:]),
                   faulted.duplicate_rows,
-                  f"today: {case.today}; expected: quarantine via the #5 data-quality gate",
+                  f"quarantined by the data-quality gate ({case.expectation}); kept, not published",
                   "tests/flows/test_fault_injection.py::"
                   "test_semantically_wrong_data_never_touches_other_practices"))
