@@ -84,7 +84,9 @@ MIN_OBJECT_BYTES = 16 * 1024 * 1024
 # Connections the loader uses at once: the staging models of a batch are evaluated on two
 # (the slots on one, the smaller models on the other; each reads the batch on one thread).
 LOAD_THREADS = 2
-# Groups of practices folded at once, each group in its own transaction (1: one transaction).
+# Slot history is folded in groups of practices, each group in its own transaction: at most
+# this many practices a group (a whole region is one group), FOLD_THREADS groups at once.
+FOLD_GROUP_PRACTICES = 250
 FOLD_THREADS = 1
 # The in-memory database holding a batch while it is loaded (attached for the load only).
 _LOADER_DB = "slotsync_loader"
@@ -666,22 +668,24 @@ class Warehouse:
         Set-based: one round per (observed_at, window) over all the practices that completed
         it, rounds in observation order. An observation is complete when every searchFilter
         the practice needs (core.dim_practice) has a `meta.sync_window` unit at that instant;
-        otherwise the audience of its slots cannot be told and it waits for a re-run. The
-        practices are split into up to `threads` groups folded at once, each group in one
-        transaction (practices' histories are independent); a group that fails leaves its
-        observations pending for the next fold. Returns the number of (practice, window,
-        observed_at) observations folded.
+        otherwise the audience of its slots cannot be told and it waits for a re-run.
+        Practices' histories are independent, so they are folded in groups of at most
+        FOLD_GROUP_PRACTICES consecutive practices, each group in one transaction (which
+        bounds a fold's working set whatever the estate's size), `threads` groups at once;
+        a group that fails leaves its observations pending for the next fold. Returns the
+        number of (practice, window, observed_at) observations folded.
         """
         practices = [ods for (ods,) in self.con.execute(
             "select distinct practice_ods from meta.sync_window where folded_at is null order by 1"
         ).fetchall()]
         if not practices:
             return 0
-        threads = threads or FOLD_THREADS
-        groups = [practices[i::threads] for i in range(max(1, min(threads, len(practices))))]
-        if len(groups) == 1:
-            return self._fold_group(self.con, None)
-        with _LoaderSession(self.con, len(groups), attach=False) as session:
+        groups = [practices[i:i + FOLD_GROUP_PRACTICES]
+                  for i in range(0, len(practices), FOLD_GROUP_PRACTICES)]
+        threads = min(threads or FOLD_THREADS, len(groups))
+        if threads == 1:
+            return sum(self._fold_group(self.con, group) for group in groups)
+        with _LoaderSession(self.con, threads, attach=False) as session:
             return sum(session.run(self._fold_group, groups))
 
     def _fold_group(self, con: duckdb.DuckDBPyConnection, practices: list[str] | None) -> int:

@@ -18,6 +18,7 @@ from connectors.gpconnect.client import SlotSearchResponse
 from connectors.gpconnect.windows import SearchWindow
 from tests.reliability import Result, record
 from tests.warehouse.conftest import OBSERVED_AT, land
+from warehouse import loader
 from warehouse.db import open_warehouse
 from warehouse.integrity import table_hashes
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
@@ -264,11 +265,16 @@ def reference_fold(con: duckdb.DuckDBPyConnection, load_id: str) -> None:
     con.execute("update meta.sync_window set folded_at = completed_at where folded_at is null")
 
 
-def test_the_set_based_fold_equals_the_per_observation_reference(tmp_path: Path) -> None:
+@pytest.mark.parametrize("group_practices", [1, 250])
+def test_the_set_based_fold_equals_the_per_observation_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group_practices: int
+) -> None:
     """Random observations (appearing, disappearing, reappearing, moving slots, audiences that
     change, slots that start, an incomplete observation, an older one loaded late, a load whose
     fold never ran before the next load replaced its units) give the same slot history as the
     pre-V006 algorithm applied one observation at a time."""
+    # One practice per fold transaction, or both together: the same history either way.
+    monkeypatch.setattr(loader, "FOLD_GROUP_PRACTICES", group_practices)
     rng = random.Random(20261126)
     reference, candidate = (open_warehouse(tmp_path / f"{name}.duckdb") for name in ("ref", "new"))
     try:
