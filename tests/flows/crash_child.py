@@ -20,12 +20,14 @@ from typing import Any
 
 from connectors.registry import load_registry
 from flows.operations import LoadPlan, record_plan
+from warehouse import loader
 from warehouse.db import open_warehouse
 from warehouse.loader import LandingFile, Warehouse
+from warehouse.quality import validate_pending
 
 KILL_POINTS = (
-    "_insert_staging",  # inside a practice group's transaction, rows half inserted
-    "_mark_units_complete",  # the last statement before a group's commit
+    "_insert_staging",  # inside a batch's transaction, rows half inserted
+    "_mark_units_complete",  # the last statement before a batch's commit
     "_fold_round",  # folding slot history, one transaction per group of practices
     "build_models",  # after the fold, before the models' transaction
     "finish_load",  # everything built, the ledger not yet completed
@@ -55,6 +57,8 @@ def main(spec: dict[str, Any]) -> None:
     practices: list[str] = spec["practices"]
     if spec.get("kill_at"):
         _arm(spec["kill_at"])
+    if spec.get("batch_bytes"):
+        loader.BATCH_BYTES = int(spec["batch_bytes"])
     con = open_warehouse(data_dir / "wh.duckdb")
     try:
         warehouse = Warehouse(con)
@@ -72,6 +76,10 @@ def main(spec: dict[str, Any]) -> None:
         ]
         if len(outcomes) != len(practices):
             raise SystemExit(f"practices refused: {results}")
+        # As the flow does: the data-quality gate judges the batches before the fold.
+        report = validate_pending(con, data_dir=data_dir, validated_by=load_id)
+        if report.quarantined:
+            raise SystemExit(f"batches quarantined: {report.quarantined}")
         warehouse.record_practice_runs(load_id, outcomes, finished_at=as_of)
         warehouse.build_models(load_id)
         warehouse.finish_load(load_id, status="completed", completed_at=as_of,

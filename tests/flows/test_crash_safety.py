@@ -36,7 +36,7 @@ from tests.flows.conftest import run_async
 from tests.flows.crash_child import KILL_POINTS
 from tests.reliability import Result, record
 from warehouse.db import open_warehouse
-from warehouse.integrity import content_hash
+from warehouse.integrity import content_hash, table_hashes
 
 AS_OF = datetime(2026, 3, 25, 2, 0, tzinfo=UTC)
 PRACTICES = 8  # four transactions of two practices on the loader's four connections
@@ -45,6 +45,7 @@ SEEDS = (1, 2, 3, 4)
 # Which call of each step dies. The four groups' transactions run at once on four
 # connections (4 staging inserts each), so a kill there may find none, some or (for the
 # last mark) most of them committed: each practice must still be fully in or fully out.
+CHILD_VALIDATES_WITHOUT_BOOKINGS = "marts.mart_data_quality_checks"
 NTH = {"_insert_staging": 11, "_mark_units_complete": 3, "_fold_round": 2}
 
 
@@ -58,6 +59,7 @@ class Template:
     units: dict[str, int]  # completed units per practice
     slot_rows: dict[str, int]
     content_hash: str
+    table_hashes: dict[str, str]
     horizon_days: int
     window_days: int
 
@@ -88,6 +90,14 @@ def warehouse_hash(data_dir: Path) -> str:
         con.close()
 
 
+def warehouse_tables(data_dir: Path) -> dict[str, str]:
+    con = duckdb.connect(str(data_dir / "wh.duckdb"), read_only=True)
+    try:
+        return table_hashes(con)
+    finally:
+        con.close()
+
+
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[SandboxServer]:
     with SandboxServer(clock=SimulatedClock(AS_OF)) as server:
@@ -110,7 +120,7 @@ def template(sandbox: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -
     rows = dict(read(data_dir, "select practice_ods, count(*) from staging.stg_gpconnect__slots "
                                "group by all"))
     return Template(data_dir, result["load_id"], practices, units, rows, warehouse_hash(data_dir),
-                    loaded.plan.horizon_days, loaded.plan.window_days)
+                    warehouse_tables(data_dir), loaded.plan.horizon_days, loaded.plan.window_days)
 
 
 def prepare(template: Template, data_dir: Path) -> None:
@@ -124,7 +134,9 @@ def prepare(template: Template, data_dir: Path) -> None:
 def child(template: Template, data_dir: Path, kill_at: str | None = None) -> subprocess.Popen[str]:
     spec = {"data_dir": str(data_dir), "load_id": template.load_id, "as_of": AS_OF.isoformat(),
             "practices": template.practices, "horizon_days": template.horizon_days,
-            "window_days": template.window_days, "kill_at": kill_at}
+            "window_days": template.window_days, "kill_at": kill_at,
+            # One practice a batch (a batch is one transaction): kills land between commits too.
+            "batch_bytes": 1}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.flows.crash_child", json.dumps(spec)],
@@ -189,7 +201,14 @@ def heal(sandbox: SandboxServer, template: Template, data_dir: Path, *, rerun: b
     kwargs = {"rerun_of": template.load_id} if rerun else {}
     result = nightly(sandbox, data_dir, template.practices, **kwargs)
     assert all(o["status"] == "ok" for o in result["outcomes"])
-    assert warehouse_hash(data_dir) == template.content_hash, "the healed warehouse differs from a clean run"
+    # The child validates without the bookings leg (it cannot fetch), so its batches' results
+    # lack the appointment suite a real run's have: that one mart is left out of the
+    # comparison; every other core and mart table must equal the clean run's.
+    tables = warehouse_tables(data_dir)
+    differing = sorted(k for k in set(tables) | set(template.table_hashes)
+                       if k != CHILD_VALIDATES_WITHOUT_BOOKINGS
+                       and tables.get(k) != template.table_hashes.get(k))
+    assert not differing, f"the healed warehouse differs from a clean run: {differing}"
     return "`rerun`" if rerun else "a plain re-run"
 
 
