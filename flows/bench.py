@@ -609,7 +609,10 @@ def run_nightly(root: Path, registry_path: Path, practices: Sequence[str] | None
     log_path = root / "nightly.log"
     samples: list[tuple[float, float]] = []  # (unix time, RSS MiB): which phase holds the memory
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        # Its own Prefect home: an England run writes hundreds of MB of task runs and events,
+        # and an ephemeral API on a bloated default ~/.prefect database starts very slowly.
+        env = {**os.environ, "PREFECT_HOME": str(root / "prefect-home")}
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         usage = None
         while usage is None:
             usage = _reap(process, timeout=0)
