@@ -29,14 +29,7 @@ def table_hashes(
     ).fetchall()
     hashes: dict[str, str] = {}
     for schema, table in tables:
-        columns = [
-            name for (name,) in con.execute(
-                "select column_name from information_schema.columns "
-                "where table_schema = ? and table_name = ? order by ordinal_position",
-                [schema, table],
-            ).fetchall()
-            if name not in VOLATILE_COLUMNS
-        ]
+        columns = _hashed_columns(con, schema, table)
         row_hash = "hash(" + ", ".join(f'"{c}"' for c in columns) + ")" if columns else "0"
         count, total = con.execute(
             f'select count(*), coalesce(sum({row_hash}), 0)::varchar from "{schema}"."{table}"'
@@ -72,14 +65,7 @@ def practice_table_hashes(
     ).fetchall()
     hashes: dict[str, str] = {}
     for schema, table in tables:
-        columns = [
-            name for (name,) in con.execute(
-                "select column_name from information_schema.columns "
-                "where table_schema = ? and table_name = ? order by ordinal_position",
-                [schema, table],
-            ).fetchall()
-            if name not in VOLATILE_COLUMNS
-        ]
+        columns = _hashed_columns(con, schema, table)
         row_hash = "hash(" + ", ".join(f'"{c}"' for c in columns) + ")"
         count, total = con.execute(
             f'select count(*), coalesce(sum({row_hash}), 0)::varchar from "{schema}"."{table}" '
@@ -88,3 +74,15 @@ def practice_table_hashes(
         ).fetchall()[0]
         hashes[f"{schema}.{table}"] = f"{count}:{total}"
     return hashes
+
+
+def _hashed_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
+    """A table's columns in order, without the volatile ones (load ids, wall-clock times)."""
+    return [
+        name for (name,) in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [schema, table],
+        ).fetchall()
+        if name not in VOLATILE_COLUMNS
+    ]
