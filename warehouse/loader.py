@@ -688,7 +688,7 @@ class Warehouse:
         with _LoaderSession(self.con, threads, attach=False) as session:
             return sum(session.run(self._fold_group, groups))
 
-    def _fold_group(self, con: duckdb.DuckDBPyConnection, practices: list[str] | None) -> int:
+    def _fold_group(self, con: duckdb.DuckDBPyConnection, practices: list[str]) -> int:
         con.execute("BEGIN TRANSACTION")
         try:
             folded = self._fold_pending(con, practices)
@@ -698,8 +698,8 @@ class Warehouse:
             raise
         return folded
 
-    def _fold_pending(self, con: duckdb.DuckDBPyConnection, practices: list[str] | None) -> int:
-        """Fold pending complete observations (of `practices`, or all) in the caller's transaction."""
+    def _fold_pending(self, con: duckdb.DuckDBPyConnection, practices: list[str]) -> int:
+        """Fold the pending complete observations of `practices` in the caller's transaction."""
         con.execute(
             """
             create or replace temp table fold_pending as
@@ -719,8 +719,7 @@ class Warehouse:
                 from meta.sync_window as w
                 anti join meta.quarantine as q
                     on q.practice_ods = w.practice_ods and q.stream = w.stream and q.load_id = w.load_id
-                where $practices::varchar[] is null
-                   or w.practice_ods in (select unnest($practices::varchar[]))
+                where w.practice_ods in (select unnest($practices::varchar[]))
                 group by all
                 having bool_or(w.folded_at is null)
             )
@@ -1058,10 +1057,6 @@ class _LoaderSession:
         if self._attach:
             cursor.execute(f"SET search_path = '{self._search_path}'")
         return cursor
-
-    @property
-    def threads(self) -> int:
-        return self._threads
 
     @property
     def main(self) -> duckdb.DuckDBPyConnection:
