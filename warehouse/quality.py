@@ -10,10 +10,12 @@ vocabularies, so every failure carries the name of an expectation. The suites ar
 
 Why pandas and not GX's SQL data source: pointed at DuckDB (duckdb_engine) every
 expectation fails with an empty metric result, and regexes are not supported for that
-dialect. Pulling each check frame once from the writer's connection (`con.cursor()`; a second
-connection to the same file is refused in-process) and validating it in pandas is fast: one
-frame per load, not per practice, and per-practice failures read from GX's
-`unexpected_index_list` (indexed by practice, stream and load).
+dialect. Pulling the check frames from the writer's connection (`con.cursor()`; a second
+connection to the same file is refused in-process) and validating them in pandas is fast, and
+per-practice failures are read from GX's `unexpected_index_list` (indexed by practice, stream
+and load). The frames are pulled for at most `VALIDATE_GROUP_PRACTICES` practices at a time,
+each group judged and recorded in its own transaction: a whole England night (29 M slots) in
+one pandas frame needed over 20 GB, a group of 250 practices ~1 M rows.
 
 The gate: a batch failing a *critical* expectation is quarantined (`meta.quarantine`): its
 units are never folded into `core.fct_slot_history` and its staging rows never feed core dims
@@ -43,7 +45,7 @@ import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +81,9 @@ FRAMES: dict[str, str] = {
 BATCH_KEY = ("practice_ods", "stream", "load_id")
 SUITE_PREFIX = "slotsync."
 DOCS_KEEP_RESULTS = 30  # per suite, GX's own copy of results for Data Docs (meta.quality_* keep all)
+# Practices whose check frames are pulled and validated together: bounds memory whatever the
+# estate's size (about 1 M slot rows at England's median list size), as the fold's groups do.
+VALIDATE_GROUP_PRACTICES = 250
 DATA_DOCS_SITE = "slotsync"
 
 
@@ -226,33 +231,53 @@ def validate_pending(
     validated_by: str | None = None,
     practices: Sequence[str] | None = None,
     now: datetime | None = None,
+    group_practices: int = VALIDATE_GROUP_PRACTICES,
 ) -> ValidationReport:
     """Validate every batch waiting to be folded, record the results, quarantine failures.
 
     Call it after loading and before `Warehouse.build_models` (whose fold skips quarantined
     batches). `data_dir` is where the GX project and Data Docs go (`<data_dir>/quality/`);
-    None validates in an ephemeral context without Data Docs. Idempotent: a batch is
-    validated once; running it again with nothing pending records nothing.
+    None validates in an ephemeral context without Data Docs. Practices are validated
+    `group_practices` at a time, each group recorded in its own transaction (a crash between
+    groups leaves the rest pending for the next run). Idempotent: a batch is validated once;
+    running it again with nothing pending records nothing.
     """
     report = ValidationReport()
     cursor = con.cursor()
     try:
         cursor.execute("SET TimeZone = 'UTC'")
-        began = time.perf_counter()
-        frames = _extract(cursor, practices)
-        report.extract_s = time.perf_counter() - began
-        if frames is None:
+        cursor.execute(
+            f"create or replace temp table quality_pending as {sql_text('quality/pending_units.sql')}",
+            {"practices": list(practices) if practices else None},
+        )
+        pending = [r[0] for r in cursor.execute(
+            "select distinct practice_ods from quality_pending order by practice_ods").fetchall()]
+        if not pending:
             return report
-        report.rows = {name: len(frame) for name, frame in frames.items()}
-        began = time.perf_counter()
-        unexpected = run_suites(frames, data_dir=data_dir)
-        report.validate_s = time.perf_counter() - began
-        report.batches = _judge(frames, unexpected)
-        _record(cursor, report, frames, validated_by=validated_by, now=now)
+        context = _gx_context(data_dir)
+        # One GX run name per validation: Data Docs list a night's groups together.
+        run_name = validated_by or f"validate-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        for start in range(0, len(pending), max(1, group_practices)):
+            group = pending[start:start + max(1, group_practices)]
+            began = time.perf_counter()
+            frames = _extract(cursor, group)
+            report.extract_s += time.perf_counter() - began
+            for name, frame in frames.items():
+                report.rows[name] = report.rows.get(name, 0) + len(frame)
+            began = time.perf_counter()
+            unexpected = run_suites(frames, context=context, run_name=run_name)
+            report.validate_s += time.perf_counter() - began
+            batches = _judge(frames, unexpected)
+            _record(cursor, batches, frames, validated_by=validated_by, now=now)
+            report.batches.extend(batches)
+            del frames, unexpected  # the next group's frames replace these
         if data_dir is not None:
+            _prune_results(data_dir)
+            context.build_data_docs(site_names=[DATA_DOCS_SITE])
             report.data_docs = str(data_docs_dir(data_dir) / "index.html")
     finally:
         cursor.execute("drop table if exists quality_units")
+        cursor.execute("drop table if exists quality_pending")
         cursor.close()
     return report
 
@@ -262,19 +287,14 @@ def data_docs_dir(data_dir: Path) -> Path:
     return data_dir / "quality" / "data_docs"
 
 
-def _extract(
-    cursor: duckdb.DuckDBPyConnection, practices: Sequence[str] | None
-) -> dict[str, pd.DataFrame] | None:
-    """The check frames of every pending batch, or None when nothing is pending."""
+def _extract(cursor: duckdb.DuckDBPyConnection, practices: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """The check frames of the pending batches of `practices` (units from `quality_pending`)."""
     cursor.execute(
-        f"create or replace temp table quality_units as {sql_text('quality/pending_units.sql')}",
-        {"practices": list(practices) if practices else None},
+        "create or replace temp table quality_units as "
+        "select * from quality_pending where practice_ods in (select unnest($practices::varchar[]))",
+        {"practices": list(practices)},
     )
-    first, last, units = cursor.execute(
-        "select min(observed_at), max(observed_at), count(*) from quality_units"
-    ).fetchall()[0]
-    if not units:
-        return None
+    first, last = cursor.execute("select min(observed_at), max(observed_at) from quality_units").fetchall()[0]
     bounds = {"first_observed": first, "last_observed": last}
     frames: dict[str, pd.DataFrame] = {}
     for name, path in FRAMES.items():
@@ -284,15 +304,17 @@ def _extract(
     return frames
 
 
-def run_suites(frames: Mapping[str, pd.DataFrame], *, data_dir: Path | None) -> dict[str, pd.DataFrame]:
-    """Run every frame's GX suite; expectation name -> its unexpected rows' batch keys.
+def run_suites(
+    frames: Mapping[str, pd.DataFrame], *, context: Any, run_name: str | None = None
+) -> dict[str, pd.DataFrame]:
+    """Run every frame's GX suite in `context`; expectation name -> its unexpected rows' batch keys.
 
-    Frames without rows are not validated (nothing to fail). With `data_dir`, results are kept
-    in the GX file context and Data Docs are rebuilt.
+    Frames without rows are not validated (nothing to fail). A file context keeps each result
+    (under `run_name`) for Data Docs.
     """
     import pandas as pd
+    from great_expectations.core.run_identifier import RunIdentifier
 
-    context = _gx_context(data_dir)
     unexpected: dict[str, pd.DataFrame] = {}
     for frame_name, frame in frames.items():
         if frame.empty:
@@ -300,6 +322,8 @@ def run_suites(frames: Mapping[str, pd.DataFrame], *, data_dir: Path | None) -> 
         result = _validation_definition(context, frame_name).run(
             batch_parameters={"dataframe": frame},
             result_format={"result_format": "COMPLETE", "unexpected_index_column_names": list(BATCH_KEY)},
+            # Each run its own instant: a group's result never overwrites another's.
+            run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)),
         )
         for outcome in result.results:
             config = outcome.expectation_config
@@ -310,26 +334,31 @@ def run_suites(frames: Mapping[str, pd.DataFrame], *, data_dir: Path | None) -> 
             unexpected[name] = pd.DataFrame(
                 [{k: r[k] for k in BATCH_KEY} for r in rows], columns=list(BATCH_KEY)
             )
-    if data_dir is not None:
-        _prune_results(data_dir)
-        context.build_data_docs(site_names=[DATA_DOCS_SITE])
     return unexpected
 
 
 def _prune_results(data_dir: Path, keep: int | None = None) -> None:
-    """Keep only the newest `keep` GX validation results per suite (and their pages).
+    """Keep only the newest validations' GX results per suite (and their pages), about `keep`.
 
     Data Docs re-render every stored result on each build, so an unbounded store would make
     every load slower than the last; the warehouse keeps the full history (meta.quality_*).
-    Results sit in `validations/<suite prefix>/<suite>/<run name>/<run time>/`; run times sort.
+    Results sit in `validations/<suite prefix>/<suite>/<run name>/<run time>/`, one run name
+    per validation and one run time per practice group. Whole validations are kept, newest
+    first, while they total at most `keep` results; the newest is always kept whole.
     """
     keep = DOCS_KEEP_RESULTS if keep is None else keep
     store = data_dir / "quality" / "gx" / "uncommitted" / "validations"
     for root in (store, data_docs_dir(data_dir) / "validations"):
-        for run_name in root.glob("*/*/*"):
-            runs = sorted((p for p in run_name.iterdir() if p.is_dir()), key=lambda p: p.name)
-            for old in runs[:-keep] if keep else runs:
-                shutil.rmtree(old, ignore_errors=True)
+        for suite in root.glob("*/*"):
+            runs = [(sorted(p.name for p in run.iterdir() if p.is_dir()), run)
+                    for run in suite.iterdir() if run.is_dir()]
+            runs.sort(key=lambda r: r[0][-1] if r[0] else "", reverse=True)  # newest result first
+            kept = 0
+            for times, run in runs:
+                if kept and kept + len(times) > keep:
+                    shutil.rmtree(run, ignore_errors=True)
+                    continue
+                kept += len(times)
 
 
 def _gx_context(data_dir: Path | None) -> Any:
@@ -419,11 +448,10 @@ def _instant(value: Any) -> datetime:
 
 
 def _record(
-    cursor: duckdb.DuckDBPyConnection, report: ValidationReport, frames: Mapping[str, pd.DataFrame], *,
-    validated_by: str | None, now: datetime | None,
+    cursor: duckdb.DuckDBPyConnection, batches: Sequence[BatchOutcome], frames: Mapping[str, pd.DataFrame],
+    *, validated_by: str | None, now: datetime | None,
 ) -> None:
-    """Results, batches, new quarantines and resolved ones, in one transaction."""
-    batches = report.batches
+    """One group's results, batches, new quarantines and resolved ones, in one transaction."""
     rows_per_batch = {
         name: frame.groupby(list(BATCH_KEY)).size().to_dict() if not frame.empty else {}
         for name, frame in frames.items()
@@ -573,11 +601,12 @@ def measure_validation_s_per_million_rows(rows: int = 1_000_000, *, repetitions:
     })
     frame.loc[::100_000, "slot_minutes"] = 0.0
     frame.loc[::250_000, "offset_matches_uk"] = False
-    run_suites({"slots": frame.head(1000)}, data_dir=None)  # warm-up: context and imports
+    context = _gx_context(None)
+    run_suites({"slots": frame.head(1000)}, context=context)  # warm-up: imports and caches
     timings = []
     for _ in range(max(1, repetitions)):
         began = time.perf_counter()
-        run_suites({"slots": frame}, data_dir=None)
+        run_suites({"slots": frame}, context=context)
         timings.append(time.perf_counter() - began)
     return float(np.median(timings)) * 1_000_000 / rows
 

@@ -216,12 +216,45 @@ def test_the_benchmark_measures_validation_per_million_rows() -> None:
     assert figure > 0
 
 
-def test_gx_keeps_only_the_newest_results_per_suite(tmp_path: Path) -> None:
+def test_practices_validated_in_groups_are_judged_as_in_one(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    # Group size 1: every practice's frames pulled, validated and recorded on their own.
+    others = [f"J8201{i}" for i in range(3)]
+    add_practices(con, GOOD, BAD, *others)
+    load(con, tmp_path, "load-1", {GOOD: bundle(clean_slots()), BAD: bundle([slot("9", DAY, minutes=240)]),
+                                   **{ods: bundle(clean_slots()) for ods in others}})
+    report = validate_pending(con, data_dir=tmp_path / "data", validated_by="load-1", group_practices=2)
+    Warehouse(con).build_models("load-1")
+
+    assert sorted(b.practice_ods for b in report.batches) == sorted([GOOD, BAD, *others])
+    assert [b.practice_ods for b in report.quarantined] == [BAD]
+    assert report.rows["slots"] == 3 * 4 + 1
+    assert con.execute("select count(*) from meta.quality_batch").fetchall() == [(5,)]
+    history = dict(con.execute(
+        "select practice_ods, count(*) from core.fct_slot_history group by all").fetchall())
+    assert history == {ods: 3 for ods in [GOOD, *others]}
+    # Three groups, one GX result each per suite, all under the load's run name.
+    store = tmp_path / "data" / "quality" / "gx" / "uncommitted" / "validations"
+    runs = store / "slotsync" / "slots" / "load-1"
+    assert len([p for p in runs.iterdir() if p.is_dir()]) == 3
+
+
+def _results(suite: Path, run_name: str, *stamps: str) -> None:
+    for stamp in stamps:
+        (suite / run_name / stamp).mkdir(parents=True)
+        (suite / run_name / stamp / "slotsync-slots.json").write_text("{}")
+
+
+def test_gx_keeps_the_newest_whole_validations_per_suite(tmp_path: Path) -> None:
     from warehouse.quality import _prune_results
 
-    suite = tmp_path / "quality" / "gx" / "uncommitted" / "validations" / "slotsync" / "slots" / "__none__"
-    for stamp in ("20260101T000000Z", "20260102T000000Z", "20260103T000000Z"):
-        (suite / stamp).mkdir(parents=True)
-        (suite / stamp / "slotsync-slots.json").write_text("{}")
+    suite = tmp_path / "quality" / "gx" / "uncommitted" / "validations" / "slotsync" / "slots"
+    _results(suite, "load-1", "20260101T000000Z", "20260101T000001Z")
+    _results(suite, "load-2", "20260102T000000Z", "20260102T000001Z")
+    _results(suite, "load-3", "20260103T000000Z", "20260103T000001Z", "20260103T000002Z")
+    _prune_results(tmp_path, keep=5)
+    assert sorted(p.name for p in suite.iterdir()) == ["load-2", "load-3"]
     _prune_results(tmp_path, keep=2)
-    assert sorted(p.name for p in suite.iterdir()) == ["20260102T000000Z", "20260103T000000Z"]
+    assert sorted(p.name for p in suite.iterdir()) == ["load-3"], "the newest is kept whole"
+    assert len(list((suite / "load-3").iterdir())) == 3
