@@ -1,9 +1,11 @@
 """Release unused NHS 111 slots back to the practice, safely and with an audit trail.
 
 Every run (every 15 minutes in core hours, Europe/London):
-1. Candidates come from the warehouse: slots still reserved for NHS 111 and still free at
-   the last snapshot, whose release time under the practice's policy has come (default:
-   2 hours before start; or a fixed daily cut-off) and whose start has not passed.
+1. Candidates come from the warehouse (warehouse/sql/release/release_candidates.sql): slots
+   still reserved for NHS 111 and still free at the last snapshot, whose release time under
+   the practice's policy has come (default: 2 hours before start; or a fixed daily cut-off)
+   and whose start has not passed. A slot a live re-check already found gone or no longer
+   reserved since that snapshot waits for the next snapshot instead of being re-checked.
 2. Each practice's candidates are re-checked live, immediately before release, with a fresh
    differential search of that window: a slot no longer in the 111 provider's search was
    booked (or removed) since the snapshot; one already in the unfiltered search is no longer
@@ -42,7 +44,7 @@ from connectors.release import ReleaseOutcome, ReleaseRequest, ReleaseResult, Re
 from connectors.uktime import format_uk, to_uk, uk_day, uk_local
 from flows.sync import FixedClock, _flow_run_id, settings_for, writer_slot
 from warehouse.audit import ReleaseDecision, attempting_keys, audit_engine, save, settled_keys
-from warehouse.db import open_warehouse
+from warehouse.db import open_warehouse, sql_text
 
 CORE_DAY_START = time(8, 0)
 CORE_DAY_END = time(18, 30)
@@ -143,15 +145,6 @@ def select_candidates(
     return sorted(chosen, key=lambda c: (c.practice_ods, c.start_at, c.slot_id))
 
 
-CANDIDATES_SQL = """
-select practice_ods, slot_id, start_at, end_at, start_text, slot_type, schedule_id, last_checked_at
-from core.fct_slot_history
-where last_audience = 'nhs111'
-  and disappeared_at is null
-  and start_at > $now
-  and start_at <= $until
-order by practice_ods, start_at, slot_id
-"""
 
 
 # ------------------------------------------------------------------ live re-check
@@ -347,7 +340,9 @@ async def run_release(
     async with writer_slot():
         con = open_warehouse(settings.resolved_warehouse_path)
         try:
-            rows = con.execute(CANDIDATES_SQL, {"now": now, "until": now + LOOKAHEAD}).fetchall()
+            rows = con.execute(
+                sql_text("release/release_candidates.sql"), {"now": now, "until": now + LOOKAHEAD}
+            ).fetchall()
             candidates = select_candidates(rows, registry, now, set(practices) if practices else None)
             engine = audit_engine(con)
             settled = settled_keys(engine, [c.idempotency_key for c in candidates])

@@ -52,7 +52,7 @@ from connectors.sandbox.appointment_requests import (
 )
 from connectors.sandbox.diary import AppointmentRecord
 from connectors.sandbox.errors import SandboxError, bad_request
-from connectors.sandbox.faults import BODY_FAULTS, FaultRule, corrupt_bundle, mutate_bundle
+from connectors.sandbox.faults import BODY_FAULTS, FaultRule, mutate_bundle
 from connectors.sandbox.fhir import PracticeRenderer, operation_outcome
 from connectors.sandbox.slot_search import parse_slot_query
 from connectors.sandbox.spine_checks import check_bearer_token, check_spine_headers
@@ -165,9 +165,6 @@ class _GpConnect:
             response = route.handler(self, _Call(request, practice, interaction, path_id, body))
         except SandboxError as error:
             response = outcome_response(error)
-        if (fault is not None and fault.kind == "bad_data" and fault.defect
-                and interaction is Interaction.SEARCH_SLOTS and response.status_code == 200):
-            return fhir_response(corrupt_bundle(bytes(response.body), fault.defect), 200)
         if fault is not None and fault.kind in BODY_FAULTS and response.status_code == 200:
             return fhir_response(mutate_bundle(fault, bytes(response.body)), response.status_code)
         if fault is not None and fault.kind == "truncate":

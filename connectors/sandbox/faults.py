@@ -23,8 +23,8 @@ import copy
 import itertools
 import threading
 from collections import Counter
-from datetime import timedelta, timezone
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -33,18 +33,17 @@ from connectors.gpconnect.spine import Interaction
 from connectors.uktime import format_uk, parse_fhir_datetime
 
 FaultKind = Literal[
-    "status", "latency", "reset", "truncate", "wrong_content_type", "stall", "bad_data",
+    "status", "latency", "reset", "truncate", "wrong_content_type", "stall",
     "oversize", "schema_extra", "schema_missing",
-    "end_before_start", "dangling_schedule", "duplicate_slot", "dst_offset",
-]
-Defect = Literal[
-    "end_before_start", "missing_schedule", "duplicate_slot", "wrong_offset", "outside_window", "no_slots"
+    "end_before_start", "dangling_schedule", "duplicate_slot", "dst_offset", "outside_window", "no_slots",
 ]
 # Faults that rewrite a successful response's JSON body (slot-search bundles and resources).
 BODY_FAULTS = frozenset(
     {"oversize", "schema_extra", "schema_missing", "end_before_start", "dangling_schedule",
-     "duplicate_slot", "dst_offset"}
+     "duplicate_slot", "dst_offset", "outside_window", "no_slots"}
 )
+# How far `outside_window` moves a slot: past any 14-day search window.
+OUTSIDE_WINDOW_SHIFT = timedelta(days=400)
 
 DEFAULT_LATENCY_S = 1.0
 DEFAULT_STALL_S = 30.0
@@ -74,7 +73,6 @@ class FaultRule(BaseModel):
     retry_after_s: float | None = Field(default=None, ge=0)
     delay_s: float | None = Field(default=None, ge=0)
     count: int | None = Field(default=None, ge=1, description="requests affected; None = until cleared")
-    defect: Defect | None = Field(default=None, description="kind bad_data: what is wrong with the slots")
     pad_bytes: int = Field(default=DEFAULT_PAD_BYTES, ge=1, description="oversize: bytes of padding added")
 
     @field_validator("interaction")
@@ -96,36 +94,6 @@ class FaultRule(BaseModel):
         return DEFAULT_STALL_S if self.kind == "stall" else DEFAULT_LATENCY_S
 
 
-def corrupt_bundle(body: bytes, defect: Defect) -> bytes:
-    """A slot searchset with one semantic defect (the first slot's, or every slot gone)."""
-    bundle: dict[str, Any] = orjson.loads(body)
-    entries: list[dict[str, Any]] = bundle.get("entry") or []
-    slots = [e for e in entries if e.get("resource", {}).get("resourceType") == "Slot"]
-    if defect == "no_slots":
-        bundle["entry"] = [e for e in entries
-                           if e.get("resource", {}).get("resourceType") not in ("Slot", "Schedule")]
-        return orjson.dumps(bundle)
-    if not slots:
-        return body
-    slot = slots[0]["resource"]
-    start, end = parse_fhir_datetime(slot["start"]), parse_fhir_datetime(slot["end"])
-    if defect == "end_before_start":
-        slot["start"], slot["end"] = slot["end"], slot["start"]
-    elif defect == "missing_schedule":
-        slot["schedule"] = {"reference": "Schedule/not-in-this-bundle"}
-    elif defect == "duplicate_slot":
-        entries.append(orjson.loads(orjson.dumps(slots[0])))
-    elif defect == "wrong_offset":
-        # The same instants, written with the offset UK time does not have then.
-        wrong = timezone(timedelta(hours=0 if format_uk(start).endswith("+01:00") else 1))
-        slot["start"] = start.astimezone(wrong).isoformat()
-        slot["end"] = end.astimezone(wrong).isoformat()
-    elif defect == "outside_window":
-        later = timedelta(days=400)
-        slot["start"], slot["end"] = format_uk(start + later), format_uk(end + later)
-    return orjson.dumps(bundle)
-
-
 # Optional elements dropped by `schema_missing`, per resource type (STU3 cardinality 0..*).
 _OPTIONAL_ELEMENTS = {
     "Slot": ("serviceType", "extension", "comment", "meta", "identifier"),
@@ -139,8 +107,9 @@ _OPTIONAL_ELEMENTS = {
 def mutate_bundle(rule: FaultRule, body: bytes) -> bytes:
     """`body` (a JSON object) rewritten the way the body fault `rule.kind` says.
 
-    Semantic faults change the first Slot of a bundle (all of them for `dst_offset`); a
-    body without one (an empty searchset, a single resource) is returned unchanged.
+    Semantic faults change the first Slot of a bundle (all of them for `dst_offset`;
+    `no_slots` drops every Slot and Schedule); a body without a Slot (an empty searchset, a
+    single resource) is returned unchanged.
     """
     document = orjson.loads(body)
     if not isinstance(document, dict):
@@ -166,6 +135,13 @@ def mutate_bundle(rule: FaultRule, body: bytes) -> bytes:
                 resource.pop(element, None)
     elif not slots:
         return body
+    elif rule.kind == "no_slots":
+        # A practice that suddenly returns an empty diary: a searchset with nothing to book.
+        document["entry"] = [
+            entry for entry in document["entry"]
+            if not (isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+                    and entry["resource"].get("resourceType") in ("Slot", "Schedule"))
+        ]
     elif rule.kind == "end_before_start":
         slots[0]["start"], slots[0]["end"] = slots[0]["end"], slots[0]["start"]
     elif rule.kind == "dangling_schedule":
@@ -174,6 +150,9 @@ def mutate_bundle(rule: FaultRule, body: bytes) -> bytes:
         entries = document["entry"]
         first = next(i for i, e in enumerate(entries) if e.get("resource") is slots[0])
         entries.insert(first + 1, copy.deepcopy(entries[first]))
+    elif rule.kind == "outside_window":
+        for key in ("start", "end"):
+            slots[0][key] = format_uk(parse_fhir_datetime(str(slots[0][key])) + OUTSIDE_WINDOW_SHIFT)
     elif rule.kind == "dst_offset":
         # Same wall-clock time, the other UK offset: 09:00+00:00 in summer, +01:00 in winter.
         for slot in slots:

@@ -1,4 +1,4 @@
-"""The data-quality gate in real syncs: the sandbox's bad-data faults are quarantined, the rest publishes."""
+"""The data-quality gate in real syncs: semantic body faults are quarantined, the rest publishes."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ from tests.flows.conftest import run_async
 from warehouse.integrity import content_hash, table_hashes
 
 AS_OF = datetime(2026, 3, 25, 2, 0, tzinfo=UTC)
-# Sandbox defect -> the expectation that must name it.
+# Sandbox body fault -> the expectation that must name it.
 DEFECTS = {
     "end_before_start": "slot_start_before_end",
-    "missing_schedule": "slot_schedule_resolves",
+    "dangling_schedule": "slot_schedule_resolves",
     "duplicate_slot": "slot_id_unique",
-    "wrong_offset": "slot_offset_matches_uk_time",
+    "dst_offset": "slot_offset_matches_uk_time",
     "outside_window": "slot_inside_search_window",
 }
 
@@ -80,8 +80,8 @@ def test_bad_batches_are_quarantined_the_rest_publish_and_a_re_run_promotes_them
     data_dir = tmp_path_factory.mktemp("faulty")
     victims = dict(zip(practices(sandbox, len(DEFECTS)), DEFECTS, strict=True))
     for ods, defect in victims.items():
-        sandbox.state.faults.add(FaultRule(practice=ods, interaction="SEARCH_SLOTS", kind="bad_data",
-                                           defect=defect))  # type: ignore[arg-type]
+        sandbox.state.faults.add(FaultRule(practice=ods, interaction="SEARCH_SLOTS",
+                                           kind=defect))  # type: ignore[arg-type]
     try:
         result = sync(sandbox, data_dir, as_of=AS_OF)
     finally:
@@ -139,8 +139,7 @@ def test_a_practice_returning_no_slots_after_returning_some_is_quarantined(
     sync(sandbox, tmp_path, as_of=AS_OF, practices=[empty, steady])
     later = AS_OF + timedelta(days=1)
     CLOCK.set(later)
-    sandbox.state.faults.add(FaultRule(practice=empty, interaction="SEARCH_SLOTS", kind="bad_data",
-                                       defect="no_slots"))
+    sandbox.state.faults.add(FaultRule(practice=empty, interaction="SEARCH_SLOTS", kind="no_slots"))
     try:
         result = sync(sandbox, tmp_path, as_of=later, practices=[empty, steady], max_failed_fraction=1.0)
     finally:

@@ -147,6 +147,32 @@ def test_a_crash_mid_batch_then_a_re_run_releases_nothing_twice(
     }
 
 
+def test_a_slot_found_gone_at_the_live_re_check_waits_for_the_next_snapshot(
+    estate: tuple[SandboxServer, SimulatedClock, Path], tmp_path: Path
+) -> None:
+    server, clock, registry_path = estate
+    clock.set(RELEASE_AT)
+    due = sorted(
+        (r for r in server.state.ground_truth()
+         if r.audience == "nhs111" and r.state == "free" and r.bookable
+         and r.start_utc - timedelta(hours=2) <= RELEASE_AT < r.start_utc),
+        key=lambda r: (r.practice_ods, r.start_utc),
+    )
+    assert due, "the sandbox estate has due reserved slots at 10:00"
+    booked = due[0]
+    server.state.book_now(booked.practice_ods, booked.slot_id, "RYE")  # after the snapshot
+    release(tmp_path, registry_path, RELEASE_AT)
+    later = RELEASE_AT + timedelta(minutes=15)
+    clock.set(later)
+    release(tmp_path, registry_path, later)
+
+    key = (booked.practice_ods, booked.slot_id)
+    about_it = [row[2] for row in audit(tmp_path) if (row[0], row[1]) == key]
+    assert about_it == ["skipped_gone_since_snapshot"], "recorded once, not every 15 minutes"
+    truth = next(r for r in server.state.ground_truth(booked.practice_ods) if r.slot_id == booked.slot_id)
+    assert truth.state == "booked" and truth.released_at is None
+
+
 def test_dry_run_releases_nothing_but_records_why(
     estate: tuple[SandboxServer, SimulatedClock, Path], tmp_path: Path
 ) -> None:

@@ -164,6 +164,12 @@ def test_body_faults_rewrite_a_bundle_in_one_way_each() -> None:
     assert [r["id"] for r in twice] == ["s1", "s1", "a"]
     dst = _resources(mutated("dst_offset"))[0]
     assert dst["start"] == "2026-03-24T09:00:00+01:00" and dst["end"] == "2026-03-24T09:10:00+01:00"
+    # 400 days on, in BST: the wall-clock time moves with the UK offset.
+    moved = _resources(mutated("outside_window"))[0]
+    assert moved["start"] == "2027-04-28T10:00:00+01:00" and moved["end"] == "2027-04-28T10:10:00+01:00"
+    assert _resources(mutated("no_slots")) == []
+    empty = orjson.dumps({"resourceType": "Bundle", "entry": []})
+    assert mutate_bundle(FaultRule(kind="no_slots"), empty) == empty
 
 
 def test_body_faults_apply_to_successful_searches_only(small_gpc: GpcClient) -> None:
