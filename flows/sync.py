@@ -28,19 +28,21 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from prefect import flow, get_client, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency.asyncio import concurrency
+from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError, concurrency
 from prefect.context import get_run_context
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from connectors.bookinglog import BookingLogClient
 from connectors.clock import Clock, SystemClock
@@ -69,6 +71,10 @@ from warehouse.landing import LandedResponse, landing_path, write_landing_file
 from warehouse.loader import LandingFile, PracticeDataError, Warehouse, new_load_id
 
 WRITER_LIMIT = "duckdb-writer"  # global concurrency limit: one DuckDB writer at a time
+# How long a run keeps asking a busy Prefect API for the writer slot (503s while the API's
+# database is locked) before it fails: the night's landing files are already on disk.
+WRITER_SLOT_PATIENCE_S = 900.0
+WRITER_SLOT_WAIT = wait_exponential_jitter(initial=2, max=60)
 DEFAULT_MAX_FAILED_FRACTION = 0.2
 MAX_BACKFILL_DAYS = 90
 
@@ -308,10 +314,38 @@ async def writer_slot() -> AsyncIterator[None]:
     Deployment concurrency limits only stop runs of the same deployment overlapping; the
     nightly, intraday, backfill and re-run deployments all write the same file.
     """
-    await ensure_writer_limit()
-    # A transient API blip while renewing the lease must not kill a long load.
-    async with concurrency(WRITER_LIMIT, occupy=1, strict=True, raise_on_lease_renewal_failure=False):
+    async with AsyncExitStack() as stack:
+        # The Prefect client retries a 503 a few times; an England night's event flood can keep
+        # the API's database locked for longer, and losing a fetched night to it is the worst
+        # outcome, so the slot is asked for again with backoff (and the wait is logged).
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_api_unavailable), stop=stop_after_delay(WRITER_SLOT_PATIENCE_S),
+            wait=WRITER_SLOT_WAIT, reraise=True, before_sleep=_log_slot_retry,
+        ):
+            with attempt:
+                await ensure_writer_limit()
+                # A transient API blip while renewing the lease must not kill a long load.
+                await stack.enter_async_context(
+                    concurrency(WRITER_LIMIT, occupy=1, strict=True, raise_on_lease_renewal_failure=False)
+                )
         yield
+
+
+def _api_unavailable(exc: BaseException) -> bool:
+    """A Prefect API answer worth asking again: unavailable, overloaded or unreachable."""
+    cause = exc.__cause__ if isinstance(exc, ConcurrencySlotAcquisitionError) else exc
+    if isinstance(cause, httpx.HTTPStatusError):  # PrefectHTTPStatusError too
+        return cause.response.status_code in (429, 502, 503, 504)
+    return isinstance(cause, httpx.TransportError)
+
+
+def _log_slot_retry(state: Any) -> None:
+    with suppress(Exception):  # outside a run there is no run logger
+        get_run_logger().warning(
+            "the Prefect API could not grant the %s slot (%s); asking again in %.0f s",
+            WRITER_LIMIT, state.outcome.exception() if state.outcome else "no answer",
+            state.next_action.sleep if state.next_action else 0,
+        )
 
 
 async def ensure_writer_limit() -> None:

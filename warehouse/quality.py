@@ -13,9 +13,10 @@ expectation fails with an empty metric result, and regexes are not supported for
 dialect. Pulling the check frames from the writer's connection (`con.cursor()`; a second
 connection to the same file is refused in-process) and validating them in pandas is fast, and
 per-practice failures are read from GX's `unexpected_index_list` (indexed by practice, stream
-and load). The frames are pulled for at most `VALIDATE_GROUP_PRACTICES` practices at a time,
-each group judged and recorded in its own transaction: a whole England night (29 M slots) in
-one pandas frame needed over 20 GB, a group of 250 practices ~1 M rows.
+and load). The frames are pulled a group of practices at a time (about `VALIDATE_GROUP_ROWS` staged
+slots each), each group judged and recorded in its own transaction: a whole England night
+(29 M slots) in one pandas frame needed over 20 GB. The check SQL filters staging by the
+group's practice range as well as its units, so each group reads only its own row groups.
 
 The gate: a batch failing a *critical* expectation is quarantined (`meta.quarantine`): its
 units are never folded into `core.fct_slot_history` and its staging rows never feed core dims
@@ -81,9 +82,10 @@ FRAMES: dict[str, str] = {
 BATCH_KEY = ("practice_ods", "stream", "load_id")
 SUITE_PREFIX = "slotsync."
 DOCS_KEEP_RESULTS = 30  # per suite, GX's own copy of results for Data Docs (meta.quality_* keep all)
-# Practices whose check frames are pulled and validated together: bounds memory whatever the
-# estate's size (about 1 M slot rows at England's median list size), as the fold's groups do.
-VALIDATE_GROUP_PRACTICES = 250
+# Staged slots whose check frames are pulled and validated together (whole practices; one
+# larger practice is a group of its own): bounds memory whatever the estate's size. A frame
+# costs ~170 MB and GX ~230 MB more per million rows.
+VALIDATE_GROUP_ROWS = 300_000
 DATA_DOCS_SITE = "slotsync"
 
 
@@ -231,15 +233,15 @@ def validate_pending(
     validated_by: str | None = None,
     practices: Sequence[str] | None = None,
     now: datetime | None = None,
-    group_practices: int = VALIDATE_GROUP_PRACTICES,
+    group_rows: int = VALIDATE_GROUP_ROWS,
 ) -> ValidationReport:
     """Validate every batch waiting to be folded, record the results, quarantine failures.
 
     Call it after loading and before `Warehouse.build_models` (whose fold skips quarantined
     batches). `data_dir` is where the GX project and Data Docs go (`<data_dir>/quality/`);
-    None validates in an ephemeral context without Data Docs. Practices are validated
-    `group_practices` at a time, each group recorded in its own transaction (a crash between
-    groups leaves the rest pending for the next run). Idempotent: a batch is validated once;
+    None validates in an ephemeral context without Data Docs. Practices are validated in
+    groups of about `group_rows` staged slots, each recorded in its own transaction (a crash
+    between groups leaves the rest pending for the next run). Idempotent: a batch is validated once;
     running it again with nothing pending records nothing.
     """
     report = ValidationReport()
@@ -250,15 +252,13 @@ def validate_pending(
             f"create or replace temp table quality_pending as {sql_text('quality/pending_units.sql')}",
             {"practices": list(practices) if practices else None},
         )
-        pending = [r[0] for r in cursor.execute(
-            "select distinct practice_ods from quality_pending order by practice_ods").fetchall()]
-        if not pending:
+        groups = _practice_groups(cursor, group_rows)
+        if not groups:
             return report
         context = _gx_context(data_dir)
         # One GX run name per validation: Data Docs list a night's groups together.
         run_name = validated_by or f"validate-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-        for start in range(0, len(pending), max(1, group_practices)):
-            group = pending[start:start + max(1, group_practices)]
+        for group in groups:
             began = time.perf_counter()
             frames = _extract(cursor, group)
             report.extract_s += time.perf_counter() - began
@@ -287,6 +287,21 @@ def data_docs_dir(data_dir: Path) -> Path:
     return data_dir / "quality" / "data_docs"
 
 
+def _practice_groups(cursor: duckdb.DuckDBPyConnection, group_rows: int) -> list[list[str]]:
+    """Pending practices in ODS order, cut into runs of about `group_rows` staged slots."""
+    groups: list[list[str]] = []
+    rows_in_group = 0
+    for practice, rows in cursor.execute(
+        "select practice_ods, sum(rows_loaded) from quality_pending group by all order by practice_ods"
+    ).fetchall():
+        if not groups or (rows_in_group and rows_in_group + rows > group_rows):
+            groups.append([])
+            rows_in_group = 0
+        groups[-1].append(practice)
+        rows_in_group += int(rows)
+    return groups
+
+
 def _extract(cursor: duckdb.DuckDBPyConnection, practices: Sequence[str]) -> dict[str, pd.DataFrame]:
     """The check frames of the pending batches of `practices` (units from `quality_pending`)."""
     cursor.execute(
@@ -295,7 +310,9 @@ def _extract(cursor: duckdb.DuckDBPyConnection, practices: Sequence[str]) -> dic
         {"practices": list(practices)},
     )
     first, last = cursor.execute("select min(observed_at), max(observed_at) from quality_units").fetchall()[0]
-    bounds = {"first_observed": first, "last_observed": last}
+    # Practices are consecutive in ODS order: the range lets DuckDB skip other row groups.
+    bounds = {"first_observed": first, "last_observed": last,
+              "first_practice": min(practices), "last_practice": max(practices)}
     frames: dict[str, pd.DataFrame] = {}
     for name, path in FRAMES.items():
         text = sql_text(path)

@@ -219,18 +219,18 @@ def test_the_benchmark_measures_validation_per_million_rows() -> None:
 def test_practices_validated_in_groups_are_judged_as_in_one(
     con: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
-    # Group size 1: every practice's frames pulled, validated and recorded on their own.
-    others = [f"J8201{i}" for i in range(3)]
+    # Groups of at most 4 staged slots: 3 groups (GOOD+BAD, then one clean practice each).
+    others = [f"J8201{i}" for i in range(2)]
     add_practices(con, GOOD, BAD, *others)
     load(con, tmp_path, "load-1", {GOOD: bundle(clean_slots()), BAD: bundle([slot("9", DAY, minutes=240)]),
                                    **{ods: bundle(clean_slots()) for ods in others}})
-    report = validate_pending(con, data_dir=tmp_path / "data", validated_by="load-1", group_practices=2)
+    report = validate_pending(con, data_dir=tmp_path / "data", validated_by="load-1", group_rows=4)
     Warehouse(con).build_models("load-1")
 
     assert sorted(b.practice_ods for b in report.batches) == sorted([GOOD, BAD, *others])
     assert [b.practice_ods for b in report.quarantined] == [BAD]
-    assert report.rows["slots"] == 3 * 4 + 1
-    assert con.execute("select count(*) from meta.quality_batch").fetchall() == [(5,)]
+    assert report.rows["slots"] == 3 * 3 + 1
+    assert con.execute("select count(*) from meta.quality_batch").fetchall() == [(4,)]
     history = dict(con.execute(
         "select practice_ods, count(*) from core.fct_slot_history group by all").fetchall())
     assert history == {ods: 3 for ods in [GOOD, *others]}

@@ -22,6 +22,7 @@ reads as (
     semi join batches as b on b.practice_ods = r.practice_ods
     where r.outcome = 'found'
       and r.observed_at between $first_observed and $last_observed
+      and r.practice_ods between $first_practice and $last_practice
     qualify row_number() over (
         partition by r.practice_ods, r.appointment_id order by r.observed_at desc, r.fetched_at desc
     ) = 1

@@ -30,6 +30,7 @@ slot_counts as (
      and s.window_start = u.window_start and s.window_end = u.window_end
      and s.observed_at = u.observed_at
     where s.observed_at between $first_observed and $last_observed
+      and s.practice_ods between $first_practice and $last_practice
     group by all
 ),
 

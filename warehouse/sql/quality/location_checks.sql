@@ -15,3 +15,4 @@ join quality_units as u
  and l.window_start = u.window_start and l.window_end = u.window_end
  and l.observed_at = u.observed_at
 where l.observed_at between $first_observed and $last_observed
+  and l.practice_ods between $first_practice and $last_practice

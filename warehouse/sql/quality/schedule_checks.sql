@@ -15,6 +15,7 @@ schedules as (
      and s.window_start = u.window_start and s.window_end = u.window_end
      and s.observed_at = u.observed_at
     where s.observed_at between $first_observed and $last_observed
+      and s.practice_ods between $first_practice and $last_practice
 ),
 
 locations as (
@@ -25,6 +26,7 @@ locations as (
      and l.window_start = u.window_start and l.window_end = u.window_end
      and l.observed_at = u.observed_at
     where l.observed_at between $first_observed and $last_observed
+      and l.practice_ods between $first_practice and $last_practice
 )
 
 select

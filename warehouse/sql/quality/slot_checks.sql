@@ -23,6 +23,7 @@ slots as (
      and s.window_start = u.window_start and s.window_end = u.window_end
      and s.observed_at = u.observed_at
     where s.observed_at between $first_observed and $last_observed
+      and s.practice_ods between $first_practice and $last_practice
 ),
 
 schedules as (
@@ -33,6 +34,7 @@ schedules as (
      and s.window_start = u.window_start and s.window_end = u.window_end
      and s.observed_at = u.observed_at
     where s.observed_at between $first_observed and $last_observed
+      and s.practice_ods between $first_practice and $last_practice
 ),
 
 offsets as (
@@ -64,14 +66,12 @@ minutes as (
     from offsets
 )
 
+-- Only what the suite reads and the batch key: a night's rows pass through pandas and GX.
 select
     o.practice_ods,
     o.stream,
     o.batch_load_id as load_id,
-    o.filter_key,
-    o.observed_at,
     coalesce(o.slot_id, '') as slot_id,
-    o.schedule_id,
     o.status,
     o.delivery_channel,
     date_diff('second', o.start_at, o.end_at) / 60.0 as slot_minutes,
