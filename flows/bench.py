@@ -271,6 +271,7 @@ class BenchReport:
             "nightly_wall_s": nightly.get("wall_s"),
             "nightly_fetch_s": nightly.get("fetch_s"),
             "nightly_load_publish_s": nightly.get("load_publish_s"),
+            "nightly_writer_phases_s": nightly.get("writer_phases_s"),
             "nightly_slots_per_s": _per_s(nightly.get("slots"), nightly.get("wall_s")),
             "nightly_responses_per_s": _per_s(nightly.get("responses"), nightly.get("fetch_s")),
             "nightly_practices_failed": nightly.get("practices_failed"),
@@ -862,6 +863,9 @@ def format_report(report: BenchReport) -> str:
     row("nightly: responses", data["nightly_responses"], fmt="{:,}")
     row("nightly: wall s (fetch + load and publish)", data["nightly_wall_s"], fmt="{:,.1f}")
     row("nightly: of which fetching s", data["nightly_fetch_s"], fmt="{:,.1f}")
+    phases = data.get("nightly_writer_phases_s") or {}
+    row("  writer s: " + (" / ".join(phases) or "by step"),
+        " / ".join(f"{v:,.1f}" for v in phases.values()) or None)
     row("nightly: slots/s end to end", data["nightly_slots_per_s"], fmt="{:,.0f}")
     row("nightly: responses/s while fetching", data["nightly_responses_per_s"], fmt="{:,.1f}")
     row("nightly: practices failed", data["nightly_practices_failed"])

@@ -110,6 +110,7 @@ def run_nightly(
         "landing_bytes": sum(s.st_size for s in landed),
         "warehouse_bytes": (data_dir / "warehouse.duckdb").stat().st_size,
         "published": result["published"],
+        "writer_phases_s": result.get("writer_phases_s") or {},
         "load_id": result["load_id"],
     }
 

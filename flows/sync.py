@@ -25,6 +25,7 @@ stream and never moves the scheduled state (flows/operations.py).
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -116,6 +117,8 @@ class SyncSummary:
     outcomes: list[PracticeOutcome] = field(default_factory=list)
     bookings: BookingsResult = field(default_factory=BookingsResult)
     published: str | None = None
+    # Seconds the writer spent in each step (load, validate, models, publish): where a night goes.
+    writer_phases_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[PracticeOutcome]:
@@ -141,6 +144,7 @@ class SyncSummary:
                 "appointment_reads": dict(Counter(r.outcome for r in self.bookings.reads)),
             },
             "published": self.published,
+            "writer_phases_s": self.writer_phases_s,
         }
 
 
@@ -250,6 +254,14 @@ def load_and_publish(
     logger = get_run_logger()
     con = open_warehouse(settings.resolved_warehouse_path,
                          memory_limit=settings.sync.writer_memory_limit)
+    phases = summary.writer_phases_s
+    began = time.perf_counter()
+
+    def phase_done(name: str) -> None:
+        nonlocal began
+        phases[name] = round(time.perf_counter() - began, 2)
+        began = time.perf_counter()
+
     try:
         warehouse = Warehouse(con)
         # Landing files are parsed in batches; each practice is still its own transaction.
@@ -272,9 +284,11 @@ def load_and_publish(
             summary.load_id, observed_at=summary.as_of, exports=summary.bookings.exports,
             fetch_failures=summary.bookings.failures, reads=summary.bookings.reads,
         )
+        phase_done("load")
         # Data quality gates the fold: a failing (practice, load) batch is quarantined, kept and
         # not published; the other practices go on.
         report = validate_batches(con, settings.data_dir, validated_by=summary.load_id)
+        phase_done("validate")
         for outcome in summary.outcomes:
             batch = report.for_load(summary.load_id).get(outcome.practice_ods)
             if batch is not None:
@@ -291,6 +305,7 @@ def load_and_publish(
             summary.load_id, [asdict(o) for o in summary.outcomes] + skipped, finished_at=clock.now()
         )
         warehouse.build_models(summary.load_id)
+        phase_done("models")
         failed = len(summary.failed)
         warehouse.finish_load(
             summary.load_id, status="completed", completed_at=clock.now(),
@@ -299,6 +314,7 @@ def load_and_publish(
         summary.published = str(
             warehouse.publish(settings.published_dir, load_id=summary.load_id, as_of=summary.as_of)
         )
+        phase_done("publish")
         # The landing files are the raw archive: drop completed loads' past retention.
         warehouse.prune_landing(settings.landing_dir, retention_days=settings.sync.raw_retention_days,
                                 now=clock.now())
