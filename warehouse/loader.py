@@ -1000,6 +1000,7 @@ class Warehouse:
         """
         published_dir.mkdir(parents=True, exist_ok=True)
         target = published_dir / "dashboard.duckdb"
+        _remove_abandoned_snapshots(published_dir)
         tmp = published_dir / f".dashboard-{os.getpid()}.duckdb.tmp"
         tmp.unlink(missing_ok=True)
         self.con.execute(f"attach '{_sql_literal(tmp)}' as snapshot")
@@ -1018,6 +1019,28 @@ class Warehouse:
             self.con.execute("detach snapshot")
         tmp.replace(target)
         return target
+
+
+def _remove_abandoned_snapshots(published_dir: Path) -> None:
+    """Delete half-written snapshots of writers that died (kill -9 during publish).
+
+    Only the writer publishes, so a `.dashboard-<pid>.duckdb.tmp` whose process is gone will
+    never be finished; the live snapshot is never touched.
+    """
+    for leftover in published_dir.glob(".dashboard-*.duckdb.tmp*"):
+        pid_text = leftover.name.removeprefix(".dashboard-").split(".", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _process_alive(int(pid_text)):
+            leftover.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 _UTC = pa.timestamp("us", tz="UTC")

@@ -228,7 +228,8 @@ def test_kill_9_at_a_warehouse_step_then_a_re_run_equals_a_clean_run(
     if kill_at == "mart_tables":  # the half-written snapshot never replaced a published one
         assert not (tmp_path / "published" / "dashboard.duckdb").exists()
     how = heal(sandbox, template, tmp_path, rerun=True)
-    leftovers = sorted(p.name for p in (tmp_path / "published").glob(".dashboard-*.tmp"))
+    leftovers = sorted(p.name for p in (tmp_path / "published").glob(".dashboard-*.tmp*"))
+    assert not leftovers, f"the re-run's publish removes a dead writer's half-written snapshot: {leftovers}"
     record(Result("crash", f"kill -9 in {kill_at.strip('_')} (call {NTH.get(kill_at, 1)})", 1, 1, 0, 0,
                   f"ledger '{status}', {fully_in}/{len(template.practices)} practices fully in, "
                   f"none partly; {how} heals to the clean hash"

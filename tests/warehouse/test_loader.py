@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -330,3 +331,22 @@ def test_mutated_bundle_elements_load_or_fail_naming_the_practice_and_file(tmp_p
                   "the rest loaded (unknown shapes ignored)",
                   "tests/warehouse/test_loader.py::"
                   "test_mutated_bundle_elements_load_or_fail_naming_the_practice_and_file"))
+
+
+def test_publish_removes_a_dead_writers_half_written_snapshot_only(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    published = tmp_path / "published"
+    published.mkdir()
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    dead = published / f".dashboard-{finished.stdout.strip()}.duckdb.tmp"  # its process has exited
+    live = published / f".dashboard-{os.getppid()}.duckdb.tmp"  # a process still running
+    for leftover in (dead, dead.with_name(dead.name + ".wal"), live):
+        leftover.write_bytes(b"half-written")
+    target = Warehouse(con).publish(published, load_id="load-1", as_of=OBSERVED_AT)
+    assert target.exists()
+    assert sorted(p.name for p in published.iterdir()) == sorted(["dashboard.duckdb", live.name])
