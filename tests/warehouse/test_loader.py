@@ -248,8 +248,11 @@ def _accepts_or_names_the_input(result: PracticeLoad | PracticeDataError, path: 
 
 
 def _fully_in_or_out(con: duckdb.DuckDBPyConnection, load_id: str) -> None:
+    # A unit is (filter, window start, window end): a mutated window end is another window,
+    # kept beside the first (hypothesis found the pair that made a start-only count differ).
     staged_units, marked = con.execute(
-        "select (select count(distinct (filter_key, window_start)) from staging.stg_gpconnect__slots "
+        "select (select count(distinct (filter_key, window_start, window_end)) "
+        "        from staging.stg_gpconnect__slots "
         "        where load_id = $l), "
         "       (select count(*) from meta.sync_window where load_id = $l and rows_loaded > 0)",
         {"l": load_id},
@@ -350,3 +353,18 @@ def test_publish_removes_a_dead_writers_half_written_snapshot_only(
     target = Warehouse(con).publish(published, load_id="load-1", as_of=OBSERVED_AT)
     assert target.exists()
     assert sorted(p.name for p in published.iterdir()) == sorted(["dashboard.duckdb", live.name])
+
+
+def test_a_window_with_another_end_is_another_unit(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    """The fuzzer's find: same start, another end (one second later) is kept beside the first."""
+    body = fixture_bytes("emis_three_slots.json")
+    clean = land(tmp_path / "clean.ndjson", FUZZ_ODS, [("general", "none", body)])
+    shifted = tmp_path / "shifted.ndjson"
+    text = clean.read_bytes()
+    end = text.split(b'"window_end":"', 1)[1].split(b'"', 1)[0]
+    shifted.write_bytes(text.replace(end, end.replace(b":00+", b":01+", 1), 1))
+    for path in (clean, shifted):
+        (result,) = Warehouse(con).load_practice_files([LandingFile(FUZZ_ODS, path)], load_id="test-load")
+        assert isinstance(result, PracticeLoad), result
+    _fully_in_or_out(con, "test-load")
+    assert con.execute("select count(*) from meta.sync_window").fetchall() == [(2,)]
