@@ -33,6 +33,7 @@ from tests.flows.conftest import run_in_thread
 
 
 @pytest.mark.accuracy
+@pytest.mark.timeout(3600)  # a week of hourly syncs and releases: 8 to 20 minutes, past the suite's 600 s
 def test_a_simulated_week_matches_the_ground_truth_and_releases_recover_111_capacity(
     tmp_path: Path,
 ) -> None:
