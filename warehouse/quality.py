@@ -111,7 +111,8 @@ CHECKS: tuple[Check, ...] = (
     Check("practice_in_registry", "batches", "ExpectColumnValuesToBeInSet", "known_practice", _TRUE,
           "the practice is not in the registry the load used"),
     Check("slot_count_continuity", "batches", "ExpectColumnValuesToBeInSet", "continuity_ok", _TRUE,
-          "the practice returned slots at its previous observation and none now"),
+          "the practice returned slots at its previous observation and none now, while at least 10 "
+          "slots were still expected free in the window"),
     Check("batch_freshness", "batches", "ExpectColumnValuesToBeBetween", "hours_behind_latest",
           {"min_value": 0, "max_value": FRESH_HOURS},
           f"the batch was observed more than {FRESH_HOURS} h before the newest observation", WARNING),

@@ -187,7 +187,9 @@ def test_a_practice_that_stops_returning_slots_is_flagged_once(
     add_practices(con, GOOD)
     con.execute("insert into meta.load_ledger (load_id, flow_name, as_of, started_at, status) "
                 "select unnest(['load-1', 'load-2', 'load-3']), 'nightly_sync', now(), now(), 'completed'")
-    for i, body in enumerate([bundle(clean_slots()), bundle([]), bundle([])], start=1):
+    # Twelve slots still ahead: an empty answer contradicts them (a few could just be booked out).
+    twelve = [slot(str(i), DAY + timedelta(minutes=10 * i)) for i in range(12)]
+    for i, body in enumerate([bundle(twelve), bundle([]), bundle([])], start=1):
         load(con, tmp_path, f"load-{i}", {GOOD: body}, observed_at=OBSERVED_AT + timedelta(days=i))
         validate_pending(con, data_dir=None)
         Warehouse(con).build_models(f"load-{i}")
@@ -196,6 +198,21 @@ def test_a_practice_that_stops_returning_slots_is_flagged_once(
     # An empty diary seen twice in a row is accepted as real.
     assert failed(con, GOOD) == []
     assert con.execute("select resolution from meta.quarantine").fetchall() == [("superseded",)]
+
+
+def test_an_empty_answer_after_the_last_few_slots_is_accepted(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    # Late on a Friday an intraday run sees the evening and Saturday: three slots left, booked out.
+    add_practices(con, GOOD)
+    con.execute("insert into meta.load_ledger (load_id, flow_name, as_of, started_at, status) "
+                "select unnest(['load-1', 'load-2']), 'intraday_sync', now(), now(), 'completed'")
+    for i, body in enumerate([bundle(clean_slots()), bundle([])], start=1):
+        load(con, tmp_path, f"load-{i}", {GOOD: body}, observed_at=OBSERVED_AT + timedelta(hours=i))
+        validate_pending(con, data_dir=None)
+        Warehouse(con).build_models(f"load-{i}")
+    assert failed(con, GOOD) == []
+    assert open_quarantine(con) == []
 
 
 def test_validation_records_nothing_when_nothing_is_pending(
