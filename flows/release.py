@@ -145,8 +145,6 @@ def select_candidates(
     return sorted(chosen, key=lambda c: (c.practice_ods, c.start_at, c.slot_id))
 
 
-
-
 # ------------------------------------------------------------------ live re-check
 
 
