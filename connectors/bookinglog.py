@@ -26,15 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from connectors.clock import Clock, SystemClock
 from connectors.config import HttpSettings
 from connectors.gpconnect.client import GpConnectClient
-from connectors.gpconnect.errors import (
-    GpConnectError,
-    NotFound,
-    ResponseInvalid,
-    TransportFailure,
-    classify,
-)
+from connectors.http.errors import HttpError, NotFound, ResponseInvalid
+from connectors.http.retry import retrying
+from connectors.http.transport import Caller, error_for, new_client, send_capped
 from connectors.registry import ODS_ORG_PATTERN, ODS_PRACTICE_PATTERN, BookingOrganisation, Practice
-from connectors.retrying import retrying
 from connectors.uktime import parse_fhir_datetime
 
 INTERACTION = "read booking log"
@@ -156,7 +151,11 @@ def _rows(body: bytes, organisation: BookingOrganisation, status: int) -> Iterab
 
 
 class BookingLogClient:
-    """Fetches booking organisations' exports with the shared retry policy."""
+    """Fetches booking organisations' exports through the shared HTTP layer.
+
+    Like every outbound client: the size cap (`http.max_response_bytes`), the one error
+    table, `Retry-After` as seconds or an HTTP-date, and the one retry policy.
+    """
 
     def __init__(
         self, http: HttpSettings, *, hash_secret: str, clock: Clock | None = None,
@@ -165,9 +164,7 @@ class BookingLogClient:
         self._http = http
         self._secret = hash_secret
         self._clock = clock or SystemClock()
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(http.timeout_s, connect=http.connect_timeout_s), transport=transport
-        )
+        self._client = new_client(http, transport=transport)
 
     async def __aenter__(self) -> BookingLogClient:
         return self
@@ -189,32 +186,17 @@ class BookingLogClient:
         )
 
     async def _get(self, organisation: BookingOrganisation) -> httpx.Response:
-        try:
-            response = await self._client.get(organisation.booking_log_url)
-        except httpx.TransportError as exc:
-            raise TransportFailure(
-                f"{type(exc).__name__}: {exc or 'no detail'}",
-                practice_ods=organisation.ods_code, interaction=INTERACTION, subject=_subject(organisation),
-            ) from exc
+        caller = Caller(organisation.ods_code, INTERACTION, _subject(organisation))
+        response = await send_capped(
+            self._client, self._http, caller, "GET", organisation.booking_log_url
+        )
         if response.status_code >= 400:
-            error = classify(response.status_code, None)
-            raise error(
-                response.reason_phrase or "error response", practice_ods=organisation.ods_code,
-                interaction=INTERACTION, subject=_subject(organisation), status=response.status_code,
-                retry_after_s=_float_or_none(response.headers.get("Retry-After")),
-            )
+            raise error_for(response, caller)
         return response
 
 
 def _subject(organisation: BookingOrganisation) -> str:
     return f"booking organisation {organisation.ods_code} ({organisation.name})"
-
-
-def _float_or_none(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -247,7 +229,7 @@ async def confirm_booking(
     except NotFound as exc:
         return AppointmentRead(practice.ods_code, entry.appointment_id, clock.now(), "not_found",
                                http_status=exc.status, error=str(exc))
-    except GpConnectError as exc:
+    except HttpError as exc:
         return AppointmentRead(practice.ods_code, entry.appointment_id, clock.now(), "failed",
                                http_status=exc.status, error=str(exc))
     patient = appointment.patient_id

@@ -12,10 +12,11 @@ The release flow decides *which* slots to give back; a `SlotReleaser` carries it
   instructions for practice staff (`<out_dir>/<YYYY-MM-DD>/<ODS>.csv` and `.md`). Requests
   and work-list rows carry the same decision id and idempotency key as the audit table.
 
-Every outbound call runs inside `connectors.retrying.retrying`, and HTTP failures are
-classified by `connectors.gpconnect.errors.classify`. So a releaser fails the same way a
-GP Connect call does. `release` reports refusals and failures as a `ReleaseResult` and does
-not raise them: a run records every decision's outcome. `releaser_for` (one practice) and
+Every outbound call goes through the shared HTTP layer (`connectors.http`: the size cap,
+the one error table, the one retry policy). So a releaser fails the same way a GP Connect
+call does, with the same generic error classes. `release` reports refusals and failures
+as a `ReleaseResult` and does not raise them: a run records every decision's outcome.
+`releaser_for` (one practice) and
 `Releasers` (a whole run, one HTTP pool) pick the implementation from
 `practice.release_policy.releaser`.
 """
@@ -45,17 +46,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from connectors.clock import Clock, SystemClock
 from connectors.config import HttpSettings, Settings
-from connectors.gpconnect.client import _retry_after_seconds
-from connectors.gpconnect.errors import (
-    ConfigurationError,
-    GpConnectError,
-    RequestRejected,
-    ResponseInvalid,
-    TransportFailure,
-    classify,
-)
+from connectors.http.errors import ConfigurationError, HttpError, RequestRejected, ResponseInvalid
+from connectors.http.retry import retrying
+from connectors.http.transport import Caller, error_for, new_client, send_capped
 from connectors.registry import Practice
-from connectors.retrying import retrying
 from connectors.uktime import format_uk, parse_fhir_datetime, to_uk, uk_day
 
 log = logging.getLogger("slotsync.connectors.release")
@@ -200,7 +194,8 @@ class SlotReleaser(Protocol):
     async def current_state(self, practice: Practice, slot_id: str) -> SlotState | None:
         """The supplier's view of a slot now, or None when the system has no API to ask.
 
-        Raises a `GpConnectError` subclass when the supplier cannot answer (e.g. `NotFound`).
+        Raises a `connectors.http.errors.HttpError` subclass when the supplier cannot answer
+        (e.g. `NotFound`).
         """
         ...
 
@@ -274,15 +269,7 @@ class SupplierApiReleaser:
         self._clock = clock or SystemClock()
         # No Spine client certificate or SSP prefix here: this API is the supplier's own
         # endpoint, not a GP Connect interaction routed through the Spine.
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(http.timeout_s, connect=http.connect_timeout_s),
-            limits=httpx.Limits(
-                max_connections=http.overall_concurrency,
-                max_keepalive_connections=http.overall_concurrency,
-            ),
-            headers={"Accept": "application/json"},
-            transport=transport,
-        )
+        self._client = new_client(http, transport=transport, headers={"Accept": "application/json"})
 
     async def __aenter__(self) -> Self:
         return self
@@ -331,7 +318,7 @@ class SupplierApiReleaser:
         if request.expected_version is None:
             # Releasing without If-Match would give back a slot nobody re-checked, so we
             # refuse locally and make no HTTP call.
-            error: GpConnectError = RequestRejected(
+            error: HttpError = RequestRejected(
                 "no expected version: re-check the slot with current_state() first",
                 practice_ods=practice.ods_code,
                 interaction=RELEASE_SLOT,
@@ -353,7 +340,7 @@ class SupplierApiReleaser:
                 content=orjson.dumps({"idempotency_key": request.idempotency_key, "reason": request.reason}),
             )
             reply = _parse_release_reply(practice, response)
-        except GpConnectError as exc:
+        except HttpError as exc:
             return self._result(request, _refusal(exc) or ReleaseOutcome.FAILED, attempts, error=exc)
         outcome = ReleaseOutcome.ALREADY_RELEASED if reply.already_released else ReleaseOutcome.RELEASED
         return self._result(
@@ -370,24 +357,18 @@ class SupplierApiReleaser:
         outcome: ReleaseOutcome,
         attempts: _Attempts,
         *,
-        error: GpConnectError | None = None,
+        error: HttpError | None = None,
         status: int | None = None,
         version_after: str | None = None,
     ) -> ReleaseResult:
-        result = ReleaseResult(
-            request=request,
-            outcome=outcome,
-            releaser=self.name,
-            completed_at=self._clock.now(),
-            version_before=request.expected_version,
-            version_after=version_after,
-            http_status=error.status if error is not None else status,
+        return _result(
+            self.name, request, outcome, self._clock.now(),
             attempts=attempts.count,
+            http_status=error.status if error is not None else status,
+            version_after=version_after,
             message=str(error) if error is not None else None,
             error_class=error.error_class if error is not None else None,
         )
-        _log_result(result)
-        return result
 
     async def _send(
         self,
@@ -421,38 +402,13 @@ class SupplierApiReleaser:
         headers: Mapping[str, str] | None,
         content: bytes | None,
     ) -> httpx.Response:
-        request = self._client.build_request(method, url, headers=headers, content=content)
-        try:
-            response = await self._client.send(request, stream=True)
-            try:
-                body = await self._read_capped(practice, interaction, response)
-            finally:
-                await response.aclose()
-        except httpx.TransportError as exc:
-            raise TransportFailure(
-                f"{type(exc).__name__}: {exc or 'no detail'}",
-                practice_ods=practice.ods_code,
-                interaction=interaction,
-            ) from exc
-        response._content = body
+        caller = Caller(practice.ods_code, interaction)
+        response = await send_capped(
+            self._client, self._http, caller, method, url, headers=headers, content=content
+        )
         if response.status_code >= 400:
-            raise _supplier_error(practice, interaction, response)
+            raise _supplier_error(caller, response)
         return response
-
-    async def _read_capped(self, practice: Practice, interaction: str, response: httpx.Response) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self._http.max_response_bytes:
-                raise ResponseInvalid(
-                    f"response larger than the {self._http.max_response_bytes}-byte cap",
-                    practice_ods=practice.ods_code,
-                    interaction=interaction,
-                    status=response.status_code,
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
 
 
 def supplier_api_root(practice: Practice) -> str:
@@ -476,8 +432,8 @@ def _slot_url(practice: Practice, slot_id: str) -> str:
     return f"{supplier_api_root(practice)}/_supplier/{practice.ods_code}/Slot/{quote(slot_id, safe='')}"
 
 
-def _supplier_error(practice: Practice, interaction: str, response: httpx.Response) -> GpConnectError:
-    """Classify a supplier error (`{"error", "detail"}`) with the GP Connect error table."""
+def _supplier_error(caller: Caller, response: httpx.Response) -> HttpError:
+    """Classify a supplier error (`{"error", "detail"}`) with the one HTTP error table."""
     code: str | None = None
     detail: str | None = None
     try:
@@ -487,15 +443,7 @@ def _supplier_error(practice: Practice, interaction: str, response: httpx.Respon
     if isinstance(payload, dict):
         code = payload.get("error") if isinstance(payload.get("error"), str) else None
         detail = payload.get("detail") if isinstance(payload.get("detail"), str) else None
-    error_class = classify(response.status_code, code)
-    return error_class(
-        detail or response.reason_phrase or "error response",
-        practice_ods=practice.ods_code,
-        interaction=interaction,
-        status=response.status_code,
-        spine_code=code,
-        retry_after_s=_retry_after_seconds(response.headers.get("Retry-After")),
-    )
+    return error_for(response, caller, code=code, detail=detail)
 
 
 # 409 and 412 mean one thing on this API whatever the code says. 422 is split by code, and
@@ -507,12 +455,12 @@ _REFUSED_422 = {
 }
 
 
-def _refusal(error: GpConnectError) -> ReleaseOutcome | None:
+def _refusal(error: HttpError) -> ReleaseOutcome | None:
     """The refused_* outcome for a definite "no" from the supplier, else None (a failure)."""
     if error.retryable or error.status is None:
         return None
     if error.status == 422:
-        return _REFUSED_422.get(error.spine_code or "")
+        return _REFUSED_422.get(error.code or "")
     return _REFUSED_BY_STATUS.get(error.status)
 
 
@@ -669,18 +617,10 @@ class WorkListReleaser:
         error_class: str | None = None,
         location: str | None = None,
     ) -> ReleaseResult:
-        result = ReleaseResult(
-            request=request,
-            outcome=outcome,
-            releaser=self.name,
-            completed_at=now,
-            version_before=request.expected_version,
-            message=message,
-            error_class=error_class,
-            location=location,
+        return _result(
+            self.name, request, outcome, now,
+            message=message, error_class=error_class, location=location,
         )
-        _log_result(result)
-        return result
 
     def _write(self, practice: Practice, request: ReleaseRequest, now: datetime) -> bool:
         """Append the request's row unless its key is there; True when a row was written."""
@@ -873,6 +813,37 @@ def _check_practice(practice: Practice, request: ReleaseRequest) -> None:
         raise ValueError(
             f"release request for {request.practice_ods} passed with practice {practice.ods_code}"
         )
+
+
+def _result(
+    releaser: str,
+    request: ReleaseRequest,
+    outcome: ReleaseOutcome,
+    completed_at: datetime,
+    *,
+    attempts: int = 0,
+    http_status: int | None = None,
+    version_after: str | None = None,
+    message: str | None = None,
+    error_class: str | None = None,
+    location: str | None = None,
+) -> ReleaseResult:
+    """The one place a `ReleaseResult` is made, and logged, for either releaser."""
+    result = ReleaseResult(
+        request=request,
+        outcome=outcome,
+        releaser=releaser,
+        completed_at=completed_at,
+        version_before=request.expected_version,
+        version_after=version_after,
+        http_status=http_status,
+        attempts=attempts,
+        message=message,
+        error_class=error_class,
+        location=location,
+    )
+    _log_result(result)
+    return result
 
 
 def _log_result(result: ReleaseResult) -> None:

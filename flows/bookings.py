@@ -26,7 +26,7 @@ from connectors.bookinglog import (
 )
 from connectors.clock import Clock
 from connectors.gpconnect.client import GpConnectClient
-from connectors.gpconnect.errors import GpConnectError
+from connectors.http.errors import HttpError
 from connectors.registry import BookingOrganisation, Registry
 
 CONFIRM_LOOKBACK = timedelta(days=1)
@@ -35,7 +35,7 @@ CONFIRM_LOOKBACK = timedelta(days=1)
 @dataclass
 class BookingsResult:
     exports: list[BookingLogExport] = field(default_factory=list)
-    failures: list[GpConnectError] = field(default_factory=list)
+    failures: list[HttpError] = field(default_factory=list)
     reads: list[AppointmentRead] = field(default_factory=list)
 
 
@@ -43,10 +43,10 @@ class BookingsResult:
       task_run_name="booking-log-{organisation.ods_code}")
 async def fetch_booking_log(
     organisation: BookingOrganisation, client: BookingLogClient
-) -> BookingLogExport | GpConnectError:
+) -> BookingLogExport | HttpError:
     try:
         return await client.fetch(organisation)
-    except GpConnectError as exc:
+    except HttpError as exc:
         get_run_logger().warning("%s", exc)
         return exc
 
@@ -99,13 +99,13 @@ async def collect_bookings(
     # the event loop (and so every slot search) for minutes.
     in_flight = asyncio.Semaphore(concurrency)
 
-    async def fetch_when_free(organisation: BookingOrganisation) -> BookingLogExport | GpConnectError:
+    async def fetch_when_free(organisation: BookingOrganisation) -> BookingLogExport | HttpError:
         async with in_flight:
             return await fetch_booking_log(organisation, log_client)
 
     fetched = await asyncio.gather(*(fetch_when_free(org) for org in registry.booking_organisations))
     for item in fetched:
-        if isinstance(item, GpConnectError):
+        if isinstance(item, HttpError):
             result.failures.append(item)
         else:
             result.exports.append(item)

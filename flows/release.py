@@ -36,9 +36,9 @@ from prefect.cache_policies import NO_CACHE
 from connectors.clock import Clock, SystemClock
 from connectors.config import Settings
 from connectors.gpconnect.client import GpConnectClient
-from connectors.gpconnect.errors import GpConnectError
 from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow
+from connectors.http.errors import HttpError
 from connectors.registry import Practice, Registry, ReleasePolicy, load_registry
 from connectors.release import ReleaseOutcome, ReleaseRequest, ReleaseResult, Releasers
 from connectors.uktime import format_uk, to_uk, uk_day, uk_local
@@ -222,7 +222,7 @@ async def release_practice(
     state = "reserved for NHS 111, free at snapshot"
     try:
         verdicts = await recheck(client, practice, candidates, now)
-    except GpConnectError as exc:
+    except HttpError as exc:
         get_run_logger().warning("%s", exc)
         return [
             _decision(c, now=now, releaser=releaser.name, dry_run=dry, outcome="skipped_recheck_failed",
@@ -279,7 +279,7 @@ async def _release_one(
     try:
         current = await releaser.current_state(practice, candidate.slot_id)
         version = current.version if current is not None else None
-    except GpConnectError as exc:
+    except HttpError as exc:
         return _completed(attempt, "failed", str(exc), clock, http_status=exc.status)
     request = ReleaseRequest(
         practice_ods=candidate.practice_ods, slot_id=candidate.slot_id,

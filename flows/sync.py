@@ -49,9 +49,9 @@ from connectors.bookinglog import BookingLogClient
 from connectors.clock import Clock, SystemClock
 from connectors.config import Settings, get_settings
 from connectors.gpconnect.client import GpConnectClient
-from connectors.gpconnect.errors import GpConnectError
 from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow
+from connectors.http.errors import HttpError
 from connectors.registry import Practice, Registry, load_registry
 from connectors.uktime import uk_midnight
 from flows.bookings import BookingsResult, collect_bookings
@@ -233,7 +233,7 @@ def _failure_fields(outcome: PracticeOutcome) -> dict[str, Any]:
 
 def _describe_failure(outcome: PracticeOutcome, error: BaseException) -> None:
     outcome.status = "failed"
-    if isinstance(error, GpConnectError):
+    if isinstance(error, HttpError):
         outcome.interaction = error.interaction
         outcome.http_status = error.status
         outcome.error_class = error.error_class

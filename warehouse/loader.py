@@ -37,7 +37,7 @@ import duckdb
 import pyarrow as pa
 
 from connectors.bookinglog import AppointmentRead, BookingLogExport
-from connectors.gpconnect.errors import GpConnectError
+from connectors.http.errors import HttpError
 from connectors.registry import Registry
 from connectors.uktime import parse_fhir_datetime
 from warehouse.db import sql_text
@@ -868,7 +868,7 @@ class Warehouse:
         *,
         observed_at: datetime,
         exports: Sequence[BookingLogExport],
-        fetch_failures: Sequence[GpConnectError],
+        fetch_failures: Sequence[HttpError],
         reads: Sequence[AppointmentRead],
     ) -> None:
         """Store booking-log exports, fetch outcomes and appointment reads in one transaction.

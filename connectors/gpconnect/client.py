@@ -9,34 +9,30 @@ DuckDB SQL, not parsed slot by slot in Python.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
+from pydantic import ValidationError
 
 from connectors.clock import Clock, SystemClock
 from connectors.config import ConsumerIdentity, HttpSettings
-from connectors.gpconnect.errors import (
-    GpConnectError,
-    IncompleteResponse,
-    ResponseInvalid,
-    TransportFailure,
-    classify,
-)
+from connectors.gpconnect.errors import classify
 from connectors.gpconnect.models import Appointment, OperationOutcome
 from connectors.gpconnect.spine import FHIR_JSON, Interaction, SearchFilter, spine_headers
 from connectors.gpconnect.windows import SearchWindow
+from connectors.http.errors import HttpError, IncompleteResponse, ResponseInvalid
+from connectors.http.limits import Limiter
+from connectors.http.retry import retrying
+from connectors.http.transport import Caller, error_for, new_client, send_capped
 from connectors.registry import Practice
-from connectors.retrying import retrying
 
 log = logging.getLogger("slotsync.connectors.gpconnect")
 
@@ -52,37 +48,6 @@ class SlotSearchResponse:
     http_status: int
     trace_id: str
     body: bytes
-
-
-@dataclass
-class _Limiter:
-    """Per-host and overall concurrency caps plus an optional requests-per-second cap."""
-
-    per_host: int
-    overall: int
-    rate_per_s: float
-    _hosts: dict[str, asyncio.Semaphore] = field(default_factory=dict)
-    _overall: asyncio.Semaphore | None = None
-    _next_slot: float = 0.0
-    _rate_lock: asyncio.Lock | None = None
-
-    def _semaphores(self, host: str) -> tuple[asyncio.Semaphore, asyncio.Semaphore]:
-        if self._overall is None:
-            self._overall = asyncio.Semaphore(self.overall)
-            self._rate_lock = asyncio.Lock()
-        if host not in self._hosts:
-            self._hosts[host] = asyncio.Semaphore(self.per_host)
-        return self._overall, self._hosts[host]
-
-    async def pace(self) -> None:
-        if self.rate_per_s <= 0 or self._rate_lock is None:
-            return
-        async with self._rate_lock:
-            now = time.monotonic()
-            wait = self._next_slot - now
-            self._next_slot = max(now, self._next_slot) + 1.0 / self.rate_per_s
-        if wait > 0:
-            await asyncio.sleep(wait)
 
 
 class GpConnectClient:
@@ -102,23 +67,11 @@ class GpConnectClient:
         self._http = http
         self._consumer = consumer
         self._clock = clock or SystemClock()
-        self._limiter = _Limiter(
+        self._limiter = Limiter(
             http.per_host_concurrency, http.overall_concurrency, http.max_requests_per_second
         )
-        cert: tuple[str, str] | None = None
-        if http.client_cert_path and http.client_key_path:
-            cert = (str(http.client_cert_path), str(http.client_key_path))
-        verify: bool | str = str(http.ca_bundle_path) if http.ca_bundle_path else True
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(http.timeout_s, connect=http.connect_timeout_s),
-            limits=httpx.Limits(
-                max_connections=http.overall_concurrency,
-                max_keepalive_connections=http.overall_concurrency,
-            ),
-            headers={"Accept-Encoding": "gzip"},
-            transport=transport,
-            cert=cert,
-            verify=verify,
+        self._client = new_client(
+            http, transport=transport, headers={"Accept-Encoding": "gzip"}, spine_tls=True
         )
         self.attempts: dict[str, int] = defaultdict(int)
 
@@ -279,20 +232,11 @@ class GpConnectClient:
         if json_body is not None:
             headers["Content-Type"] = FHIR_JSON
             content = orjson.dumps(json_body)
-        overall, per_host = self._limiter._semaphores(host)
-        async with overall, per_host:
-            await self._limiter.pace()
-            try:
-                response = await self._read_capped(
-                    practice, interaction, method, self._url(practice, path),
-                    params=params, headers=headers, content=content,
-                )
-            except httpx.TransportError as exc:
-                raise TransportFailure(
-                    f"{type(exc).__name__}: {exc or 'no detail'}",
-                    practice_ods=practice.ods_code,
-                    interaction=interaction.label,
-                ) from exc
+        async with self._limiter.slot(host):
+            response = await send_capped(
+                self._client, self._http, _caller(practice, interaction), method,
+                self._url(practice, path), params=params, headers=headers, content=content,
+            )
         log.debug(
             "gpconnect call",
             extra={
@@ -307,51 +251,13 @@ class GpConnectClient:
         _require_complete_fhir_json(practice, interaction, response)
         return response
 
-    async def _read_capped(
-        self,
-        practice: Practice,
-        interaction: Interaction,
-        method: str,
-        url: str,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """Stream the body, refusing anything larger than `max_response_bytes`."""
-        request = self._client.build_request(method, url, **kwargs)
-        response = await self._client.send(request, stream=True)
-        try:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self._http.max_response_bytes:
-                    raise ResponseInvalid(
-                        f"response larger than the {self._http.max_response_bytes}-byte cap "
-                        "(http.max_response_bytes)",
-                        practice_ods=practice.ods_code,
-                        interaction=interaction.label,
-                        status=response.status_code,
-                        next_step="raise the cap if the payload is genuine, or report the "
-                        "provider; the practice is skipped this run",
-                    )
-                chunks.append(chunk)
-        finally:
-            await response.aclose()
-        response._content = b"".join(chunks)
-        return response
-
     def _error(
         self, practice: Practice, interaction: Interaction, response: httpx.Response
-    ) -> GpConnectError:
+    ) -> HttpError:
         spine_code, diagnostics = _spine_code(response)
-        error_class = classify(response.status_code, spine_code)
-        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-        return error_class(
-            diagnostics or response.reason_phrase or "error response",
-            practice_ods=practice.ods_code,
-            interaction=interaction.label,
-            status=response.status_code,
-            spine_code=spine_code,
-            retry_after_s=retry_after,
+        return error_for(
+            response, _caller(practice, interaction),
+            classify(response.status_code, spine_code), code=spine_code, detail=diagnostics,
         )
 
     def _json_object(
@@ -382,8 +288,6 @@ class GpConnectClient:
         response: httpx.Response,
         model: type[Appointment],
     ) -> Appointment:
-        from pydantic import ValidationError
-
         payload = self._json_object(practice, interaction, response)
         try:
             return model.model_validate(payload)
@@ -428,19 +332,8 @@ def _spine_code(response: httpx.Response) -> tuple[str | None, str | None]:
     return outcome.spine_code, outcome.diagnostics
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, when.timestamp() - time.time())
+def _caller(practice: Practice, interaction: Interaction) -> Caller:
+    return Caller(practice.ods_code, interaction.label)
 
 
 def new_trace_id() -> str:

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from connectors.clock import SimulatedClock
 from connectors.config import HttpSettings, Settings
-from connectors.gpconnect.errors import NotFound, ResponseInvalid
 from connectors.gpconnect.spine import SearchFilter
+from connectors.http.errors import NotFound, ResponseInvalid
 from connectors.registry import Practice, ReleasePolicy
 from connectors.release import (
     WORKLIST_COLUMNS,

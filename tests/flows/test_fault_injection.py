@@ -175,7 +175,7 @@ def test_transient_faults_are_retried_to_a_clean_result(
     assert faulted.outcomes[victim]["status"] == "ok", faulted.outcomes[victim]
     assert faulted.victim == clean.victim, "the retried practice's rows differ from a clean run"
     record(Result("fault", fault, injected, injected, lost_rows(clean, faulted, codes(sandbox)),
-                  faulted.duplicate_rows, "retried (connectors/retrying.py)",
+                  faulted.duplicate_rows, "retried (connectors/http/retry.py)",
                   "tests/flows/test_fault_injection.py::test_transient_faults_are_retried_to_a_clean_result"))
 
 

@@ -13,15 +13,15 @@ import pytest
 from connectors.clock import SimulatedClock
 from connectors.config import ConsumerIdentity, HttpSettings
 from connectors.gpconnect.client import GpConnectClient
-from connectors.gpconnect.errors import (
+from connectors.gpconnect.spine import NO_FILTER, SearchFilter
+from connectors.gpconnect.windows import SearchWindow, plan_windows
+from connectors.http.errors import (
     ConfigurationError,
     Conflict,
     NotFound,
     RequestRejected,
     TransientError,
 )
-from connectors.gpconnect.spine import NO_FILTER, SearchFilter
-from connectors.gpconnect.windows import SearchWindow, plan_windows
 from connectors.registry import Practice
 from connectors.sandbox import SandboxServer
 from connectors.sandbox.faults import FaultRule

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.gpconnect.errors import (
+from connectors.gpconnect.errors import GpConnectError, classify
+from connectors.http.errors import (
     ConfigurationError,
     Conflict,
-    GpConnectError,
+    HttpError,
     NotFound,
     RateLimited,
     RequestRejected,
     TransientError,
-    classify,
 )
 
 
@@ -34,7 +34,7 @@ from connectors.gpconnect.errors import (
         (500, "INTERNAL_SERVER_ERROR", GpConnectError, False),
     ],
 )
-def test_classification(status: int, code: str | None, expected: type[GpConnectError],
+def test_classification(status: int, code: str | None, expected: type[HttpError],
                         retryable: bool) -> None:
     error_class = classify(status, code)
     assert error_class is expected

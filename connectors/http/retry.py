@@ -2,8 +2,8 @@
 
 Every outbound call slotsync makes (GP Connect interactions, booking-log exports, the
 supplier slot-release API) runs inside `retrying(...)`. What is retryable is decided by the
-error table in `connectors.gpconnect.errors` (`GpConnectError.retryable`); how long to wait
-is exponential backoff with jitter, capped, or the server's `Retry-After` when it sent one.
+error table in `connectors.http.errors` (`HttpError.retryable`); how long to wait is
+exponential backoff with jitter, capped, or the server's `Retry-After` when it sent one.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tenacity import (
 )
 
 from connectors.config import HttpSettings
-from connectors.gpconnect.errors import GpConnectError, RateLimited
+from connectors.http.errors import HttpError, RateLimited
 
 
 def retrying(http: HttpSettings) -> AsyncRetrying:
@@ -33,6 +33,6 @@ def retrying(http: HttpSettings) -> AsyncRetrying:
     return AsyncRetrying(
         stop=stop_after_attempt(http.max_attempts),
         wait=wait,
-        retry=retry_if_exception(lambda exc: isinstance(exc, GpConnectError) and exc.retryable),
+        retry=retry_if_exception(lambda exc: isinstance(exc, HttpError) and exc.retryable),
         reraise=True,
     )

@@ -1,0 +1,142 @@
+"""The client factory, the size-capped send, and the error built from a failed response."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from connectors.config import HttpSettings
+from connectors.http.errors import HttpError, ResponseInvalid, TransportFailure, classify_status
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Whom a call is for, as its errors name it: an ODS code, the interaction, a label."""
+
+    ods_code: str
+    interaction: str
+    subject: str | None = None  # e.g. "booking organisation X"; default "practice <ODS>"
+
+
+def new_client(
+    http: HttpSettings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    headers: Mapping[str, str] | None = None,
+    spine_tls: bool = False,
+) -> httpx.AsyncClient:
+    """One pooled client from settings (timeouts, pool size).
+
+    `spine_tls` adds the Spine client certificate and CA bundle, for GP Connect only: the
+    other endpoints are not reached through the Spine.
+    """
+    cert: tuple[str, str] | None = None
+    verify: bool | str = True
+    if spine_tls:
+        if http.client_cert_path and http.client_key_path:
+            cert = (str(http.client_cert_path), str(http.client_key_path))
+        if http.ca_bundle_path:
+            verify = str(http.ca_bundle_path)
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(http.timeout_s, connect=http.connect_timeout_s),
+        limits=httpx.Limits(
+            max_connections=http.overall_concurrency,
+            max_keepalive_connections=http.overall_concurrency,
+        ),
+        headers=dict(headers or {}),
+        transport=transport,
+        cert=cert,
+        verify=verify,
+    )
+
+
+async def send_capped(
+    client: httpx.AsyncClient,
+    http: HttpSettings,
+    caller: Caller,
+    method: str,
+    url: str,
+    **request: Any,
+) -> httpx.Response:
+    """Send one request and read its body, refusing more than `http.max_response_bytes`.
+
+    A transport failure (also one mid-body) becomes `TransportFailure`; an oversized body
+    `ResponseInvalid`. The returned response has its `content` read. Status is not checked.
+    """
+    try:
+        response = await client.send(client.build_request(method, url, **request), stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > http.max_response_bytes:
+                    raise ResponseInvalid(
+                        f"response larger than the {http.max_response_bytes}-byte cap "
+                        "(http.max_response_bytes)",
+                        practice_ods=caller.ods_code,
+                        interaction=caller.interaction,
+                        subject=caller.subject,
+                        status=response.status_code,
+                        next_step="raise the cap if the payload is genuine, or report the "
+                        "provider; the practice is skipped this run",
+                    )
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+    except httpx.TransportError as exc:
+        raise TransportFailure(
+            f"{type(exc).__name__}: {exc or 'no detail'}",
+            practice_ods=caller.ods_code,
+            interaction=caller.interaction,
+            subject=caller.subject,
+        ) from exc
+    # httpx has no public way to attach a body read under our own cap.
+    response._content = b"".join(chunks)
+    return response
+
+
+def error_for(
+    response: httpx.Response,
+    caller: Caller,
+    error_class: type[HttpError] | None = None,
+    *,
+    code: str | None = None,
+    detail: str | None = None,
+    next_step: str | None = None,
+) -> HttpError:
+    """The error for a failed response: classified by status unless the client chose a class."""
+    cls = error_class or classify_status(response.status_code)
+    return cls(
+        detail or response.reason_phrase or "error response",
+        practice_ods=caller.ods_code,
+        interaction=caller.interaction,
+        subject=caller.subject,
+        status=response.status_code,
+        code=code,
+        next_step=next_step,
+        retry_after_s=retry_after_seconds(response.headers.get("Retry-After")),
+    )
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC with no source zone
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
