@@ -439,7 +439,8 @@ async def fetch_estate(
 ) -> FetchResult:
     """The nightly run's searches (every window x every differential filter), bytes kept."""
     from connectors.config import get_settings
-    from flows.sync import FixedClock, search_filters
+    from flows.run_context import FixedClock
+    from flows.sync import search_filters
 
     settings = get_settings()
     windows = plan_windows(start, horizon_days, settings.sync.window_days)

@@ -399,7 +399,7 @@ def rerun(
     prepare_prefect_environment()
     from flows.deployments import rerun_flow_run
     from flows.operations import WarehouseUnavailable, find_load, open_for_reading, practice_runs
-    from flows.sync import settings_for
+    from flows.run_context import settings_for
 
     try:
         result = asyncio.run(rerun_flow_run(flow_run_id, wait=wait, timeout_s=timeout))

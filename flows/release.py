@@ -42,7 +42,7 @@ from connectors.http.errors import HttpError
 from connectors.registry import Practice, Registry, ReleasePolicy, load_registry
 from connectors.release import ReleaseOutcome, ReleaseRequest, ReleaseResult, Releasers
 from connectors.uktime import format_uk, to_uk, uk_day, uk_local
-from flows.sync import FixedClock, _flow_run_id, settings_for, writer_slot
+from flows.run_context import FixedClock, flow_run_id, settings_for, writer_slot
 from warehouse.audit import ReleaseDecision, attempting_keys, audit_engine, save, settled_keys
 from warehouse.db import open_warehouse, sql_text
 
@@ -382,5 +382,5 @@ async def release_unused_111(
     settings = settings_for(warehouse_path, data_dir)
     registry = load_registry(Path(registry_path))
     run = await run_release(registry, settings, as_of=as_of, dry_run=dry_run, practices=practices,
-                            flow_run_id=_flow_run_id())
+                            flow_run_id=flow_run_id())
     return run.as_dict()

@@ -41,7 +41,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.workers.process import ProcessWorker
 
 from flows.deployments import WORK_POOL, slotsync_deployments
-from flows.sync import WRITER_LIMIT
+from flows.run_context import WRITER_LIMIT
 
 SERVE_MARKER = "SLOTSYNC_SERVE_ID"  # environment variable every child process inherits
 

@@ -28,26 +28,19 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-from prefect import flow, get_client, get_run_logger, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError, concurrency
-from prefect.context import get_run_context
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from connectors.bookinglog import BookingLogClient
 from connectors.clock import Clock, SystemClock
-from connectors.config import Settings, get_settings
+from connectors.config import Settings
 from connectors.gpconnect.client import GpConnectClient
 from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow
@@ -65,29 +58,15 @@ from flows.operations import (
     find_load,
     record_plan,
 )
+from flows.run_context import FixedClock, flow_run_id, settings_for, writer_slot
 from flows.secrets import patient_hash_key
 from flows.validate import validate_batches
 from warehouse.db import open_warehouse
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
 from warehouse.loader import LandingFile, PracticeDataError, Warehouse, new_load_id
 
-WRITER_LIMIT = "duckdb-writer"  # global concurrency limit: one DuckDB writer at a time
-# How long a run keeps asking a busy Prefect API for the writer slot (503s while the API's
-# database is locked) before it fails: the night's landing files are already on disk.
-WRITER_SLOT_PATIENCE_S = 900.0
-WRITER_SLOT_WAIT = wait_exponential_jitter(initial=2, max=60)
 DEFAULT_MAX_FAILED_FRACTION = 0.2
 MAX_BACKFILL_DAYS = 90
-
-
-class FixedClock:
-    """A clock pinned to the run's as-of instant, so a replayed run is deterministic."""
-
-    def __init__(self, instant: datetime) -> None:
-        self._instant = instant
-
-    def now(self) -> datetime:
-        return self._instant
 
 
 @dataclass
@@ -323,59 +302,6 @@ def load_and_publish(
     return summary
 
 
-@asynccontextmanager
-async def writer_slot() -> AsyncIterator[None]:
-    """Hold the `duckdb-writer` slot: one DuckDB writer at a time across all runs.
-
-    Deployment concurrency limits only stop runs of the same deployment overlapping; the
-    nightly, intraday, backfill and re-run deployments all write the same file.
-    """
-    async with AsyncExitStack() as stack:
-        # The Prefect client retries a 503 a few times; an England night's event flood can keep
-        # the API's database locked for longer, and losing a fetched night to it is the worst
-        # outcome, so the slot is asked for again with backoff (and the wait is logged).
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(_api_unavailable), stop=stop_after_delay(WRITER_SLOT_PATIENCE_S),
-            wait=WRITER_SLOT_WAIT, reraise=True, before_sleep=_log_slot_retry,
-        ):
-            with attempt:
-                await ensure_writer_limit()
-                # A transient API blip while renewing the lease must not kill a long load.
-                await stack.enter_async_context(
-                    concurrency(WRITER_LIMIT, occupy=1, strict=True, raise_on_lease_renewal_failure=False)
-                )
-        yield
-
-
-def _api_unavailable(exc: BaseException) -> bool:
-    """A Prefect API answer worth asking again: unavailable, overloaded or unreachable."""
-    cause = exc.__cause__ if isinstance(exc, ConcurrencySlotAcquisitionError) else exc
-    if isinstance(cause, httpx.HTTPStatusError):  # PrefectHTTPStatusError too
-        return cause.response.status_code in (429, 502, 503, 504)
-    return isinstance(cause, httpx.TransportError)
-
-
-def _log_slot_retry(state: Any) -> None:
-    with suppress(Exception):  # outside a run there is no run logger
-        get_run_logger().warning(
-            "the Prefect API could not grant the %s slot (%s); asking again in %.0f s",
-            WRITER_LIMIT, state.outcome.exception() if state.outcome else "no answer",
-            state.next_action.sleep if state.next_action else 0,
-        )
-
-
-async def ensure_writer_limit() -> None:
-    """Create the writer limit (1 slot) if missing; an operator's existing setting is kept."""
-    async with get_client() as client:
-        try:
-            await client.read_global_concurrency_limit_by_name(WRITER_LIMIT)
-        except ObjectNotFound:
-            with suppress(ObjectAlreadyExists):  # another run created it first
-                await client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=WRITER_LIMIT, limit=1)
-                )
-
-
 async def run_slot_sync(
     flow_name: str,
     registry: Registry,
@@ -475,7 +401,7 @@ async def _sync(
         raise ValueError(f"practices not in the registry: {', '.join(unknown)}")
     load_id = new_load_id(flow_name, observed_at, uuid.uuid4().hex[:8])
     summary = SyncSummary(load_id=load_id, flow_name=flow_name, as_of=observed_at,
-                          stream=plan.stream, flow_run_id=_flow_run_id())
+                          stream=plan.stream, flow_run_id=flow_run_id())
     windows = plan.windows()
     async with writer_slot():
         con = open_warehouse(settings.resolved_warehouse_path,
@@ -595,26 +521,6 @@ def summary_markdown(summary: SyncSummary) -> str:
 
 def _cell(text: str | None) -> str:
     return (text or "").replace("|", "\\|").replace("\n", " ")
-
-
-def _flow_run_id() -> str | None:
-    try:
-        context = get_run_context()
-    except RuntimeError:
-        return None
-    flow_run = getattr(context, "flow_run", None)
-    return str(flow_run.id) if flow_run else None
-
-
-def settings_for(warehouse_path: str | None, data_dir: str | None) -> Settings:
-    """The settings a run uses: the environment's, with these paths when given."""
-    settings = get_settings()
-    updates: dict[str, Any] = {}
-    if data_dir:
-        updates["data_dir"] = Path(data_dir)
-    if warehouse_path:
-        updates["warehouse_path"] = Path(warehouse_path)
-    return settings.model_copy(update=updates) if updates else settings
 
 
 @flow(name="nightly_sync", log_prints=True)

@@ -18,6 +18,7 @@ import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.run_context import settings_for, writer_slot
 from warehouse.quality import (
     QuarantinedBatch,
     ValidationReport,
@@ -86,8 +87,6 @@ def run_validation(warehouse_path: Path, data_dir: Path) -> tuple[ValidationRepo
 @flow(name="validate", log_prints=True)
 async def validate(warehouse_path: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
     """Validate pending batches, republish if any were judged; Failed while any is quarantined."""
-    from flows.sync import settings_for, writer_slot
-
     settings = settings_for(warehouse_path, data_dir)
     async with writer_slot():
         report, quarantined = run_validation(settings.resolved_warehouse_path, settings.data_dir)

@@ -19,8 +19,9 @@ from connectors.clock import SimulatedClock
 from connectors.sandbox.faults import FaultRule
 from connectors.sandbox.server import SandboxServer
 from connectors.uktime import uk_day, uk_midnight
-from flows import sync as sync_module
-from flows.sync import WRITER_LIMIT, nightly_sync, writer_slot
+from flows import run_context as sync_module
+from flows.run_context import WRITER_LIMIT, writer_slot
+from flows.sync import nightly_sync
 from tests.flows.conftest import run_async
 
 AS_OF = datetime(2026, 3, 24, 2, 0, tzinfo=UTC)  # Tuesday 02:00 GMT
