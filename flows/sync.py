@@ -25,7 +25,6 @@ stream and never moves the scheduled state (flows/operations.py).
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -44,7 +43,6 @@ from connectors.config import Settings
 from connectors.gpconnect.client import GpConnectClient
 from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow
-from connectors.http.errors import HttpError
 from connectors.registry import Practice, Registry, load_registry
 from connectors.uktime import uk_midnight
 from flows.bookings import BookingsResult, collect_bookings
@@ -60,29 +58,14 @@ from flows.operations import (
 )
 from flows.run_context import FixedClock, flow_run_id, settings_for, writer_slot
 from flows.secrets import patient_hash_key
-from flows.validate import validate_batches
+from flows.validate import validate_batches, writer_places
 from warehouse.db import open_warehouse
+from warehouse.ingest import Bookings, LoadInput, PracticeFailure, PracticeOutcome, ingest
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
-from warehouse.loader import LandingFile, PracticeDataError, Warehouse, new_load_id
+from warehouse.loader import Warehouse, new_load_id
 
 DEFAULT_MAX_FAILED_FRACTION = 0.2
 MAX_BACKFILL_DAYS = 90
-
-
-@dataclass
-class PracticeOutcome:
-    """What happened to one practice in one run (also the summary table row)."""
-
-    practice_ods: str
-    status: str  # ok | failed
-    responses: int = 0
-    slot_rows: int = 0
-    interaction: str | None = None
-    http_status: int | None = None
-    error_class: str | None = None
-    message: str | None = None
-    next_step: str | None = None
-    landing_file: str | None = None
 
 
 @dataclass
@@ -193,11 +176,12 @@ async def fetch_practice(
         await asyncio.to_thread(
             write_landing_file, path, load_id=load_id, observed_at=observed_at, responses=landed
         )
-    outcome = PracticeOutcome(
-        practice.ods_code, "ok", responses=len(landed), landing_file=str(path) if landed else None
+    failure = None if first_error is None else PracticeFailure.from_fetch(practice.ods_code, first_error)
+    outcome = PracticeOutcome.fetched(
+        practice.ods_code, responses=len(landed), landing_file=str(path) if landed else None,
+        failure=failure,
     )
-    if first_error is not None:
-        _describe_failure(outcome, first_error)
+    if failure is not None:
         get_run_logger().warning("%s", outcome.message, extra=_failure_fields(outcome))
     return outcome
 
@@ -210,95 +194,36 @@ def _failure_fields(outcome: PracticeOutcome) -> dict[str, Any]:
     }
 
 
-def _describe_failure(outcome: PracticeOutcome, error: BaseException) -> None:
-    outcome.status = "failed"
-    if isinstance(error, HttpError):
-        outcome.interaction = error.interaction
-        outcome.http_status = error.status
-        outcome.error_class = error.error_class
-        outcome.next_step = error.next_step
-        outcome.message = str(error)
-    else:
-        outcome.interaction = "search free slots"
-        outcome.error_class = type(error).__name__
-        outcome.next_step = "unexpected error: check the logs, then re-run the practice"
-        outcome.message = f"practice {outcome.practice_ods}, search free slots: {error!r}"
-
-
 @task(name="load-and-publish", cache_policy=NO_CACHE)
 def load_and_publish(
     settings: Settings, summary: SyncSummary, started_at: datetime, clock: Clock
 ) -> SyncSummary:
-    """The only warehouse writer: load landed files, record outcomes, rebuild, publish."""
+    """The only warehouse writer: the writer sequence (warehouse/ingest.py) for this load.
+
+    Data quality gates the fold: a failing (practice, load) batch is quarantined, kept and not
+    published (`validate-batches`, flows/validate.py); the other practices go on.
+    """
     logger = get_run_logger()
     con = open_warehouse(settings.resolved_warehouse_path,
                          memory_limit=settings.sync.writer_memory_limit)
-    phases = summary.writer_phases_s
-    began = time.perf_counter()
-
-    def phase_done(name: str) -> None:
-        nonlocal began
-        phases[name] = round(time.perf_counter() - began, 2)
-        began = time.perf_counter()
-
     try:
-        warehouse = Warehouse(con)
-        # Landing files are parsed in batches; each practice is still its own transaction.
-        landed = [o for o in summary.outcomes if o.landing_file]
-        results = warehouse.load_practice_files(
-            [LandingFile(o.practice_ods, Path(o.landing_file or "")) for o in landed],
-            load_id=summary.load_id, stream=summary.stream,
+        report = ingest(
+            con, writer_places(settings), now=clock.now,
+            new_load=LoadInput(
+                summary.load_id, summary.stream, summary.as_of, summary.outcomes,
+                skipped=summary.skipped,
+                bookings=Bookings(summary.bookings.exports, summary.bookings.failures,
+                                  summary.bookings.reads),
+            ),
+            validate=lambda c: validate_batches(c, settings.data_dir, validated_by=summary.load_id),
         )
-        for outcome, result in zip(landed, results, strict=True):
-            if isinstance(result, PracticeDataError):
-                outcome.status = "failed"
-                outcome.interaction = "search free slots"
-                outcome.error_class = type(result).__name__
-                outcome.message = str(result)
-                outcome.next_step = "raise the bad payload with the supplier, then re-run"
-                logger.warning("%s", result, extra=_failure_fields(outcome))
-            else:
-                outcome.slot_rows = result.slot_rows
-        warehouse.load_bookings(
-            summary.load_id, observed_at=summary.as_of, exports=summary.bookings.exports,
-            fetch_failures=summary.bookings.failures, reads=summary.bookings.reads,
-        )
-        phase_done("load")
-        # Data quality gates the fold: a failing (practice, load) batch is quarantined, kept and
-        # not published; the other practices go on.
-        report = validate_batches(con, settings.data_dir, validated_by=summary.load_id)
-        phase_done("validate")
-        for outcome in summary.outcomes:
-            batch = report.for_load(summary.load_id).get(outcome.practice_ods)
-            if batch is not None:
-                outcome.status = "failed"
-                outcome.interaction = "data quality"
-                outcome.error_class = "QuarantinedBatch"
-                outcome.message = (f"practice {outcome.practice_ods}, load {summary.load_id}: quarantined, "
-                                   f"not published: {batch.detail()}")
-                outcome.next_step = "raise it with the supplier, then re-run; `slotsync validate` lists it"
-        # A re-run records the practices it found complete as ok (nothing fetched), so even a
-        # repaired crashed load shows every practice's outcome at its instant.
-        skipped = [{"practice_ods": ods, "status": "ok"} for ods in summary.skipped]
-        warehouse.record_practice_runs(
-            summary.load_id, [asdict(o) for o in summary.outcomes] + skipped, finished_at=clock.now()
-        )
-        warehouse.build_models(summary.load_id)
-        phase_done("models")
-        failed = len(summary.failed)
-        warehouse.finish_load(
-            summary.load_id, status="completed", completed_at=clock.now(),
-            practices_ok=len(summary.outcomes) - failed, practices_failed=failed,
-        )
-        summary.published = str(
-            warehouse.publish(settings.published_dir, load_id=summary.load_id, as_of=summary.as_of)
-        )
-        phase_done("publish")
-        # The landing files are the raw archive: drop completed loads' past retention.
-        warehouse.prune_landing(settings.landing_dir, retention_days=settings.sync.raw_retention_days,
-                                now=clock.now())
     finally:
         con.close()
+    for outcome in report.refused:
+        logger.warning("%s", outcome.message, extra=_failure_fields(outcome))
+    summary.outcomes = report.outcomes
+    summary.published = str(report.published) if report.published else None
+    summary.writer_phases_s.update(report.phases_s)
     return summary
 
 

@@ -11,6 +11,7 @@ quarantined, so an automation can alert on it.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,10 @@ import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from connectors.config import Settings, get_settings
 from flows.run_context import settings_for, writer_slot
+from warehouse.db import open_warehouse
+from warehouse.ingest import Places, ingest
 from warehouse.quality import (
     QuarantinedBatch,
     ValidationReport,
@@ -57,29 +61,23 @@ def validate_batches(
     return report
 
 
+def writer_places(settings: Settings) -> Places:
+    """Where the writer sequence reads and writes besides the warehouse, from settings."""
+    return Places(settings.data_dir, settings.published_dir, settings.landing_dir,
+                  settings.sync.raw_retention_days)
+
+
 def run_validation(warehouse_path: Path, data_dir: Path) -> tuple[ValidationReport, list[QuarantinedBatch]]:
-    """Validate what is pending; when anything was judged, rebuild the marts and publish them.
+    """Validate what is pending; when anything was judged, rebuild the marts and republish.
 
-    The caller holds the writer (the `duckdb-writer` slot, or no sync running).
+    The writer sequence without a new load (warehouse/ingest.py). The caller holds the writer
+    (the `duckdb-writer` slot, or no sync running).
     """
-    from connectors.config import get_settings
-    from warehouse.db import open_warehouse
-    from warehouse.loader import Warehouse
-
+    settings = get_settings().model_copy(update={"data_dir": data_dir})
     con = open_warehouse(warehouse_path)
     try:
-        report = validate_pending(con, data_dir=data_dir)
-        if report.batches:
-            warehouse = Warehouse(con)
-            warehouse.build_models()
-            latest = con.execute(
-                "select load_id, as_of from meta.load_ledger where status = 'completed' "
-                "order by as_of desc, completed_at desc limit 1"
-            ).fetchall()
-            if latest:
-                settings = get_settings().model_copy(update={"data_dir": data_dir})
-                warehouse.publish(settings.published_dir, load_id=str(latest[0][0]), as_of=latest[0][1])
-        return report, open_quarantine(con)
+        report = ingest(con, writer_places(settings), now=lambda: datetime.now(UTC))
+        return report.validation, open_quarantine(con)
     finally:
         con.close()
 

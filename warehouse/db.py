@@ -9,6 +9,8 @@ on open, each in its own transaction together with its row in `meta.schema_versi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,6 +31,18 @@ class Migration:
 def sql_text(relative: str) -> str:
     """The text of a packaged SQL file, e.g. `models/marts/mart_111_quota_daily.sql`."""
     return resources.files("warehouse").joinpath("sql", relative).read_text(encoding="utf-8")
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One explicit transaction: committed when the block ends, rolled back if it raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def migrations() -> list[Migration]:
@@ -77,17 +91,12 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     for migration in migrations():
         if migration.version <= current:
             continue
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(migration.sql)
             con.execute(
                 "insert into meta.schema_version (version, name, applied_at) values (?, ?, now())",
                 [migration.version, migration.name],
             )
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
         applied.append(migration.version)
     return applied
 

@@ -15,22 +15,26 @@ Files are written to a temporary name, fsynced and renamed, so a crash never lea
 half-written file that looks complete.
 
 The loader reads these files and never stores the bodies in DuckDB: the files *are* the raw
-layer (kept for `sync.raw_retention_days`, see `Warehouse.prune_landing`).
+layer (kept for `sync.raw_retention_days`, see `prune_landing`). `raw_body` reads one
+response back for forensics.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 
 from connectors.gpconnect.client import SlotSearchResponse
+from warehouse.db import sql_text
 
 _META_PREFIX = b'{"meta":'
 _LINE_END = b"}\n"
@@ -152,3 +156,71 @@ def _restore_body(raw: bytes, meta: dict[str, Any]) -> bytes:
         for offset in meta.get(key) or ():
             body[int(offset)] = byte
     return bytes(body)
+
+
+def raw_body(
+    con: duckdb.DuckDBPyConnection, load_id: str, practice_ods: str, filter_key: str, window_start: datetime,
+    *, landing_dir: Path | None = None,
+) -> bytes:
+    """The exact bytes of one slot-search response, read back from its landing file.
+
+    For forensics (what did the supplier send?). `landing_dir` relocates the archive
+    (`<landing_dir>/<load_id>/<ODS>.ndjson`), e.g. after moving the data folder, and is
+    needed for responses loaded before the landing file was recorded (migration V006).
+    Raises LookupError when no such response was loaded and FileNotFoundError when its
+    landing file is gone (pruned after `sync.raw_retention_days`).
+    """
+    rows = con.execute(
+        "select landing_file, landing_line from raw.gpc_slot_search "
+        "where load_id = $load_id and practice_ods = $practice_ods "
+        "and filter_key = $filter_key and window_start = $window_start",
+        {"load_id": load_id, "practice_ods": practice_ods, "filter_key": filter_key,
+         "window_start": window_start},
+    ).fetchall()
+    if not rows:
+        raise LookupError(
+            f"no slot-search response of practice {practice_ods}, filter {filter_key}, window "
+            f"from {window_start.isoformat()} in load {load_id} (raw.gpc_slot_search)"
+        )
+    recorded, line = rows[0]
+    if landing_dir is not None:
+        path = landing_path(landing_dir, load_id, practice_ods)
+    elif recorded is not None:
+        path = Path(recorded)
+    else:
+        raise LookupError(
+            f"load {load_id} was loaded before landing files were recorded: pass landing_dir "
+            "(the data folder's `landing`)"
+        )
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: the landing file of load {load_id} is gone (pruned after "
+            "sync.raw_retention_days, or moved: pass landing_dir)"
+        )
+    return read_raw_body(path, line=line, filter_key=filter_key, window_start=window_start)
+
+def prune_landing(
+    con: duckdb.DuckDBPyConnection, landing_dir: Path, *, retention_days: int, now: datetime) -> list[Path]:
+    """Delete the landing folders of loads observed more than `retention_days` before `now`.
+
+    Only loads that completed, or whose re-run completed, are pruned; a folder of a load
+    that is still running, failed without repair or is unknown to the ledger is kept.
+    Their `raw.gpc_slot_search` rows stay (metadata only). Returns the folders deleted.
+    """
+    if not landing_dir.is_dir():
+        return []
+    folders = {p.name: p for p in landing_dir.iterdir() if p.is_dir()}
+    if not folders:
+        return []
+    rows = con.execute(
+        sql_text("ledger/prunable_loads.sql"),
+        {"load_ids": sorted(folders), "cutoff": now - timedelta(days=retention_days)},
+    ).fetchall()
+    pruned: list[Path] = []
+    for (load_id,) in rows:
+        try:
+            shutil.rmtree(folders[load_id])
+        except OSError:
+            continue  # tried again after the next load; never fails a load that completed
+        pruned.append(folders[load_id])
+    return pruned

@@ -71,6 +71,12 @@ MIN_SLOT_MINUTES = 1
 MAX_SLOT_MINUTES = 120
 FRESH_HOURS = 26  # as `slotsync status` and the dashboard's stale threshold
 
+# The staged rows of the batches being validated, as temp tables the check frames read.
+STAGED_ROWS = {
+    "quality_slots": "staging.stg_gpconnect__slots",
+    "quality_schedules": "staging.stg_gpconnect__schedules",
+    "quality_locations": "staging.stg_gpconnect__locations",
+}
 # Each check frame: the SQL that computes it (warehouse/sql/quality/) and its GX suite.
 FRAMES: dict[str, str] = {
     "batches": "quality/batch_checks.sql",
@@ -277,8 +283,8 @@ def validate_pending(
             context.build_data_docs(site_names=[DATA_DOCS_SITE])
             report.data_docs = str(data_docs_dir(data_dir) / "index.html")
     finally:
-        cursor.execute("drop table if exists quality_units")
-        cursor.execute("drop table if exists quality_pending")
+        for temp in ("quality_units", "quality_pending", *STAGED_ROWS):
+            cursor.execute(f"drop table if exists {temp}")
         cursor.close()
     return report
 
@@ -314,6 +320,13 @@ def _extract(cursor: duckdb.DuckDBPyConnection, practices: Sequence[str]) -> dic
     # Practices are consecutive in ODS order: the range lets DuckDB skip other row groups.
     bounds = {"first_observed": first, "last_observed": last,
               "first_practice": min(practices), "last_practice": max(practices)}
+    # The batches' staged rows, read once and shared by the check frames that need them.
+    staged_rows = sql_text("quality/int_batch_staged_rows.sql")
+    for temp, staged in STAGED_ROWS.items():
+        cursor.execute(
+            f"create or replace temp table {temp} as {staged_rows.replace('{{ staged }}', staged)}",
+            bounds,
+        )
     frames: dict[str, pd.DataFrame] = {}
     for name, path in FRAMES.items():
         text = sql_text(path)

@@ -4,7 +4,7 @@ Run by tests/flows/test_crash_safety.py as `python -m tests.flows.crash_child SP
 It does what the nightly flow's writer does (flows/sync.py: open the load, record its plan
 and the registry, load the landing files, record outcomes, fold and build, finish, publish),
 without Prefect, so killing it leaves no flow run or concurrency slot behind. With
-`kill_at = "method:n"` it sends itself SIGKILL on the n-th call of that `Warehouse` method,
+`kill_at = "function:n"` it sends itself SIGKILL on the n-th call of that writer function,
 the way the kernel's OOM killer or a pulled plug ends a process: no cleanup runs.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from connectors.registry import load_registry
 from flows.operations import LoadPlan, record_plan
-from warehouse import loader
+from warehouse import fold, ledger, load, models, publish
 from warehouse.db import open_warehouse
 from warehouse.loader import LandingFile, Warehouse
 from warehouse.quality import validate_pending
@@ -37,17 +37,20 @@ KILL_POINTS = (
 
 
 def _arm(kill_at: str) -> None:
-    method, _, nth = kill_at.partition(":")
-    real = getattr(Warehouse, method)
+    name, _, nth = kill_at.partition(":")
+    # The writer's steps are module functions (warehouse/load.py, fold.py, ...), looked up
+    # at call time, so replacing one in its module intercepts every call.
+    module = next(m for m in (load, fold, models, ledger, publish) if hasattr(m, name))
+    real = getattr(module, name)
     calls = {"n": 0}
 
-    def dying(self: Warehouse, *args: Any, **kwargs: Any) -> Any:
+    def dying(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == int(nth or 1):
             os.kill(os.getpid(), signal.SIGKILL)
-        return real(self, *args, **kwargs)
+        return real(*args, **kwargs)
 
-    setattr(Warehouse, method, dying)
+    setattr(module, name, dying)
 
 
 def main(spec: dict[str, Any]) -> None:
@@ -58,7 +61,7 @@ def main(spec: dict[str, Any]) -> None:
     if spec.get("kill_at"):
         _arm(spec["kill_at"])
     if spec.get("batch_bytes"):
-        loader.BATCH_BYTES = int(spec["batch_bytes"])
+        load.BATCH_BYTES = int(spec["batch_bytes"])
     con = open_warehouse(data_dir / "wh.duckdb")
     try:
         warehouse = Warehouse(con)

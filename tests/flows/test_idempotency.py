@@ -14,7 +14,7 @@ from connectors.clock import SimulatedClock
 from connectors.sandbox.server import SandboxServer
 from flows.sync import nightly_sync
 from tests.flows.conftest import run_async
-from warehouse import loader
+from warehouse import load as loader
 from warehouse.integrity import content_hash, table_hashes
 from warehouse.loader import Warehouse
 

@@ -18,7 +18,7 @@ from connectors.gpconnect.client import SlotSearchResponse
 from connectors.gpconnect.windows import SearchWindow
 from tests.reliability import Result, record
 from tests.warehouse.conftest import OBSERVED_AT, land
-from warehouse import loader
+from warehouse import fold as loader
 from warehouse.db import open_warehouse
 from warehouse.integrity import table_hashes
 from warehouse.landing import LandedResponse, landing_path, write_landing_file

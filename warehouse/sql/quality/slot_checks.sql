@@ -11,30 +11,13 @@
 --   schedule_found         the Schedule the slot references is in the same response
 with
 
-units as (
-    select * from quality_units
-),
-
 slots as (
-    select u.stream, u.load_id as batch_load_id, s.*
-    from staging.stg_gpconnect__slots as s
-    join units as u
-      on s.practice_ods = u.practice_ods and s.filter_key = u.filter_key
-     and s.window_start = u.window_start and s.window_end = u.window_end
-     and s.observed_at = u.observed_at
-    where s.observed_at between $first_observed and $last_observed
-      and s.practice_ods between $first_practice and $last_practice
+    select * from quality_slots
 ),
 
 schedules as (
-    select distinct s.practice_ods, s.filter_key, s.window_start, s.observed_at, s.schedule_id
-    from staging.stg_gpconnect__schedules as s
-    semi join units as u
-      on s.practice_ods = u.practice_ods and s.filter_key = u.filter_key
-     and s.window_start = u.window_start and s.window_end = u.window_end
-     and s.observed_at = u.observed_at
-    where s.observed_at between $first_observed and $last_observed
-      and s.practice_ods between $first_practice and $last_practice
+    select distinct practice_ods, filter_key, window_start, observed_at, schedule_id
+    from quality_schedules
 ),
 
 offsets as (

@@ -1,0 +1,245 @@
+"""The one writer sequence: load -> validate -> record -> models -> publish -> prune.
+
+Both writers call `ingest`: a sync's `load_and_publish` with the load it fetched, and the
+`validate` flow with no load (it re-judges what is pending and republishes). Every practice's
+outcome is built once, here, from typed failures (`PracticeFailure`): the fetch failure the
+flow brings, a refused landing file (`PracticeDataError`) or a quarantined batch, first one
+wins. The report says what happened, including how long each step took.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from connectors.bookinglog import AppointmentRead, BookingLogExport
+from connectors.http.errors import HttpError
+from warehouse import landing, ledger, load, models, publish
+from warehouse.quality import BatchOutcome, ValidationReport, validate_pending
+
+SEARCH_FREE_SLOTS = "search free slots"
+
+
+@dataclass(frozen=True)
+class PracticeFailure:
+    """Why a practice failed in a load, as its `meta.practice_run` row and the summary say."""
+
+    interaction: str
+    error_class: str
+    message: str
+    next_step: str
+    http_status: int | None = None
+
+    @classmethod
+    def from_fetch(cls, practice_ods: str, error: BaseException) -> PracticeFailure:
+        """A slot search that failed: an HTTP error says what to do; anything else is a bug."""
+        if isinstance(error, HttpError):
+            return cls(error.interaction, error.error_class, str(error), error.next_step, error.status)
+        return cls(
+            SEARCH_FREE_SLOTS, type(error).__name__,
+            f"practice {practice_ods}, {SEARCH_FREE_SLOTS}: {error!r}",
+            "unexpected error: check the logs, then re-run the practice",
+        )
+
+    @classmethod
+    def refused(cls, error: load.PracticeDataError) -> PracticeFailure:
+        """A landing file the loader refused (nothing of it staged)."""
+        return cls(SEARCH_FREE_SLOTS, type(error).__name__, str(error),
+                   "raise the bad payload with the supplier, then re-run")
+
+    @classmethod
+    def quarantined(cls, practice_ods: str, load_id: str, batch: BatchOutcome) -> PracticeFailure:
+        """A batch the data-quality expectations held back (kept, not published)."""
+        return cls(
+            "data quality", "QuarantinedBatch",
+            f"practice {practice_ods}, load {load_id}: quarantined, not published: {batch.detail()}",
+            "raise it with the supplier, then re-run; `slotsync validate` lists it",
+        )
+
+
+@dataclass(frozen=True)
+class PracticeOutcome:
+    """What happened to one practice in one run (also the summary table row)."""
+
+    practice_ods: str
+    status: str  # ok | failed
+    responses: int = 0
+    slot_rows: int = 0
+    interaction: str | None = None
+    http_status: int | None = None
+    error_class: str | None = None
+    message: str | None = None
+    next_step: str | None = None
+    landing_file: str | None = None
+
+    @classmethod
+    def fetched(
+        cls, practice_ods: str, *, responses: int, landing_file: str | None,
+        failure: PracticeFailure | None = None,
+    ) -> PracticeOutcome:
+        return cls(practice_ods, "ok", responses=responses, landing_file=landing_file).failed_with(failure)
+
+    def failed_with(self, failure: PracticeFailure | None) -> PracticeOutcome:
+        """This outcome failed for `failure`, unless it had already failed (the first wins)."""
+        if failure is None or self.status == "failed":
+            return self
+        return replace(self, status="failed", **asdict(failure))
+
+
+@dataclass(frozen=True)
+class Bookings:
+    """What a load fetched from booking logs and Read Appointment."""
+
+    exports: Sequence[BookingLogExport] = ()
+    failures: Sequence[HttpError] = ()
+    reads: Sequence[AppointmentRead] = ()
+
+
+@dataclass(frozen=True)
+class LoadInput:
+    """One load handed to the writer: its fetched practices and bookings."""
+
+    load_id: str
+    stream: str
+    as_of: datetime
+    fetched: Sequence[PracticeOutcome]
+    skipped: Sequence[str] = ()  # re-runs: practices already complete, recorded as ok
+    bookings: Bookings = Bookings()
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where the writer reads and writes besides the warehouse."""
+
+    data_dir: Path
+    published_dir: Path
+    landing_dir: Path
+    raw_retention_days: int
+
+
+@dataclass
+class IngestReport:
+    """What one `ingest` did."""
+
+    validation: ValidationReport
+    outcomes: list[PracticeOutcome] = field(default_factory=list)
+    refused: list[PracticeOutcome] = field(default_factory=list)  # refused by the loader
+    published: Path | None = None
+    pruned: list[Path] = field(default_factory=list)
+    phases_s: dict[str, float] = field(default_factory=dict)  # load, validate, models, publish
+
+
+Validator = Callable[[duckdb.DuckDBPyConnection], ValidationReport]
+
+
+def ingest(
+    con: duckdb.DuckDBPyConnection,
+    places: Places,
+    *,
+    now: Callable[[], datetime],
+    new_load: LoadInput | None = None,
+    validate: Validator | None = None,
+) -> IngestReport:
+    """Run the writer sequence on the writer's connection.
+
+    With `new_load`: load its landing files and bookings, validate, record every practice's
+    outcome, build the models, complete the load, publish it and prune the landing area.
+    Without: validate what is pending and, when anything was judged, rebuild the models and
+    republish the latest completed load. `validate` replaces the default validation (the
+    flows run it as a Prefect task).
+    """
+    phases: dict[str, float] = {}
+    clock = _Phases(phases)
+    load_id = new_load.load_id if new_load is not None else None
+    outcomes: list[PracticeOutcome] = []
+    refused: list[PracticeOutcome] = []
+    if new_load is not None:
+        outcomes, refused = _load(con, new_load)
+        clock.done("load")
+    judge = validate or (lambda c: validate_pending(c, data_dir=places.data_dir, validated_by=load_id))
+    report = IngestReport(judge(con), outcomes, refused, phases_s=phases)
+    clock.done("validate")
+    if new_load is None:
+        if report.validation.batches:
+            models.build_models(con)
+            latest = ledger.latest_completed_load(con)
+            if latest is not None:
+                report.published = publish.publish(con, places.published_dir, load_id=latest[0],
+                                                   as_of=latest[1])
+        return report
+    quarantined = report.validation.for_load(new_load.load_id)
+    report.outcomes = [
+        o.failed_with(PracticeFailure.quarantined(o.practice_ods, new_load.load_id, batch))
+        if (batch := quarantined.get(o.practice_ods)) is not None else o
+        for o in report.outcomes
+    ]
+    _record(con, new_load, report.outcomes, now())
+    models.build_models(con, new_load.load_id)
+    clock.done("models")
+    failed = sum(o.status != "ok" for o in report.outcomes)
+    ledger.finish_load(
+        con, new_load.load_id, status="completed", completed_at=now(),
+        practices_ok=len(report.outcomes) - failed, practices_failed=failed,
+    )
+    report.published = publish.publish(con, places.published_dir, load_id=new_load.load_id,
+                                       as_of=new_load.as_of)
+    clock.done("publish")
+    # The landing files are the raw archive: drop completed loads' past retention.
+    report.pruned = landing.prune_landing(con, places.landing_dir,
+                                          retention_days=places.raw_retention_days, now=now())
+    return report
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection, new_load: LoadInput
+) -> tuple[list[PracticeOutcome], list[PracticeOutcome]]:
+    """Load the landed files (batched; each practice all or nothing) and the bookings."""
+    landed = [o for o in new_load.fetched if o.landing_file]
+    results = load.load_practice_files(
+        con, [load.LandingFile(o.practice_ods, Path(o.landing_file or "")) for o in landed],
+        load_id=new_load.load_id, stream=new_load.stream,
+    )
+    by_practice: dict[str, PracticeOutcome] = {}
+    refused: list[PracticeOutcome] = []
+    for outcome, result in zip(landed, results, strict=True):
+        if isinstance(result, load.PracticeDataError):
+            by_practice[outcome.practice_ods] = outcome.failed_with(PracticeFailure.refused(result))
+            refused.append(by_practice[outcome.practice_ods])
+        else:
+            by_practice[outcome.practice_ods] = replace(outcome, slot_rows=result.slot_rows)
+    bookings = new_load.bookings
+    ledger.load_bookings(
+        con, new_load.load_id, observed_at=new_load.as_of, exports=bookings.exports,
+        fetch_failures=bookings.failures, reads=bookings.reads,
+    )
+    return [by_practice.get(o.practice_ods, o) for o in new_load.fetched], refused
+
+
+def _record(
+    con: duckdb.DuckDBPyConnection, new_load: LoadInput, outcomes: Sequence[PracticeOutcome],
+    finished_at: datetime,
+) -> None:
+    # A re-run records the practices it found complete as ok (nothing fetched), so even a
+    # repaired crashed load shows every practice's outcome at its instant.
+    skipped: list[dict[str, Any]] = [{"practice_ods": ods, "status": "ok"} for ods in new_load.skipped]
+    ledger.record_practice_runs(
+        con, new_load.load_id, [asdict(o) for o in outcomes] + skipped, finished_at=finished_at
+    )
+
+
+class _Phases:
+    """Seconds spent in each step of the sequence, written into the report as they end."""
+
+    def __init__(self, phases: dict[str, float]) -> None:
+        self._phases = phases
+        self._began = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        self._phases[name] = round(time.perf_counter() - self._began, 2)
+        self._began = time.perf_counter()
