@@ -76,7 +76,7 @@ from connectors.sandbox.prerendered import READY_LINE
 from warehouse.db import connect, open_warehouse
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
 from warehouse.loader import LandingFile, PracticeLoad, Warehouse, new_load_id
-from warehouse.quality import validation_s_per_million_rows
+from warehouse.quality_suites import validation_s_per_million_rows
 
 DELIVERY_CHANNEL_URL = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-DeliveryChannel-2"
 BENCH_START = "2026-03-23T02:00:00+00:00"  # a Monday's nightly run; the horizon crosses BST

@@ -283,7 +283,8 @@ def validate(
     import duckdb
 
     from flows.validate import run_validation
-    from warehouse.quality import data_docs_dir, summary_lines
+    from warehouse.quality import summary_lines
+    from warehouse.quality_suites import data_docs_dir
 
     try:
         report, quarantined = run_validation(path, folder)

@@ -31,18 +31,14 @@ and GX Data Docs are built into `<data_dir>/quality/data_docs/`.
 A batch that a crash left unvalidated is validated by the next load (or `slotsync validate`)
 before that load's fold. One edge remains: when a later observation replaces a unit whose
 earlier observation is still unfolded, the loader folds the earlier one first, in the
-practice's transaction (warehouse/loader.py), without waiting for its validation; quarantined
+practice's transaction (warehouse/load.py), without waiting for its validation; quarantined
 units are skipped there too.
 
-`import great_expectations` costs ~5 s, so it is imported only when a validation runs.
+The checks, their GX suites and the runner are in warehouse/quality_suites.py.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-import os
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,22 +50,22 @@ import duckdb
 import pyarrow as pa
 
 from warehouse.db import sql_text
+from warehouse.quality_suites import (
+    BATCH_KEY,
+    CHECKS,
+    CHECKS_BY_NAME,
+    CRITICAL,
+    DATA_DOCS_SITE,
+    FRAMES,
+    WARNING,
+    data_docs_dir,
+    gx_context,
+    prune_results,
+    run_suites,
+)
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
-
-CRITICAL = "critical"  # a failure quarantines the practice's batch
-WARNING = "warning"  # recorded and shown, never gates
-
-ODS_PATTERN = r"^[A-Z][0-9]{5}$"
-# FHIR STU3 SlotStatus and AppointmentStatus value sets; GP Connect 1.2.7 delivery channels.
-SLOT_STATUSES = ("free", "busy", "busy-unavailable", "busy-tentative", "entered-in-error")
-APPOINTMENT_STATUSES = ("proposed", "pending", "booked", "arrived", "fulfilled", "cancelled", "noshow",
-                        "entered-in-error")
-DELIVERY_CHANNELS = ("In-person", "Telephone", "Video")
-MIN_SLOT_MINUTES = 1
-MAX_SLOT_MINUTES = 120
-FRESH_HOURS = 26  # as `slotsync status` and the dashboard's stale threshold
 
 # The staged rows of the batches being validated, as temp tables the check frames read.
 STAGED_ROWS = {
@@ -77,94 +73,11 @@ STAGED_ROWS = {
     "quality_schedules": "staging.stg_gpconnect__schedules",
     "quality_locations": "staging.stg_gpconnect__locations",
 }
-# Each check frame: the SQL that computes it (warehouse/sql/quality/) and its GX suite.
-FRAMES: dict[str, str] = {
-    "batches": "quality/batch_checks.sql",
-    "slots": "quality/slot_checks.sql",
-    "schedules": "quality/schedule_checks.sql",
-    "locations": "quality/location_checks.sql",
-    "appointments": "quality/appointment_checks.sql",
-}
-BATCH_KEY = ("practice_ods", "stream", "load_id")
-SUITE_PREFIX = "slotsync."
-DOCS_KEEP_RESULTS = 30  # per suite, GX's own copy of results for Data Docs (meta.quality_* keep all)
 # Staged slots whose check frames are pulled and validated together (whole practices; one
 # larger practice is a group of its own): bounds memory whatever the estate's size. A frame
 # costs ~170 MB and GX ~230 MB more per million rows.
 VALIDATE_GROUP_ROWS = 300_000
-DATA_DOCS_SITE = "slotsync"
 
-
-@dataclass(frozen=True)
-class Check:
-    """One expectation of a suite, with a stable name and what a failure means."""
-
-    name: str
-    frame: str
-    expectation: str  # GX expectation class in great_expectations.expectations
-    column: str
-    kwargs: Mapping[str, Any]
-    meaning: str
-    severity: str = CRITICAL
-
-
-_TRUE = {"value_set": [True]}
-
-CHECKS: tuple[Check, ...] = (
-    # ---------------------------------------------------------------- batches (per practice)
-    Check("practice_ods_format", "batches", "ExpectColumnValuesToMatchRegex", "practice_ods",
-          {"regex": ODS_PATTERN}, "the practice ODS code is not a letter and five digits"),
-    Check("practice_in_registry", "batches", "ExpectColumnValuesToBeInSet", "known_practice", _TRUE,
-          "the practice is not in the registry the load used"),
-    Check("slot_count_continuity", "batches", "ExpectColumnValuesToBeInSet", "continuity_ok", _TRUE,
-          "the practice returned slots at its previous observation and none now, while at least 10 "
-          "slots were still expected free in the window"),
-    Check("batch_freshness", "batches", "ExpectColumnValuesToBeBetween", "hours_behind_latest",
-          {"min_value": 0, "max_value": FRESH_HOURS},
-          f"the batch was observed more than {FRESH_HOURS} h before the newest observation", WARNING),
-    # ---------------------------------------------------------------- slots
-    Check("slot_id_present", "slots", "ExpectColumnValueLengthsToBeBetween", "slot_id", {"min_value": 1},
-          "slots without an id"),
-    Check("slot_id_unique", "slots", "ExpectColumnValuesToBeBetween", "slot_id_occurrences",
-          {"min_value": 1, "max_value": 1}, "the same slot id more than once in one response"),
-    Check("slot_status_valid", "slots", "ExpectColumnValuesToBeInSet", "status",
-          {"value_set": list(SLOT_STATUSES)}, "slot status outside the FHIR STU3 value set"),
-    Check("slot_delivery_channel_valid", "slots", "ExpectColumnValuesToBeInSet", "delivery_channel",
-          {"value_set": list(DELIVERY_CHANNELS)}, "delivery channel not In-person, Telephone or Video"),
-    Check("slot_start_before_end", "slots", "ExpectColumnValuesToBeInSet", "start_before_end", _TRUE,
-          "slots that end before (or when) they start"),
-    Check("slot_length_plausible", "slots", "ExpectColumnValuesToBeBetween", "slot_minutes",
-          {"min_value": MIN_SLOT_MINUTES, "max_value": MAX_SLOT_MINUTES},
-          f"slots shorter than {MIN_SLOT_MINUTES} or longer than {MAX_SLOT_MINUTES} minutes"),
-    Check("slot_inside_search_window", "slots", "ExpectColumnValuesToBeInSet", "inside_window", _TRUE,
-          "slots outside the search window that returned them"),
-    Check("slot_offset_matches_uk_time", "slots", "ExpectColumnValuesToBeInSet", "offset_matches_uk", _TRUE,
-          "time offsets that contradict UK daylight saving (Europe/London) at that instant"),
-    Check("slot_schedule_resolves", "slots", "ExpectColumnValuesToBeInSet", "schedule_found", _TRUE,
-          "slots referencing a Schedule that is not in the response"),
-    # ---------------------------------------------------------------- schedules, locations
-    Check("schedule_id_present", "schedules", "ExpectColumnValueLengthsToBeBetween", "schedule_id",
-          {"min_value": 1}, "schedules without an id"),
-    Check("schedule_id_unique", "schedules", "ExpectColumnValuesToBeBetween", "schedule_id_occurrences",
-          {"min_value": 1, "max_value": 1}, "the same schedule id more than once in one response"),
-    Check("schedule_location_resolves", "schedules", "ExpectColumnValuesToBeInSet", "location_found", _TRUE,
-          "schedules whose Location is missing from the response"),
-    Check("location_id_present", "locations", "ExpectColumnValueLengthsToBeBetween", "location_id",
-          {"min_value": 1}, "locations without an id"),
-    # A warning: managingOrganization is optional in STU3 (0..1) and the practice is known from
-    # the registry, so a missing link says nothing wrong about the slots themselves.
-    Check("location_organisation_referenced", "locations", "ExpectColumnValuesToBeInSet",
-          "organisation_referenced", _TRUE, "locations that name no managing Organization", WARNING),
-    # ---------------------------------------------------------------- appointments (warnings)
-    Check("appointment_status_valid", "appointments", "ExpectColumnValuesToBeInSet", "status",
-          {"value_set": list(APPOINTMENT_STATUSES)}, "appointment status outside the FHIR STU3 value set",
-          WARNING),
-    Check("appointment_past_not_booked", "appointments", "ExpectColumnValuesToBeInSet", "past_not_booked",
-          _TRUE, "appointments that ended before the observation but are still booked", WARNING),
-    Check("appointment_one_live_per_slot", "appointments", "ExpectColumnValuesToBeBetween", "live_on_slot",
-          {"min_value": 0, "max_value": 1}, "two or more live appointments on one slot", WARNING),
-)
-CHECKS_BY_NAME = {c.name: c for c in CHECKS}
 
 NEXT_STEP = (
     "raise the failed expectations with the practice's supplier (the raw responses are in the "
@@ -244,7 +157,7 @@ def validate_pending(
 ) -> ValidationReport:
     """Validate every batch waiting to be folded, record the results, quarantine failures.
 
-    Call it after loading and before `Warehouse.build_models` (whose fold skips quarantined
+    Call it after loading and before `models.build_models` (whose fold skips quarantined
     batches). `data_dir` is where the GX project and Data Docs go (`<data_dir>/quality/`);
     None validates in an ephemeral context without Data Docs. Practices are validated in
     groups of about `group_rows` staged slots, each recorded in its own transaction (a crash
@@ -262,7 +175,7 @@ def validate_pending(
         groups = _practice_groups(cursor, group_rows)
         if not groups:
             return report
-        context = _gx_context(data_dir)
+        context = gx_context(data_dir)
         # One GX run name per validation: Data Docs list a night's groups together.
         run_name = validated_by or f"validate-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         for group in groups:
@@ -279,7 +192,7 @@ def validate_pending(
             report.batches.extend(batches)
             del frames, unexpected  # the next group's frames replace these
         if data_dir is not None:
-            _prune_results(data_dir)
+            prune_results(data_dir)
             context.build_data_docs(site_names=[DATA_DOCS_SITE])
             report.data_docs = str(data_docs_dir(data_dir) / "index.html")
     finally:
@@ -287,11 +200,6 @@ def validate_pending(
             cursor.execute(f"drop table if exists {temp}")
         cursor.close()
     return report
-
-
-def data_docs_dir(data_dir: Path) -> Path:
-    """Where GX Data Docs are built: `<data_dir>/quality/data_docs/` (open its index.html)."""
-    return data_dir / "quality" / "data_docs"
 
 
 def _practice_groups(cursor: duckdb.DuckDBPyConnection, group_rows: int) -> list[list[str]]:
@@ -333,120 +241,6 @@ def _extract(cursor: duckdb.DuckDBPyConnection, practices: Sequence[str]) -> dic
         params = {k: v for k, v in bounds.items() if f"${k}" in text}
         frames[name] = cursor.execute(text, params).df()
     return frames
-
-
-def run_suites(
-    frames: Mapping[str, pd.DataFrame], *, context: Any, run_name: str | None = None
-) -> dict[str, pd.DataFrame]:
-    """Run every frame's GX suite in `context`; expectation name -> its unexpected rows' batch keys.
-
-    Frames without rows are not validated (nothing to fail). A file context keeps each result
-    (under `run_name`) for Data Docs.
-    """
-    import pandas as pd
-    from great_expectations.core.run_identifier import RunIdentifier
-
-    unexpected: dict[str, pd.DataFrame] = {}
-    for frame_name, frame in frames.items():
-        if frame.empty:
-            continue
-        result = _validation_definition(context, frame_name).run(
-            batch_parameters={"dataframe": frame},
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": list(BATCH_KEY)},
-            # Each run its own instant: a group's result never overwrites another's.
-            run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)),
-        )
-        for outcome in result.results:
-            config = outcome.expectation_config
-            name = str((config.meta or {}).get("check"))
-            rows = outcome.result.get("unexpected_index_list") or []
-            if not outcome.success and not rows and "'raised_exception': True" in str(outcome.exception_info):
-                raise RuntimeError(f"expectation {name} could not run: {outcome.exception_info}")
-            unexpected[name] = pd.DataFrame(
-                [{k: r[k] for k in BATCH_KEY} for r in rows], columns=list(BATCH_KEY)
-            )
-    return unexpected
-
-
-def _prune_results(data_dir: Path, keep: int | None = None) -> None:
-    """Keep only the newest validations' GX results per suite (and their pages), about `keep`.
-
-    Data Docs re-render every stored result on each build, so an unbounded store would make
-    every load slower than the last; the warehouse keeps the full history (meta.quality_*).
-    Results sit in `validations/<suite prefix>/<suite>/<run name>/<run time>/`, one run name
-    per validation and one run time per practice group. Whole validations are kept, newest
-    first, while they total at most `keep` results; the newest is always kept whole.
-    """
-    keep = DOCS_KEEP_RESULTS if keep is None else keep
-    store = data_dir / "quality" / "gx" / "uncommitted" / "validations"
-    for root in (store, data_docs_dir(data_dir) / "validations"):
-        for suite in root.glob("*/*"):
-            runs = [(sorted(p.name for p in run.iterdir() if p.is_dir()), run)
-                    for run in suite.iterdir() if run.is_dir()]
-            runs.sort(key=lambda r: r[0][-1] if r[0] else "", reverse=True)  # newest result first
-            kept = 0
-            for times, run in runs:
-                if kept and kept + len(times) > keep:
-                    shutil.rmtree(run, ignore_errors=True)
-                    continue
-                kept += len(times)
-
-
-def _gx_context(data_dir: Path | None) -> Any:
-    """A GX context with the suites as defined here (file context under `<data_dir>/quality`)."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics, works offline
-    # GX announces every temporary docs folder at INFO: noise in a nightly run's log.
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context: Any
-    if data_dir is None:
-        context = gx.get_context(mode="ephemeral")
-    else:
-        root = data_dir / "quality"
-        root.mkdir(parents=True, exist_ok=True)
-        context = gx.get_context(mode="file", project_root_dir=str(root))
-        site: Any = {
-            "class_name": "SiteBuilder",
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": str(data_docs_dir(data_dir).resolve())},
-        }
-        sites = context.get_site_names()
-        if "local_site" in sites:
-            context.delete_data_docs_site("local_site")
-        if DATA_DOCS_SITE in sites:
-            context.update_data_docs_site(DATA_DOCS_SITE, site)
-        else:
-            context.add_data_docs_site(DATA_DOCS_SITE, site)
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_or_update_pandas("slotsync")
-    for frame_name in FRAMES:
-        suite = gx.ExpectationSuite(name=SUITE_PREFIX + frame_name, expectations=_expectations(frame_name))
-        context.suites.add_or_update(suite)
-        asset = source.add_dataframe_asset(frame_name)
-        batch = asset.add_batch_definition_whole_dataframe("whole")
-        context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=SUITE_PREFIX + frame_name, data=batch,
-                                    suite=context.suites.get(SUITE_PREFIX + frame_name))
-        )
-    return context
-
-
-def _validation_definition(context: Any, frame_name: str) -> Any:
-    return context.validation_definitions.get(SUITE_PREFIX + frame_name)
-
-
-def _expectations(frame_name: str) -> list[Any]:
-    import great_expectations.expectations as gxe
-
-    return [
-        getattr(gxe, c.expectation)(
-            column=c.column, **c.kwargs, meta={"check": c.name, "severity": c.severity, "meaning": c.meaning}
-        )
-        for c in CHECKS if c.frame == frame_name
-    ]
 
 
 def _judge(frames: Mapping[str, pd.DataFrame], unexpected: Mapping[str, pd.DataFrame]) -> list[BatchOutcome]:
@@ -602,47 +396,3 @@ def summary_lines(quarantined: Sequence[QuarantinedBatch], *, validated: int | N
     return lines
 
 
-# ---------------------------------------------------------------------- benchmark
-
-
-def measure_validation_s_per_million_rows(rows: int = 1_000_000, *, repetitions: int = 3) -> float:
-    """Seconds GX takes to validate the slot suite over `rows` synthetic slots, per million rows.
-
-    The frame has the columns and dtypes `slot_checks.sql` produces (pandas 3 `str` text,
-    booleans, floats); a few rows break rules so the COMPLETE result format has failures to
-    index. Median of `repetitions` runs, ephemeral context (no Data Docs), warm-up excluded.
-    """
-    import numpy as np
-    import pandas as pd
-
-    index = np.arange(rows)
-    frame = pd.DataFrame({
-        "practice_ods": pd.Series(np.char.add("J", (82000 + index % 6300).astype(str)), dtype="str"),
-        "stream": pd.Series(["slots"] * rows, dtype="str"),
-        "load_id": pd.Series(["bench-load"] * rows, dtype="str"),
-        "slot_id": pd.Series(index.astype(str), dtype="str"),
-        "status": pd.Series(["free"] * rows, dtype="str"),
-        "delivery_channel": pd.Series(["In-person"] * rows, dtype="str"),
-        "slot_minutes": np.full(rows, 10.0),
-        "start_before_end": np.ones(rows, dtype=bool),
-        "inside_window": np.ones(rows, dtype=bool),
-        "offset_matches_uk": np.ones(rows, dtype=bool),
-        "slot_id_occurrences": np.ones(rows, dtype=np.int64),
-        "schedule_found": np.ones(rows, dtype=bool),
-    })
-    frame.loc[::100_000, "slot_minutes"] = 0.0
-    frame.loc[::250_000, "offset_matches_uk"] = False
-    context = _gx_context(None)
-    run_suites({"slots": frame.head(1000)}, context=context)  # warm-up: imports and caches
-    timings = []
-    for _ in range(max(1, repetitions)):
-        began = time.perf_counter()
-        run_suites({"slots": frame}, context=context)
-        timings.append(time.perf_counter() - began)
-    return float(np.median(timings)) * 1_000_000 / rows
-
-
-@functools.cache
-def validation_s_per_million_rows() -> float:
-    """The benchmark's figure (`slotsync bench`), measured once per process."""
-    return round(measure_validation_s_per_million_rows(), 3)

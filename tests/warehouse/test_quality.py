@@ -227,7 +227,7 @@ def test_validation_records_nothing_when_nothing_is_pending(
 
 
 def test_the_benchmark_measures_validation_per_million_rows() -> None:
-    from warehouse.quality import measure_validation_s_per_million_rows
+    from warehouse.quality_suites import measure_validation_s_per_million_rows
 
     figure = measure_validation_s_per_million_rows(20_000, repetitions=1)
     assert figure > 0
@@ -264,7 +264,7 @@ def _results(suite: Path, run_name: str, *stamps: str) -> None:
 
 
 def test_gx_keeps_the_newest_whole_validations_per_suite(tmp_path: Path) -> None:
-    from warehouse.quality import _prune_results
+    from warehouse.quality_suites import prune_results as _prune_results
 
     suite = tmp_path / "quality" / "gx" / "uncommitted" / "validations" / "slotsync" / "slots"
     _results(suite, "load-1", "20260101T000000Z", "20260101T000001Z")
