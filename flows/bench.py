@@ -64,7 +64,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -272,6 +272,8 @@ class BenchReport:
         return {
             "schema_version": JSON_SCHEMA_VERSION,
             "size": self.size,
+            "commit": _git_commit(),
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "description": self.plan.description,
             # The nightly run, end to end: the scale figures.
             "estate_practices": self.estate_practices,
@@ -810,6 +812,15 @@ def capacity_model_from(
         "load_publish_s": round(load_s, 1),
         "rows": rows,
     }
+
+
+def _git_commit() -> str:
+    """The short commit the bench ran on (names its committed JSON: reports/bench/)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def _median(values: list[float]) -> float | None:
