@@ -260,6 +260,35 @@ def bench(
 
 
 @app.command()
+def replay(
+    days: Annotated[int, typer.Option(min=1, max=28, help="judged days (+ warm-up, closing night)")],
+    json_path: Annotated[Path, typer.Option("--json", help="where to write the figures")],
+    rebook_rates: Annotated[
+        str, typer.Option(help="practice's chance of rebooking a released slot, e.g. 0.2,0.5,0.9")
+    ] = "0.2,0.5,0.9",
+    data_dir: Annotated[Path, typer.Option(help="where the replay's warehouse goes")] = Path("var/replay"),
+) -> None:
+    """With/without-release replay at the deployed cadence: coverage, displacement, accuracy."""
+    prepare_prefect_environment(quiet=True)
+    from flows.replay import bound_failures, parse_rates, run_replay, write_json
+
+    try:
+        rates = parse_rates(rebook_rates)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    result = run_replay(
+        data_dir, days=days, rebook_rates=rates, progress=lambda line: typer.echo(line, err=True)
+    )
+    write_json(result, json_path)
+    typer.echo(f"figures written to {json_path}")
+    failed = bound_failures(result)
+    for name in failed:
+        typer.secho(f"bound not met: {name}", fg=typer.colors.YELLOW, err=True)
+    if failed:
+        raise typer.Exit(code=2)
+
+
+@app.command()
 def validate(
     warehouse: Annotated[Path | None, typer.Option(help="DuckDB warehouse (default: settings)")] = None,
     data_dir: Annotated[

@@ -1,9 +1,11 @@
-"""Reliability results: tests record what they injected and survived; this renders the table.
+"""Reliability results: tests record what they injected and survived; flows/report.py renders them.
 
 Each reliability test calls `record(...)` with the numbers of its own run; one JSON file per
-row under `test-artifacts/reliability/` (re-running a test overwrites its row). `python -m
-tests.reliability` renders those rows into the table of `RELIABILITY.md`, between the
-`<!-- results -->` markers, so the published numbers always come from real test runs.
+row under `reports/reliability/` (committed; re-running a test overwrites its row).
+`python3 -m uv run python -m flows.report render` renders those rows into RELIABILITY.md
+(`python -m tests.reliability` does the same after refusing rows that lost or duplicated
+data), so the published numbers always come from real test runs. A column the test does not
+measure is None, rendered `n/a` with the test's reason (`not_measured`), never a literal 0.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "test-artifacts" / "reliability"
+RESULTS_DIR = ROOT / "reports" / "reliability"
 REPORT = ROOT / "RELIABILITY.md"
 _BEGIN, _END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -29,11 +31,16 @@ class Result:
     fault: str
     injected: int
     survived: int
-    data_lost: int
-    duplicate_rows: int
+    data_lost: int | None  # None: not measured by this test (say why in `not_measured`)
+    duplicate_rows: int | None
     handling: str
     test: str
     recorded_at: str = ""
+    not_measured: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.data_lost is None or self.duplicate_rows is None) and not self.not_measured:
+            raise ValueError(f"{self.fault}: a column not measured needs its reason (not_measured)")
 
 
 def record(result: Result) -> None:
@@ -49,41 +56,20 @@ def load() -> list[Result]:
     return sorted(rows, key=lambda r: (order.index(r.area) if r.area in order else 99, r.fault))
 
 
-def render(rows: list[Result]) -> str:
-    lines = [
-        "| area | fault | injected | survived | data lost | duplicate rows | handling | test |",
-        "|---|---|--:|--:|--:|--:|---|---|",
-    ]
-    lines += [
-        f"| {r.area} | {r.fault} | {r.injected} | {r.survived} | {r.data_lost} | "
-        f"{r.duplicate_rows} | {r.handling} | `{r.test}` |"
-        for r in rows
-    ]
-    latest = max((r.recorded_at for r in rows), default="")
-    lines += ["", f"_{len(rows)} rows, recorded by the tests; latest {latest}._"]
-    return "\n".join(lines)
-
-
 def main() -> int:
     rows = load()
     if not rows:
         print(f"no results under {RESULTS_DIR}: run the reliability tests first", file=sys.stderr)
         return 1
-    bad = [r for r in rows if r.data_lost or r.duplicate_rows or r.survived != r.injected]
+    bad = [r for r in rows if (r.data_lost or 0) or (r.duplicate_rows or 0) or r.survived != r.injected]
     if bad:
         for r in bad:
             print(f"{r.area} {r.fault}: lost {r.data_lost}, duplicates {r.duplicate_rows}, "
                   f"survived {r.survived}/{r.injected} ({r.test})", file=sys.stderr)
         return 1
-    text = REPORT.read_text()
-    if _BEGIN not in text or _END not in text:
-        print(f"{REPORT} has no {_BEGIN} ... {_END} markers", file=sys.stderr)
-        return 1
-    head, rest = text.split(_BEGIN, 1)
-    _, tail = rest.split(_END, 1)
-    REPORT.write_text(f"{head}{_BEGIN}\n{render(rows)}\n{_END}{tail}")
-    print(f"{REPORT}: {len(rows)} rows")
-    return 0
+    from flows.report import main as render
+
+    return render(["render"])
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from connectors.registry import Registry
 from connectors.sandbox.app import create_app
 from connectors.sandbox.estate import DEFAULT_SEED, southern_hampshire_estate
 from connectors.sandbox.faults import FaultInjector
+from connectors.sandbox.simulation import REBOOK_AFTER_RELEASE_CHANCE
 from connectors.sandbox.state import SandboxState
 
 RegistryFactory = Callable[[str], Registry]
@@ -44,7 +45,9 @@ class SandboxServer:
         host: str = "127.0.0.1",
         port: int = 0,
         startup_timeout_s: float = 10.0,
+        rebook_after_release_chance: float = REBOOK_AFTER_RELEASE_CHANCE,
     ) -> None:
+        self._rebook_after_release_chance = rebook_after_release_chance
         self._registry_factory = registry_factory or (lambda base: southern_hampshire_estate(base, seed))
         self._clock = clock or SystemClock()
         self._seed = seed
@@ -86,7 +89,10 @@ class SandboxServer:
         self._socket = listener
         host, port = listener.getsockname()[:2]
         self.base_url = f"http://{host}:{port}"
-        state = SandboxState(self._registry_factory(self.base_url), clock=self._clock, seed=self._seed)
+        state = SandboxState(
+            self._registry_factory(self.base_url), clock=self._clock, seed=self._seed,
+            rebook_after_release_chance=self._rebook_after_release_chance,
+        )
         self._state = state
         self._log_filter = _DeliberateAbortFilter(state.faults)
         logging.getLogger(_UVICORN_LOGGER).addFilter(self._log_filter)

@@ -39,6 +39,9 @@ NHS111_BOOKING_CHANCE = 0.45
 HUB_RESERVED_BOOKING_CHANCE = 0.60
 CANCELLATION_CHANCE = 0.05
 REMOVAL_CHANCE = 0.01
+# The practice's demand for a released slot: an assumption of the simulation, not something
+# the pipeline controls. `SandboxState(rebook_after_release_chance=...)` varies it so the
+# replay can measure the waste cut as a curve over it.
 REBOOK_AFTER_RELEASE_CHANCE = 0.90
 SAME_DAY_SHARE = 0.44
 NEXT_DAY_SHARE = 0.18
@@ -90,8 +93,15 @@ class PracticeSimulation:
     """One practice's live book plus the queue of things that will happen to it."""
 
     def __init__(
-        self, index: EstateIndex, organisations: OrganisationDirectory, ods: str, first_day: date
+        self,
+        index: EstateIndex,
+        organisations: OrganisationDirectory,
+        ods: str,
+        first_day: date,
+        *,
+        rebook_after_release_chance: float = REBOOK_AFTER_RELEASE_CHANCE,
     ) -> None:
+        self.rebook_after_release_chance = rebook_after_release_chance
         self.profile = index.profile(ods)
         self.diary = PracticeDiary(self.profile)
         self._organisations = organisations
@@ -119,7 +129,7 @@ class PracticeSimulation:
     def after_release(self, slot: SlotRecord, at: datetime) -> None:
         """Staff usually fill a released slot quickly with one of their own patients."""
         dice = Dice(self.seed, self.ods, slot.slot_id, "after-release", slot.release_key)
-        if not dice.chance(REBOOK_AFTER_RELEASE_CHANCE):
+        if not dice.chance(self.rebook_after_release_chance):
             return
         booked_at = at + timedelta(minutes=dice.between(5, 60))
         if booked_at < slot.start:

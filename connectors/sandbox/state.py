@@ -12,6 +12,7 @@ started; later days open 35 days ahead as the clock moves.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ from connectors.sandbox.estate import DEFAULT_SEED
 from connectors.sandbox.faults import FaultInjector, TrafficCounter
 from connectors.sandbox.organisations import OrganisationDirectory
 from connectors.sandbox.people import Patient
-from connectors.sandbox.simulation import PracticeSimulation
+from connectors.sandbox.simulation import REBOOK_AFTER_RELEASE_CHANCE, PracticeSimulation
 from connectors.sandbox.slot_search import visible_to
 from connectors.uktime import format_uk, uk_day, uk_midnight
 
@@ -64,6 +65,25 @@ class ReleaseOutcome:
     released: bool
     already_released: bool
     version: str
+
+
+@dataclass(frozen=True)
+class ReleaseRequestRecord:
+    """One release request as the provider received it, with the slot's state at that instant.
+
+    Logged before any check, so a request for a booked slot is visible even though the
+    provider refuses it: what the releaser asked for, not what the provider let through.
+    """
+
+    at: datetime
+    practice_ods: str
+    slot_id: str
+    slot_state: str  # free / booked / removed / unknown (no such slot) when the request arrived
+    restricted: bool
+    if_match: str | None
+    idempotency_key: str
+    reason: str
+    status: int  # the HTTP status the provider answered with
 
 
 @dataclass(frozen=True)
@@ -145,8 +165,20 @@ class BookingLogRow:
 class SandboxState:
     """Every practice's live book, the fault plan and the traffic counters."""
 
-    def __init__(self, registry: Registry, *, clock: Clock | None = None, seed: int = DEFAULT_SEED) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        clock: Clock | None = None,
+        seed: int = DEFAULT_SEED,
+        rebook_after_release_chance: float = REBOOK_AFTER_RELEASE_CHANCE,
+    ) -> None:
+        if not 0.0 <= rebook_after_release_chance <= 1.0:
+            raise ValueError(f"rebook chance must be in [0, 1], not {rebook_after_release_chance}")
         self.registry = registry
+        self.rebook_after_release_chance = rebook_after_release_chance
+        # Every release request received, in arrival order (see ReleaseRequestRecord).
+        self.release_requests: list[ReleaseRequestRecord] = []
         self.clock: Clock = clock or SystemClock()
         self.seed = seed
         self.started_at = self.clock.now()
@@ -357,28 +389,50 @@ class SandboxState:
         with self.lock:
             now = self.sync()
             simulation = self._simulation(ods)
-            slot = simulation.diary.slot(slot_id)
-            if slot.release_key is not None and slot.release_key == idempotency_key:
-                return ReleaseOutcome(True, True, self.slot_version(slot))
-            if if_match is None:
-                raise SandboxError(
-                    428, "PRECONDITION_REQUIRED", "If-Match with the slot's version is required"
-                )
-            if if_match != self.slot_version(slot):
-                raise SandboxError(
-                    412,
-                    "VERSION_MISMATCH",
-                    f"Slot/{slot_id} is at version {self.slot_version(slot)}, not {if_match}",
-                )
-            if slot.state != "free":
-                raise SandboxError(409, "SLOT_NOT_FREE", f"Slot/{slot_id} is {slot.state}")
-            if slot.start <= now:
-                raise SandboxError(422, "SLOT_STARTED", f"Slot/{slot_id} started at {format_uk(slot.start)}")
-            if not slot.is_restricted:
-                raise SandboxError(422, "NOT_RESTRICTED", f"Slot/{slot_id} has no restrictions to release")
-            simulation.diary.release(slot, at=now, key=idempotency_key, reason=reason)
-            simulation.after_release(slot, now)
-            return ReleaseOutcome(True, False, self.slot_version(slot))
+            known = simulation.diary.slots.get(slot_id)
+            record = functools.partial(
+                ReleaseRequestRecord, now, ods, slot_id, known.state if known else "unknown",
+                bool(known and known.is_restricted), if_match, idempotency_key, reason,
+            )
+            try:
+                outcome = self._release_slot(simulation, slot_id, now, if_match, idempotency_key, reason)
+            except SandboxError as error:
+                self.release_requests.append(record(error.status))
+                raise
+            self.release_requests.append(record(200))
+            return outcome
+
+    def _release_slot(
+        self,
+        simulation: PracticeSimulation,
+        slot_id: str,
+        now: datetime,
+        if_match: str | None,
+        idempotency_key: str,
+        reason: str,
+    ) -> ReleaseOutcome:
+        slot = simulation.diary.slot(slot_id)
+        if slot.release_key is not None and slot.release_key == idempotency_key:
+            return ReleaseOutcome(True, True, self.slot_version(slot))
+        if if_match is None:
+            raise SandboxError(
+                428, "PRECONDITION_REQUIRED", "If-Match with the slot's version is required"
+            )
+        if if_match != self.slot_version(slot):
+            raise SandboxError(
+                412,
+                "VERSION_MISMATCH",
+                f"Slot/{slot_id} is at version {self.slot_version(slot)}, not {if_match}",
+            )
+        if slot.state != "free":
+            raise SandboxError(409, "SLOT_NOT_FREE", f"Slot/{slot_id} is {slot.state}")
+        if slot.start <= now:
+            raise SandboxError(422, "SLOT_STARTED", f"Slot/{slot_id} started at {format_uk(slot.start)}")
+        if not slot.is_restricted:
+            raise SandboxError(422, "NOT_RESTRICTED", f"Slot/{slot_id} has no restrictions to release")
+        simulation.diary.release(slot, at=now, key=idempotency_key, reason=reason)
+        simulation.after_release(slot, now)
+        return ReleaseOutcome(True, False, self.slot_version(slot))
 
     def book_now(
         self, practice_ods: str, slot_id: str, booking_org_ods: str, kind: BookerKind | None = None
@@ -463,7 +517,10 @@ class SandboxState:
         simulation = self._simulations.get(ods)
         if simulation is None:
             self.practice(ods)
-            simulation = PracticeSimulation(self._index, self._organisations, ods, self.first_day)
+            simulation = PracticeSimulation(
+                self._index, self._organisations, ods, self.first_day,
+                rebook_after_release_chance=self.rebook_after_release_chance,
+            )
             simulation.advance_to(self._now)
             self._simulations[ods] = simulation
         return simulation

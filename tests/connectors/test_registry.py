@@ -176,9 +176,10 @@ def test_111_quota_is_max_1_floor_list_size_over_3000_for_any_list_size(tmp_path
 
     check()
     record(Result("property", "NHS 111 quota max(1, floor(list_size/3000))", examples["n"], examples["n"],
-                  0, 0, "Python and the stored dim_practice value agree with the formula",
+                  None, None, "Python and the stored dim_practice value agree with the formula",
                   "tests/connectors/test_registry.py::"
-                  "test_111_quota_is_max_1_floor_list_size_over_3000_for_any_list_size"))
+                  "test_111_quota_is_max_1_floor_list_size_over_3000_for_any_list_size",
+                  not_measured="a registry check: no slot data involved"))
 
 
 def _mutate_bytes(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
@@ -210,10 +211,11 @@ def test_a_mutated_registry_file_loads_or_fails_with_a_registry_error_naming_it(
 
     check()
     assert examples["refused"] > 0
-    record(Result("fuzz", "registry file: byte mutations", examples["n"], examples["n"], 0, 0,
+    record(Result("fuzz", "registry file: byte mutations", examples["n"], examples["n"], None, None,
                   f"{examples['refused']} refused with a RegistryError naming the file, the rest loaded",
                   "tests/connectors/test_registry.py::"
-                  "test_a_mutated_registry_file_loads_or_fails_with_a_registry_error_naming_it"))
+                  "test_a_mutated_registry_file_loads_or_fails_with_a_registry_error_naming_it",
+                  not_measured="a registry check: no slot data involved"))
 
 
 def test_mutated_registry_fields_fail_with_the_row_and_field_named(tmp_path: Path) -> None:
@@ -242,9 +244,10 @@ def test_mutated_registry_fields_fail_with_the_row_and_field_named(tmp_path: Pat
             assert any(f"row {row_index + 1}" in p for p in exc.problems), exc.problems
 
     check()
-    record(Result("fuzz", "registry rows: any value in any field", examples["n"], examples["n"], 0, 0,
+    record(Result("fuzz", "registry rows: any value in any field", examples["n"], examples["n"], None, None,
                   "loaded, or RegistryError naming the file, row and field",
-                  "tests/connectors/test_registry.py::test_mutated_registry_fields_fail_with_the_row_and_field_named"))
+                  "tests/connectors/test_registry.py::test_mutated_registry_fields_fail_with_the_row_and_field_named",
+                  not_measured="a registry check: no slot data involved"))
 
 
 def test_any_nhs_csv_becomes_a_registry_or_a_registry_error(tmp_path: Path) -> None:
@@ -262,6 +265,7 @@ def test_any_nhs_csv_becomes_a_registry_or_a_registry_error(tmp_path: Path) -> N
             assert "fuzz.csv" in str(exc)
 
     check()
-    record(Result("fuzz", "NHS Digital practice CSV: random text", examples["n"], examples["n"], 0, 0,
+    record(Result("fuzz", "NHS Digital practice CSV: random text", examples["n"], examples["n"], None, None,
                   "a registry, or RegistryError naming the source and line",
-                  "tests/connectors/test_registry.py::test_any_nhs_csv_becomes_a_registry_or_a_registry_error"))
+                  "tests/connectors/test_registry.py::test_any_nhs_csv_becomes_a_registry_or_a_registry_error",
+                  not_measured="a registry check: no slot data involved"))

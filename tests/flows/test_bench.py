@@ -26,6 +26,8 @@ REQUIRED_KEYS = {
     "duckdb_limit_slots_per_s", "ingest_ratio_vs_duckdb", "peak_rss_mib", "wall_s",
     "speedup_vs_naive", "nightly_wall_s", "nightly_slots_per_s", "orchestration_overhead_ms_per_task",
     "validation_s_per_million_rows", "mart_query_p95_s", "capacity_model", "ingest_slots",
+    "peak_rss_tree_mib", "sandbox_peak_rss_mib", "naive_label", "naive_cpu_s", "fhir_peer_label",
+    "fhir_peer_slots_per_s", "fhir_peer_cpu_s", "validation_synthetic_s_per_million_rows",
 }
 
 
@@ -51,13 +53,18 @@ def test_bench_small_reports_sane_figures(tmp_path: Path) -> None:
     data = json.loads(figures.read_text())
     assert data.keys() >= REQUIRED_KEYS
     assert data["size"] == "small"
-    assert data["schema_version"] == 3
+    assert data["schema_version"] == 4
     for key in ("slots", "ingest_slots", "responses", "bytes", "nightly_responses", "naive_slots"):
         assert isinstance(data[key], int) and data[key] > 0, key
     for key in ("http_req_per_s", "ingest_slots_per_s", "duckdb_limit_slots_per_s", "peak_rss_mib",
                 "wall_s", "speedup_vs_naive", "nightly_wall_s", "nightly_slots_per_s", "mart_query_p95_s",
-                "bench_peak_rss_mib", "sandbox_peak_rss_mib"):
+                "bench_peak_rss_mib", "sandbox_peak_rss_mib", "peak_rss_tree_mib", "fhir_peer_slots_per_s",
+                "naive_cpu_s", "fhir_peer_cpu_s"):
         assert isinstance(data[key], int | float) and data[key] > 0, key
+    # The tree holds the nightly process and Prefect's temporary API server at least.
+    assert data["peak_rss_tree_max_processes"] >= 2
+    assert data["peak_rss_tree_mib"] > data["peak_rss_mib"] * 0.9
+    assert "one transaction" in data["naive_label"] and "fhir.resources" in data["fhir_peer_label"]
     assert isinstance(data["orchestration_overhead_ms_per_task"], int | float)
     assert isinstance(data["validation_s_per_million_rows"], float)
     assert data["validation_s_per_million_rows"] > 0
@@ -80,6 +87,26 @@ def test_bench_small_reports_sane_figures(tmp_path: Path) -> None:
     assert data["bytes"] > data["ingest_slots"] * 100
     # The scratch folder is removed afterwards.
     assert not list(tmp_path.glob("slotsync-bench-*"))
+
+
+def test_tree_rss_adds_every_descendant() -> None:
+    from flows.bench import _current_rss_mib, tree_rss_mib
+
+    hold = "x = bytearray(64 * 1024 * 1024); import time; time.sleep(30)"
+    parent = subprocess.Popen([sys.executable, "-c",
+                               f"import subprocess, sys; subprocess.run([sys.executable, '-c', {hold!r}])"])
+    try:
+        for _ in range(100):
+            total, processes = tree_rss_mib(parent.pid)
+            if processes == 2 and total - _current_rss_mib(parent.pid) > 60:
+                break
+            subprocess.run(["sleep", "0.1"], check=True)
+        assert processes == 2
+        assert total - _current_rss_mib(parent.pid) > 60  # the child's 64 MiB is in the sum
+    finally:
+        subprocess.run(["pkill", "-P", str(parent.pid)], check=False)
+        parent.kill()
+        parent.wait()
 
 
 def test_bench_practices_is_for_england_only() -> None:

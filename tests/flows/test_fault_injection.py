@@ -55,6 +55,7 @@ class Snapshot:
     duplicate_rows: int  # slots twice in core history, plus staged entries the provider did not send twice
     staged_duplicates: int  # staged entries sharing a (unit, slot id), whatever the cause
     landing_files: set[str]
+    victim_searches: int  # slot searches the sandbox received for the victim in this run
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,7 @@ def run_and_snapshot(sandbox: SandboxServer, data_dir: Path) -> Snapshot:
     registry_path = data_dir / "registry.yaml"
     sandbox.registry.write(registry_path)
     practices = codes(sandbox)
+    sandbox.state.traffic.reset()
     result: dict[str, Any] = run_async(nightly_sync(
         registry_path=str(registry_path), data_dir=str(data_dir),
         warehouse_path=str(data_dir / "wh.duckdb"), as_of=AS_OF, practices=practices,
@@ -109,6 +111,7 @@ def run_and_snapshot(sandbox: SandboxServer, data_dir: Path) -> Snapshot:
             duplicate_rows=history_duplicates,
             staged_duplicates=staged_duplicates,
             landing_files={p.stem for p in (data_dir / "landing").rglob("*.ndjson")},
+            victim_searches=sandbox.state.traffic.counts().get((practices[0], "SEARCH_SLOTS"), 0),
         )
     finally:
         con.close()
@@ -128,23 +131,26 @@ def lost_rows(clean: Snapshot, faulted: Snapshot, practices: list[str]) -> int:
     return sum(max(0, clean.slot_rows[ods] - faulted.slot_rows[ods]) for ods in practices)
 
 
-def arm(sandbox: SandboxServer, victim: str, **fields: Any) -> int:
+def arm(sandbox: SandboxServer, victim: str, rules: list[dict[str, Any]]) -> list[int]:
     sandbox.state.faults.clear()
-    return sandbox.state.faults.add(FaultRule(practice=victim, interaction="SEARCH_SLOTS", **fields))
+    return [sandbox.state.faults.add(FaultRule(practice=victim, interaction="SEARCH_SLOTS", **fields))
+            for fields in rules]
 
 
 def inject(
-    sandbox: SandboxServer, tmp_path: Path, clean: Snapshot, **fields: Any
+    sandbox: SandboxServer, tmp_path: Path, clean: Snapshot, *more: dict[str, Any], **fields: Any
 ) -> tuple[str, Snapshot, int]:
-    """Run with the fault armed on the victim; checks what must hold for every fault."""
+    """Run with the fault (and any `more` rules) armed on the victim; checks what must hold for
+    every fault. Each rule must fire at least once."""
     victim = codes(sandbox)[0]
-    rule_id = arm(sandbox, victim, **fields)
+    rule_ids = arm(sandbox, victim, [fields, *more])
     try:
         faulted = run_and_snapshot(sandbox, tmp_path)
     finally:
-        injected = sandbox.state.faults.injected(rule_id)
+        fired = [sandbox.state.faults.injected(rule_id) for rule_id in rule_ids]
         sandbox.state.faults.clear()
-    assert injected > 0, "the fault never fired"
+    assert all(n > 0 for n in fired), f"a fault never fired: {fired}"
+    injected = sum(fired)
     others = codes(sandbox)[1:]
     assert all(faulted.outcomes[o]["status"] == "ok" for o in others)
     assert faulted.others == clean.others, "a fault at one practice changed another's rows"
@@ -157,13 +163,17 @@ def inject(
 
 # -- transport and protocol faults: retried to a clean result ---------------------------------
 
-RETRIED: dict[str, dict[str, Any]] = {
-    "latency spike (0.5 s on every search)": {"kind": "latency", "delay_s": 0.5},
-    "5xx burst (502/503/504)": {"kind": "status", "status": 503, "count": 4},
-    "429 storm with Retry-After": {"kind": "status", "status": 429, "retry_after_s": 1, "count": 6},
-    "connection reset mid-body": {"kind": "reset", "count": 3},
-    "truncated JSON (transient)": {"kind": "truncate", "count": 3},
-    "read timeout on a stalled server": {"kind": "stall", "delay_s": 30, "count": 2},
+# Each value: the fault rules armed, in order (a 5xx burst is one rule per status).
+RETRIED: dict[str, list[dict[str, Any]]] = {
+    # Over the 5 s read timeout (HTTP_ENV), so each delayed search times out and is retried.
+    "latency spike (7 s, over the 5 s read timeout)": [{"kind": "latency", "delay_s": 7, "count": 2}],
+    "5xx burst (502, 503 and 504)": [{"kind": "status", "status": 502, "count": 2},
+                                     {"kind": "status", "status": 503, "count": 1},
+                                     {"kind": "status", "status": 504, "count": 1}],
+    "429 storm with Retry-After": [{"kind": "status", "status": 429, "retry_after_s": 1, "count": 6}],
+    "connection reset mid-body": [{"kind": "reset", "count": 3}],
+    "truncated JSON (transient)": [{"kind": "truncate", "count": 3}],
+    "read timeout on a stalled server": [{"kind": "stall", "delay_s": 30, "count": 2}],
 }
 
 
@@ -171,11 +181,15 @@ RETRIED: dict[str, dict[str, Any]] = {
 def test_transient_faults_are_retried_to_a_clean_result(
     sandbox: SandboxServer, tmp_path: Path, clean: Snapshot, fault: str
 ) -> None:
-    victim, faulted, injected = inject(sandbox, tmp_path, clean, **RETRIED[fault])
+    first, *more = RETRIED[fault]
+    victim, faulted, injected = inject(sandbox, tmp_path, clean, *more, **first)
     assert faulted.outcomes[victim]["status"] == "ok", faulted.outcomes[victim]
     assert faulted.victim == clean.victim, "the retried practice's rows differ from a clean run"
+    # Every faulted search was sent again: the provider saw that many more searches.
+    retries = faulted.victim_searches - clean.victim_searches
+    assert retries >= injected, f"{retries} retries for {injected} faulted searches"
     record(Result("fault", fault, injected, injected, lost_rows(clean, faulted, codes(sandbox)),
-                  faulted.duplicate_rows, "retried (connectors/http/retry.py)",
+                  faulted.duplicate_rows, f"retried (connectors/http/retry.py): {retries} retries counted",
                   "tests/flows/test_fault_injection.py::test_transient_faults_are_retried_to_a_clean_result"))
 
 

@@ -5,8 +5,10 @@ loopback by default, the dashboard read-only.
 from __future__ import annotations
 
 import ast
+import ipaddress
 import logging
 import socket
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,9 +98,10 @@ def test_no_secret_and_no_jwt_in_the_logs_of_a_real_sync(
     leaks = [t[:300] for t in texts if KNOWN_SECRET in t or "eyJ" in t]
     assert not leaks, leaks
     record(Result("security", "secret and JWTs in logs of a real sync (DEBUG everywhere)",
-                  len(collect.lines), len(collect.lines), 0, 0,
+                  len(collect.lines), len(collect.lines), None, None,
                   "no record or console line holds the key or a JWT",
-                  "tests/flows/test_security.py::test_no_secret_and_no_jwt_in_the_logs_of_a_real_sync"))
+                  "tests/flows/test_security.py::test_no_secret_and_no_jwt_in_the_logs_of_a_real_sync",
+                  not_measured="not a data-loading test"))
 
 
 def test_secrets_come_from_the_environment_and_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,8 +161,9 @@ def test_injection_strings_in_names_are_data_from_registry_to_dashboard(
     shown = dashboard_data.read_quota_daily(snapshot)
     assert set(shown["practice_name"]) == set(INJECTIONS)
     record(Result("security", "SQL injection strings in names, CCG codes and paths", len(INJECTIONS),
-                  len(INJECTIONS), 0, 0, "stored and shown verbatim; no statement ran",
-                  "tests/flows/test_security.py::test_injection_strings_in_names_are_data_from_registry_to_dashboard"))
+                  len(INJECTIONS), None, None, "stored and shown verbatim; no statement ran",
+                  "tests/flows/test_security.py::test_injection_strings_in_names_are_data_from_registry_to_dashboard",
+                  not_measured="not a data-loading test"))
 
 
 def test_injection_ods_codes_are_refused_by_the_registry_and_data_to_the_loader(tmp_path: Path) -> None:
@@ -186,19 +190,37 @@ def test_injection_ods_codes_are_refused_by_the_registry_and_data_to_the_loader(
         con.close()
 
 
+def non_loopback_ipv4() -> list[str]:
+    """This machine's IPv4 interface addresses other than loopback (`ip -o -4 addr`)."""
+    try:
+        listing = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True,
+                                 check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        listing = ""
+    addresses = [line.split()[3].split("/")[0] for line in listing.splitlines() if len(line.split()) > 3]
+    return [a for a in addresses if not ipaddress.ip_address(a).is_loopback]
+
+
 def test_the_sandbox_binds_loopback_by_default() -> None:
     assert SandboxSettings().host == "127.0.0.1"
+    others = non_loopback_ipv4()
+    # A loop over zero addresses proves nothing: this test needs a second interface address.
+    assert others, "no non-loopback IPv4 address on this machine to try the sandbox's port on"
     with SandboxServer(clock=SimulatedClock(AS_OF)) as server:
         assert server.base_url.startswith("http://127.0.0.1:")
         port = int(server.base_url.rsplit(":", 1)[1].split("/")[0])
-        # Not reachable on any other interface of this machine.
-        others = {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
-        for address in others - {"127.0.0.1"}:
-            with pytest.raises(OSError), socket.create_connection((address, port), timeout=1):
+        for address in others:
+            # The address itself takes connections (a listener on it answers) ...
+            with socket.create_server((address, 0)) as control:
+                socket.create_connection(control.getsockname()[:2], timeout=2).close()
+            # ... but the sandbox's port is not open on it.
+            with pytest.raises(ConnectionRefusedError), socket.create_connection((address, port), timeout=2):
                 pass
-    record(Result("security", "sandbox binds 127.0.0.1 by default", 1, 1, 0, 0,
-                  "loopback only; other interfaces refuse",
-                  "tests/flows/test_security.py::test_the_sandbox_binds_loopback_by_default"))
+    record(Result("security", "sandbox binds 127.0.0.1 by default", len(others), len(others), None, None,
+                  f"loopback only; refused on {len(others)} other interface address(es), each shown "
+                  "to accept connections on another port",
+                  "tests/flows/test_security.py::test_the_sandbox_binds_loopback_by_default",
+                  not_measured="not a data-loading test"))
 
 
 def test_the_dashboard_opens_the_published_snapshot_read_only(tmp_path: Path) -> None:
@@ -222,9 +244,11 @@ def test_the_dashboard_opens_the_published_snapshot_read_only(tmp_path: Path) ->
                 calls.append((f"{path.name}:{node.lineno}",
                               isinstance(value, ast.Constant) and value.value is True))
     assert calls and all(ok for _, ok in calls), calls
-    record(Result("security", "dashboard opens the snapshot read-only", len(calls) + 1, len(calls) + 1, 0, 0,
+    checked = len(calls) + 1
+    record(Result("security", "dashboard opens the snapshot read-only", checked, checked, None, None,
                   "writes refused; every duckdb.connect in dashboards/ is read_only=True",
-                  "tests/flows/test_security.py::test_the_dashboard_opens_the_published_snapshot_read_only"))
+                  "tests/flows/test_security.py::test_the_dashboard_opens_the_published_snapshot_read_only",
+                  not_measured="not a data-loading test"))
 
 
 def test_the_hash_key_can_come_from_a_prefect_secret_block() -> None:
