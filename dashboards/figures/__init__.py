@@ -30,6 +30,7 @@ NOW_ENV = "SLOTSYNC_NOW"
 STALE_AFTER = timedelta(hours=26)
 
 Value = int | float | datetime | None
+Numbers = dict[str, float | int | None]
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,11 @@ def read_all(
         if values:
             out.update(values)
     return out
+
+
+def numbers(values: dict[str, Value]) -> Numbers:
+    """The numeric figures of a group (timestamps left out), for formatting and suppression."""
+    return {k: v for k, v in values.items() if not isinstance(v, datetime)}
 
 
 def scorecard(scope: Scope, *, snapshot: Path | None = None) -> pd.DataFrame | None:
