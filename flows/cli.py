@@ -49,8 +49,13 @@ def demo(
     ] = 1,
     start: Annotated[str, typer.Option(help="first simulated day (YYYY-MM-DD)")] = "2026-03-23",
     seed: Annotated[int, typer.Option(help="sandbox random seed")] = 20261126,
+    horizon_days: Annotated[
+        int, typer.Option(min=1, max=90, help="days ahead each nightly sync reads (deployed: 28)")
+    ] = 7,
 ) -> None:
     """Run the main job on the built-in sandbox estate: simulated days of syncs and releases."""
+    # Set before anything reads the settings; a week ahead keeps the first run short.
+    os.environ["SLOTSYNC_SYNC__HORIZON_DAYS"] = str(horizon_days)
     try:
         first_day = date.fromisoformat(start)
     except ValueError:
@@ -65,7 +70,7 @@ def demo(
         f"estate of GP practices and hubs, {len(schedule)} scheduled runs; about {minutes} min on a "
         "quiet 2-core machine"
     )
-    typer.echo(f"  cadence: {CADENCE}")
+    typer.echo(f"  cadence: {CADENCE}; the nightly reads {horizon_days} days ahead (deployed: 28)")
     prepare_prefect_environment(quiet=True)
     from flows.demo import run_demo
 

@@ -13,6 +13,7 @@ NHS 111 capacity the release flow saved in the sandbox (ground truth, demo only)
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -83,7 +84,10 @@ def estimate_seconds(schedule: list[ScheduledRun]) -> float:
 
 
 def demo_schedule(start: date, days: int) -> list[ScheduledRun]:
-    return sorted(replay_schedule(start, days, HOURLY_INTRADAY, DEMO_RELEASE_AT))
+    """The replayed days on the deployed cadence, closed by the next night's nightly sync: it
+    sees the last day's evening (hub) slots start, so that day's outcomes are settled."""
+    runs = sorted(replay_schedule(start, days, HOURLY_INTRADAY, DEMO_RELEASE_AT))
+    return [*runs, ScheduledRun(uk_local(start + timedelta(days=days), NIGHTLY_AT), "nightly_sync")]
 
 
 @dataclass
@@ -116,6 +120,7 @@ def replay(
     from flows.release import release_unused_111
     from flows.sync import intraday_sync, nightly_sync
 
+    _quiet_benign_lease_race()
     flows: dict[str, Any] = {
         "nightly_sync": nightly_sync,
         "intraday_sync": intraday_sync,
@@ -152,6 +157,26 @@ def replay(
             f"{when} {len(result['outcomes']) - len(failed)}/{len(result['outcomes'])} practices "
             f"captured, {rows:>7,} slot rows, {monotonic() - began:4.1f} s"
         )
+
+
+class _LeaseRenewalRace(logging.Filter):
+    """Drops Prefect's "410 Gone ... concurrency lease renewal" warning.
+
+    The writer slot (flows/sync.py) is taken with `raise_on_lease_renewal_failure=False`: a
+    renewal that reaches the API just after the run released its slot gets 410 Gone, which
+    changes nothing (the slot is already free), yet Prefect logs it as a warning that would
+    tell a newcomer something went wrong. Any other warning still shows.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("lease renewal" in message and "410 Gone" in message)
+
+
+def _quiet_benign_lease_race() -> None:
+    logger = logging.getLogger("prefect.concurrency")
+    if not any(isinstance(f, _LeaseRenewalRace) for f in logger.filters):
+        logger.addFilter(_LeaseRenewalRace())
 
 
 def run_demo(
@@ -203,11 +228,18 @@ def summary_lines(report: DemoReport) -> list[str]:
     it rests on.
     """
     from connectors.sandbox.simulation import REBOOK_AFTER_RELEASE_CHANCE
-    from dashboards import data, figures
+    from connectors.uktime import UK as UK_ZONE
+    from dashboards import data, figures, filters
 
-    assert report.first_day is not None and report.last_day is not None
     snapshot = report.data_dir / "published" / data.SNAPSHOT_FILE
-    scope = figures.Scope(report.first_day, report.last_day)
+    # The period the dashboard opens on, so the first screen shows these very numbers.
+    catalogue = data.read_catalogue(snapshot)
+    publication = data.read_publication(snapshot)
+    assert catalogue.first_day is not None and catalogue.last_day is not None
+    first_day, last_day = filters.default_period(
+        catalogue.first_day, catalogue.last_day, publication.as_of.astimezone(UK_ZONE).date()
+    )
+    scope = figures.Scope(first_day, last_day)
     values = figures.read_all(scope, snapshot=snapshot, at=report.ended_at)
     label = figures.LABELS
 
@@ -220,11 +252,14 @@ def summary_lines(report: DemoReport) -> list[str]:
         return "n/a (nothing to divide by)" if value is None else f"{float(value):.1%}"  # type: ignore[arg-type]
 
     period = (
-        f"{report.first_day:%a %d %b %Y}"
-        if report.first_day == report.last_day
-        else f"{report.first_day:%a %d %b} to {report.last_day:%a %d %b %Y}"
+        f"{first_day:%a %d %b %Y}"
+        if first_day == last_day
+        else f"{first_day:%a %d %b} to {last_day:%a %d %b %Y}"
     )
-    lines = [f"What the dashboard will show for {period} (observed by the pipeline):"]
+    lines = [
+        f"What the dashboard opens on, {period} (observed by the pipeline; later days are slots "
+        "already offered, not finished):"
+    ]
     if values.get("core_days"):
         lines += [
             f"  {label['nhs111_offered_core_days']}: {count('nhs111_offered_core_days')} against a quota of "
@@ -259,7 +294,21 @@ def summary_lines(report: DemoReport) -> list[str]:
             f"{REBOOK_AFTER_RELEASE_CHANCE:.0%} (REBOOK_AFTER_RELEASE_CHANCE); with a different real "
             "rebooking rate the saving differs, so it is not a forecast",
             f"  the simulated practices booked {effect.released_then_booked:,} of the {effect.released:,} "
-            "slots released; the pipeline observed fewer as booked because a slot booked after its "
-            "last check is counted as 'outcome not known yet', not as booked",
+            f"released slots that started; the pipeline saw {count('released_then_booked')} of "
+            f"{count('released')} as booked. {_gap_words(effect, values)}",
         ]
     return lines
+
+
+def _gap_words(effect: ReleaseEffect, values: dict[str, Any]) -> str:
+    """Why the observed release figures and the sandbox's truth differ, in words."""
+    observed = values.get("released_then_booked")
+    if observed is None:
+        return "The snapshot has no release figures to compare."
+    if int(observed) == effect.released_then_booked and values.get("released") == effect.released:
+        return "They agree."
+    return (
+        "They differ because the truth counts released slots that had started by the end of the "
+        "replay, while the dashboard counts releases by the day of the slot; and a slot booked "
+        "after its last check is 'outcome not known yet', not booked, until a later capture sees it."
+    )
