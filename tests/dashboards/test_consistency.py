@@ -86,6 +86,7 @@ EXPECTED: dict[str, Expect] = {
         v["practice_utilisation"], v["practice_utilisation_upper"]
     ),
     figures.LABELS["hub_utilisation"]: lambda v: _range(v["hub_utilisation"], v["hub_utilisation_upper"]),
+    figures.LABELS["practice_unused"]: lambda v: _count(v["practice_unused"]),
     figures.LABELS["released"]: lambda v: _count(v["released"]),
     figures.LABELS["released_then_booked"]: lambda v: _count(v["released_then_booked"]),
     figures.LABELS["released_unused"]: lambda v: _count(v["released_unused"]),
@@ -164,7 +165,10 @@ def _check_tiles(tiles: dict[str, str], truth: dict[str, figures.Value], where: 
     for label, shown in tiles.items():
         assert "None" not in shown, f"{where}: tile {label!r} shows None"
         if label in EXPECTED:
-            expected = EXPECTED[label](truth)
+            try:
+                expected = EXPECTED[label](truth)
+            except KeyError:
+                expected = "–"  # the snapshot lacks the figure's mart: "not available yet"
             if shown in SUPPRESSED:
                 continue  # small numbers are hidden by design (dashboards.suppression)
             assert shown == expected, f"{where}: {label!r} shows {shown!r}, its SQL gives {expected!r}"
