@@ -111,7 +111,7 @@ def render() -> None:
         return
     _scorecard(ctx, values)
     _heatmap(selected)
-    _below_quota_table(selected, ctx.stamp)
+    _below_quota_table(ctx, selected, ctx.stamp)
     _trend(selected, ctx.stamp)
     _daily_table(selected, ctx.stamp)
 
@@ -260,11 +260,18 @@ def _heatmap(selected: pd.DataFrame) -> None:
     st.caption("Cells show reserved slots offered / daily quota. Rows with the most days below quota first.")
 
 
-def _below_quota_table(selected: pd.DataFrame, stamp: str) -> None:
+def _below_quota_table(ctx: ui.Context, selected: pd.DataFrame, stamp: str) -> None:
     st.subheader("Practices below quota")
+    if not ctx.has_core_day:
+        st.info("No core days in the selected range: no quota applies.")
+        return
     table = quota.practices_below_quota(selected)
     if table.empty:
-        st.success("Every practice met its NHS 111 quota on every core day in the filters.")
+        message = "Every practice set up for 111 booking met its NHS 111 quota on every core day in the filters."
+        if ctx.stale:
+            st.warning(f"{message} The snapshot is stale, so this says nothing about the days since.")
+        else:
+            st.success(message)
         return
     st.dataframe(table, hide_index=True, column_config=BELOW_COLUMNS, column_order=list(BELOW_COLUMNS))
     ui.csv_download(
