@@ -267,7 +267,9 @@ def _below_quota_table(ctx: ui.Context, selected: pd.DataFrame, stamp: str) -> N
         return
     table = quota.practices_below_quota(selected)
     if table.empty:
-        message = "Every practice set up for 111 booking met its NHS 111 quota on every core day in the filters."
+        message = (
+            "Every practice set up for 111 booking met its NHS 111 quota on every core day in the filters."
+        )
         if ctx.stale:
             st.warning(f"{message} The snapshot is stale, so this says nothing about the days since.")
         else:
