@@ -1,8 +1,9 @@
 """Data health figures: capture freshness per practice and reconciliation findings, in pure pandas.
 
-Freshness is measured against the snapshot's as-of instant (when the last completed load
-captured its data), so a practice is *stale* when its last complete capture is more than 26
-hours older than the rest of the data (`slotsync status` uses the same threshold).
+Freshness is judged against now (the injectable clock, `dashboards.figures.now`), by the rule
+`slotsync status` applies and `dashboards/figures/sql/fig_freshness.sql` defines: a practice is
+*stale* when its last successful nightly capture is more than 26 hours before now. A latest
+sync that failed is shown as such even when the practice was never captured.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ STATUS_OK = "Up to date"
 STATUS_STALE = "Stale (no capture for over 26 h)"
 STATUS_FAILED = "Latest sync failed"
 STATUS_NEVER = "Never captured"
-STATUS_ORDER = (STATUS_NEVER, STATUS_FAILED, STATUS_STALE, STATUS_OK)
+STATUS_ORDER = (STATUS_FAILED, STATUS_NEVER, STATUS_STALE, STATUS_OK)
+# Who fixes what, by status: the plain-words next step when the run left none.
+OWNER = {
+    STATUS_FAILED: "Pipeline operator: follow the next step, then `slotsync rerun`",
+    STATUS_NEVER: "Pipeline operator with the practice's IT supplier: check the registry entry and access",
+    STATUS_STALE: "Pipeline operator: check the nightly schedule runs (`slotsync status`)",
+    STATUS_OK: "",
+}
 
 # Plain-English meaning of every reason code in mart_reconciliation_findings (its SQL header
 # states the technical definition; tests check that every code there is explained here).
@@ -46,17 +54,18 @@ CAPACITY_REASONS = frozenset({"NHS111_SLOT_NOT_VISIBLE_TO_111", "BELOW_111_QUOTA
 PATIENT_REASONS = tuple(code for code in REASONS if code not in CAPACITY_REASONS)
 
 
-def freshness(frame: pd.DataFrame, as_of: datetime, labels: dict[str, str]) -> pd.DataFrame:
-    """One row per practice/hub: last complete capture, its age at the as-of time, a status."""
+def freshness(frame: pd.DataFrame, now: datetime, labels: dict[str, str]) -> pd.DataFrame:
+    """One row per practice/hub: last nightly capture, its age now, a status."""
     out = frame.copy()
-    observed = pd.to_datetime(out["last_observed_at"], utc=True)
-    age = (pd.Timestamp(as_of) - observed).dt.total_seconds() / 3600
+    column = "last_nightly_at" if "last_nightly_at" in out.columns else "last_observed_at"
+    observed = pd.to_datetime(out[column], utc=True)
+    age = (pd.Timestamp(now) - observed).dt.total_seconds() / 3600
     out["hours_behind"] = age.round(1)
     status = pd.Series(STATUS_OK, index=out.index, dtype="object")
     status[age > STALE_AFTER.total_seconds() / 3600] = STATUS_STALE
-    failed = out["latest_status"].notna() & (out["latest_status"].astype(str) != "ok")
-    status[failed] = STATUS_FAILED
     status[observed.isna()] = STATUS_NEVER
+    failed = out["latest_status"].astype("object").eq("failed").fillna(False).astype(bool)
+    status[failed] = STATUS_FAILED
     out["status"] = status
     out["practice"] = out["practice_ods"].map(lambda ods: labels.get(str(ods), str(ods)))
     out["kind"] = out["kind"].map({"practice": "Practice", "hub": "Hub"}).fillna(out["kind"])
@@ -67,6 +76,18 @@ def freshness(frame: pd.DataFrame, as_of: datetime, labels: dict[str, str]) -> p
         .drop(columns="_order")
         .reset_index(drop=True)
     )
+
+
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """For display and CSV: a missing value is an empty cell or `–`, never a literal `None`."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_numeric_dtype(out[column]):
+            out[column] = out[column].astype("object").where(out[column].notna(), "–")
+        else:
+            out[column] = out[column].astype("object").where(out[column].notna(), "")
+            out[column] = out[column].map(lambda v: "" if str(v) in ("None", "nan", "NaT", "<NA>") else v)
+    return out
 
 
 def status_counts(table: pd.DataFrame) -> dict[str, int]:

@@ -15,7 +15,8 @@ import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in th
 STATUS_MEETS = "Meets quota"
 STATUS_BELOW = "Below quota"
 STATUS_NONE = "No reserved 111 slots"
-STATUS_ORDER = (STATUS_MEETS, STATUS_BELOW, STATUS_NONE)
+STATUS_NOT_SET_UP = "Not set up for 111 booking"
+STATUS_ORDER = (STATUS_MEETS, STATUS_BELOW, STATUS_NONE, STATUS_NOT_SET_UP)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,17 @@ def prepare(daily: pd.DataFrame) -> pd.DataFrame:
     # meets_quota is NULL on weekends (no quota), so keep it nullable for display and derive a
     # plain flag for counting.
     out["meets_quota"] = out["meets_quota"].astype("boolean")
-    out["below_quota"] = out["is_core_day"] & out["meets_quota"].eq(False).fillna(False).astype(bool)
+    # A practice not set up for 111 direct booking cannot offer 111 slots: marked as such, not
+    # counted below quota (fig_nhs111_scorecard.sql's rule).
+    accepts = (
+        out["accepts_111_booking"].astype("boolean").fillna(True).astype(bool)
+        if "accepts_111_booking" in out.columns
+        else pd.Series(True, index=out.index)
+    )
+    out["accepts_111"] = accepts
+    out["below_quota"] = (
+        out["is_core_day"] & accepts & out["meets_quota"].eq(False).fillna(False).astype(bool)
+    )
     out["practice_label"] = out["practice_name"].astype(str) + " (" + out["practice_ods"].astype(str) + ")"
     return out
 
@@ -70,7 +81,8 @@ def heatmap_frame(daily: pd.DataFrame) -> pd.DataFrame:
     offered = core["nhs111_reserved_offered"]
     core["status"] = STATUS_MEETS
     core.loc[core["below_quota"], "status"] = STATUS_BELOW
-    core.loc[offered == 0, "status"] = STATUS_NONE
+    core.loc[core["below_quota"] & (offered == 0), "status"] = STATUS_NONE
+    core.loc[~core["accepts_111"], "status"] = STATUS_NOT_SET_UP
     core["ratio"] = offered / core["quota"].where(core["quota"] > 0)
     core["day_label"] = core["slot_day"].dt.strftime("%a %d %b")
     core["cell_text"] = offered.astype(str) + "/" + core["quota"].astype(str)

@@ -32,7 +32,8 @@ DECISION_COLUMNS: dict[str, str] = {
     "released_then_booked": "Then booked",
     "released_unused": "Released, unused",
     "released_still_free": "Released, still free",
-    "uptake": "Uptake",
+    "released_unknown": "Not known yet",
+    "uptake": "Uptake (at least)",
 }
 DECISION_HELP: dict[str, str] = {
     "released": "Reserved NHS 111 slots given back to the practice through the supplier's API.",
@@ -45,12 +46,14 @@ DECISION_HELP: dict[str, str] = {
     "released_then_booked": "Released (or queued) slots that were then booked.",
     "released_unused": "Released slots still free at a check within 2 hours of their start.",
     "released_still_free": "Released slots that have not started yet and are still free.",
-    "uptake": "Then booked ÷ released (and queued).",
+    "released_unknown": "Released (or queued) slots whose outcome is not known yet: not started, or "
+    "last checked more than 2 hours before their start.",
+    "uptake": "Then booked ÷ released (and queued): a lower bound while some outcomes are not known.",
 }
 # Refused and skipped releases say a slot was booked, so they are patient-derived counts.
 DECISION_POLICY = Policy(
     protected=("released_then_booked",),
-    outcomes=("released_unused", "released_still_free"),
+    outcomes=("released_unused", "released_still_free", "released_unknown"),
     rates=("uptake",),
     capacity=("released", "queued", "failed_or_interrupted"),
     independent=("refused", "skipped"),
@@ -68,6 +71,10 @@ KPI_LABELS = {
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     out["slot_day"] = pd.to_datetime(out["slot_day"]).dt.normalize()
+    if {"released", "released_then_booked", "released_unused"} <= set(out.columns):
+        # The bucket fig_releases.sql defines: released (and queued) minus booked minus unused.
+        given = out["released"] + (out["queued"] if "queued" in out.columns else 0)
+        out["released_unknown"] = given - out["released_then_booked"] - out["released_unused"]
     if "is_final" in out.columns:
         out["is_final"] = out["is_final"].astype("boolean").fillna(False).astype(bool)
     return out

@@ -14,7 +14,7 @@ their values persist from page to page.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -22,13 +22,14 @@ from zoneinfo import ZoneInfo
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 import streamlit as st
 
-from dashboards import data, filters, suppression
+from dashboards import data, figures, filters, suppression
 
 UK = ZoneInfo("Europe/London")
 CACHE_TTL_S = 60
-STALE_AFTER = timedelta(hours=26)  # `slotsync status`'s default for a practice
+STALE_AFTER = figures.STALE_AFTER  # the rule `slotsync status` applies
 _CONTEXT_KEY = "_slotsync_context"
 _PROBLEM_KEY = "_slotsync_problem"
+_CUT_KEY = "_slotsync_cut"
 
 KEY_PERIOD = "f_period"
 KEY_CCG = "f_ccg"
@@ -47,10 +48,29 @@ class Context:
     filters: filters.Filters
     allowed: set[str] | None
     labels: dict[str, str]
+    now: datetime
 
     @property
     def version(self) -> str:
         return self.publication.version
+
+    @property
+    def scope(self) -> figures.Scope:
+        return figures.scope_for_period(self.filters.first_day, self.filters.last_day, self.allowed)
+
+    @property
+    def age(self) -> timedelta:
+        """How old the snapshot's data is, judged against now (the injectable clock)."""
+        return self.now - self.publication.as_of
+
+    @property
+    def stale(self) -> bool:
+        """The whole snapshot is older than a nightly plus grace: nothing on it is "all good"."""
+        return self.age > STALE_AFTER
+
+    @property
+    def has_core_day(self) -> bool:
+        return self.scope.has_core_day
 
     @property
     def stamp(self) -> str:
@@ -92,8 +112,35 @@ def cached_table(snapshot: Path, version: str, table: str) -> pd.DataFrame | Non
     return data.read_table(table, snapshot, expect_version=version)
 
 
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)
+def cached_figures(
+    snapshot: Path, version: str, group: str, scope: figures.Scope, at: datetime
+) -> dict[str, figures.Value] | None:
+    return figures.read_group(group, scope, snapshot=snapshot, at=at)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=16, show_spinner=False)
+def cached_scorecard(snapshot: Path, version: str, scope: figures.Scope) -> pd.DataFrame | None:
+    return figures.scorecard(scope, snapshot=snapshot)
+
+
+def figure_group(ctx: Context, group: str) -> dict[str, figures.Value] | None:
+    """One group of named figures (`dashboards.figures`) for this page's period and filters."""
+    scope = ctx.scope
+    # Only freshness depends on now; the minute keeps the cache useful.
+    at = ctx.now.replace(second=0, microsecond=0) if group == "freshness" else ctx.publication.as_of
+    return cached_figures(ctx.snapshot, ctx.version, group, scope, at)
+
+
+def figure_numbers(ctx: Context, group: str) -> figures.Numbers | None:
+    values = figure_group(ctx, group)
+    return None if values is None else figures.numbers(values)
+
+
 def clear_caches() -> None:
-    for cached in (cached_publication, cached_catalogue, cached_mart, cached_table):
+    for cached in (
+        cached_publication, cached_catalogue, cached_mart, cached_table, cached_figures, cached_scorecard
+    ):
         cached.clear()
 
 
@@ -153,6 +200,12 @@ def shell() -> None:
         return
     as_of_day = publication.as_of.astimezone(UK).date()
     chosen = _sidebar(catalogue, as_of_day)
+    st.session_state[_CUT_KEY] = {
+        "data_as_of": publication.as_of.isoformat(),
+        "period_from": chosen.first_day.isoformat(),
+        "period_to": chosen.last_day.isoformat(),
+        "filters": _filters_line(chosen),
+    }
     st.session_state[_CONTEXT_KEY] = Context(
         snapshot=snapshot,
         publication=publication,
@@ -160,7 +213,20 @@ def shell() -> None:
         filters=chosen,
         allowed=filters.allowed_practices(catalogue.practices, chosen),
         labels=filters.labels(catalogue.practices),
+        now=figures.now(),
     )
+
+
+def _filters_line(chosen: filters.Filters) -> str:
+    parts = [
+        f"{label} {', '.join(values)}"
+        for label, values in (
+            ("CCG", chosen.ccgs), ("PCN", chosen.pcns), ("practice", chosen.practices),
+            ("system", chosen.systems),
+        )
+        if values
+    ]
+    return "; ".join(parts) or "none (all practices and hubs)"
 
 
 def _sidebar(catalogue: data.Catalogue, as_of_day: date) -> filters.Filters:
@@ -263,15 +329,55 @@ def page_header(title: str, intro: str | None = None) -> Context | None:
             st.info(message, icon=":material/info:")
         return None
     publication = ctx.publication
-    age = datetime.now(UTC) - publication.as_of
-    old = f" · :orange[**{age.days} days old**]" if age > STALE_AFTER else ""
+    clock = "simulated clock" if figures.clock_is_pinned() else "wall clock"
     st.caption(
-        f"Data as of **{format_uk(publication.as_of)}** (UK time){old} · load `{publication.load_id}` · "
+        f"Data as of **{format_uk(publication.as_of)}** (UK time), {describe_age(ctx.age)} old at "
+        f"{format_uk(ctx.now)} ({clock}) · load `{publication.load_id}` · "
         f"published {format_uk(publication.published_at)} · showing {ctx.filters.describe()}"
     )
+    if ctx.stale:
+        st.error(
+            f"**This data is stale: captured {describe_age(ctx.age)} ago** (more than "
+            f"{int(STALE_AFTER.total_seconds() // 3600)} hours). The pipeline has not published since; "
+            "every figure below describes that older capture, not today. Check `slotsync status` "
+            "and the Data health page.",
+            icon=":material/error:",
+        )
+    if not ctx.has_core_day:
+        st.warning(
+            "**No core days in the selected period** (Monday to Friday): no NHS 111 quota applies, "
+            "so nothing here says whether practices met it.",
+            icon=":material/event_busy:",
+        )
     if intro:
         st.markdown(intro)
     return ctx
+
+
+def describe_age(age: timedelta) -> str:
+    """`3 days 4 hours`, `5 hours`, `12 minutes`: how old data is, in words."""
+    minutes = max(0, int(age.total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} day{'s' * (days != 1)} {hours} hour{'s' * (hours != 1)}"
+    if hours:
+        return f"{hours} hour{'s' * (hours != 1)} {minutes} min"
+    return f"{minutes} min"
+
+
+def count(value: figures.Value) -> str:
+    """A count for a tile; a missing figure reads `–`, never `None`."""
+    return "–" if value is None else f"{int(value):,}"  # type: ignore[arg-type]
+
+
+def rate_with_bound(low: figures.Value, high: figures.Value) -> str:
+    """`31.4% – 96.2%`: a rate whose outcomes are partly unknown, with its upper bound."""
+    if low is None:
+        return "–"
+    if high is None or abs(float(high) - float(low)) < 0.0005:  # type: ignore[arg-type]
+        return percent(float(low))  # type: ignore[arg-type]
+    return f"{percent(float(low))} – {percent(float(high))}"  # type: ignore[arg-type]
 
 
 def not_available(what: str, table_name: str) -> None:
@@ -293,10 +399,18 @@ def suppression_note() -> None:
 
 
 def csv_download(frame: pd.DataFrame, *, label: str, file_name: str, key: str) -> None:
-    """A download button for exactly the rows shown; no rerun when clicked."""
+    """A download button for exactly the rows shown; no rerun when clicked.
+
+    Every row carries the data's as-of time, the period and the filters it was cut with (set by
+    `shell`), so a CSV read on its own still says what it covers.
+    """
+    cut: dict[str, str] = st.session_state.get(_CUT_KEY, {})
+    export = frame.copy()
+    for position, (column, value) in enumerate(cut.items()):
+        export.insert(position, column, value)
     st.download_button(
         label,
-        data=frame.to_csv(index=False).encode("utf-8"),
+        data=export.to_csv(index=False).encode("utf-8"),
         file_name=file_name,
         mime="text/csv",
         key=key,

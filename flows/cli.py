@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,19 +44,36 @@ def demo(
     data_dir: Annotated[Path, typer.Option(help="where the demo warehouse and files go")] = Path(
         "var/demo"
     ),
-    days: Annotated[int, typer.Option(min=1, max=28, help="simulated days to replay")] = 7,
+    days: Annotated[
+        int, typer.Option(min=1, max=28, help="simulated days to replay (7: the longer week)")
+    ] = 1,
     start: Annotated[str, typer.Option(help="first simulated day (YYYY-MM-DD)")] = "2026-03-23",
     seed: Annotated[int, typer.Option(help="sandbox random seed")] = 20261126,
+    horizon_days: Annotated[
+        int, typer.Option(min=1, max=90, help="days ahead each nightly sync reads (deployed: 28)")
+    ] = 7,
 ) -> None:
-    """Run the main job on the built-in sandbox estate: a simulated week of syncs."""
-    prepare_prefect_environment(quiet=True)
-    from flows.demo import run_demo
-
+    """Run the main job on the built-in sandbox estate: simulated days of syncs and releases."""
+    # Set before anything reads the settings; a week ahead keeps the first run short.
+    os.environ["SLOTSYNC_SYNC__HORIZON_DAYS"] = str(horizon_days)
     try:
         first_day = date.fromisoformat(start)
     except ValueError:
         raise _fail(f"--start {start!r} is not a date like 2026-03-23") from None
-    typer.echo(f"slotsync demo: replaying {days} simulated day(s) from {first_day} (seed {seed})")
+    # Said before the slow imports, so a newcomer sees at once what is happening.
+    from flows.demo import CADENCE, demo_schedule, estimate_seconds, summary_lines
+
+    schedule = demo_schedule(first_day, days)
+    minutes = max(1, round(estimate_seconds(schedule) / 60))
+    typer.echo(
+        f"slotsync demo: replaying {days} simulated day(s) from {first_day:%a %d %b %Y} on a sandbox "
+        f"estate of GP practices and hubs, {len(schedule)} scheduled runs; about {minutes} min on a "
+        "quiet 2-core machine"
+    )
+    typer.echo(f"  cadence: {CADENCE}; the nightly reads {horizon_days} days ahead (deployed: 28)")
+    prepare_prefect_environment(quiet=True)
+    from flows.demo import run_demo
+
     began = time.monotonic()
     try:
         report = run_demo(data_dir, start=first_day, days=days, seed=seed)
@@ -64,19 +81,29 @@ def demo(
         typer.echo("\ninterrupted: sandbox stopped, the warehouse keeps every completed load")
         raise typer.Exit(code=130) from None
     typer.echo("")
-    typer.echo("summary")
-    typer.echo(f"  practices and hubs synced : {report.practices}")
-    typer.echo(f"  scheduled runs replayed   : {report.runs}")
-    typer.echo(f"  slot rows loaded          : {report.slot_rows:,}")
-    typer.echo(f"  practice failures         : {report.failures}")
-    outcomes = ", ".join(f"{v} {k}" for k, v in sorted(report.release_outcomes.items())) or "none"
-    typer.echo(f"  release decisions         : {outcomes}")
-    if report.effect is not None:
-        for line in report.effect.lines():
-            typer.echo(f"  {line}")
-    typer.echo(f"  warehouse                 : {report.warehouse}")
-    typer.echo(f"  wall time                 : {time.monotonic() - began:.0f} s")
-    typer.echo(f"open the dashboard with     : slotsync dashboard --data-dir {data_dir}")
+    for line in summary_lines(report):
+        typer.echo(line)
+    typer.echo(
+        f"Replayed {report.runs} scheduled runs for {report.practices} practices and hubs in "
+        f"{time.monotonic() - began:.0f} s; {report.failures} practice capture(s) failed."
+    )
+    assert report.ended_at is not None
+    now = report.ended_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+    typer.echo(
+        "The dashboard judges freshness at the simulated end of the replay (--now). Open it with:"
+    )
+    typer.echo(f"  {_launcher()} dashboard --data-dir {data_dir} --now {now}")
+    typer.echo("  then browse http://127.0.0.1:8501")
+
+
+def _launcher() -> str:
+    """How this command was started, so a printed follow-up command runs as printed."""
+    if os.environ.get("UV_INTERNAL__PARENT_INTERPRETER"):
+        parent = Path(os.environ["UV_INTERNAL__PARENT_INTERPRETER"]).name
+        return f"{parent} -m uv run slotsync"
+    if os.environ.get("UV"):
+        return "uv run slotsync"
+    return "slotsync"
 
 
 @app.command()
@@ -203,12 +230,18 @@ def dashboard(
     ),
     port: Annotated[int, typer.Option(help="port for the dashboard")] = 8501,
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    now: Annotated[
+        str | None,
+        typer.Option(help="judge freshness at this ISO instant (the demo's simulated clock)"),
+    ] = None,
 ) -> None:
     """Serve the CCG/ICB dashboard (reads the published marts snapshot only)."""
     spec = find_spec("dashboards.app")
     if spec is None or spec.origin is None:
         raise _fail("dashboards.app is not installed with this package")
     env = {**os.environ, "SLOTSYNC_DATA_DIR": str(data_dir)}
+    if now is not None:
+        env["SLOTSYNC_NOW"] = _instant(now, "--now").isoformat()
     command = [
         sys.executable, "-m", "streamlit", "run", spec.origin, "--server.headless", "true",
         "--server.address", host, "--server.port", str(port),

@@ -24,6 +24,7 @@ from typing import Literal
 import duckdb
 
 from connectors.gpconnect.windows import SearchWindow, plan_windows
+from dashboards.figures import STALE_AFTER
 from warehouse.db import connect
 
 SCHEDULED_FLOWS = ("nightly_sync", "intraday_sync")
@@ -31,7 +32,8 @@ FULL_HORIZON_FLOW = "nightly_sync"
 SCHEDULED_STREAM = "slots"
 BACKFILL_STREAM = "slots_backfill"
 STREAMS = (SCHEDULED_STREAM, BACKFILL_STREAM)
-DEFAULT_STALE_AFTER = timedelta(hours=26)  # a nightly plus two hours' grace
+# The dashboard's rule (dashboards/figures/sql/fig_freshness.sql): a nightly plus two hours' grace.
+DEFAULT_STALE_AFTER = STALE_AFTER
 
 PlanMode = Literal["scheduled", "rerun", "backfill"]
 UnitKey = tuple[str, datetime, datetime]  # (filter_key, window start UTC, window end UTC)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 import streamlit as st
 
-from dashboards import data, health, suppression, ui
+from dashboards import data, figures, health, suppression, ui
 
 TITLE = "Data health"
 INTRO = (
@@ -19,23 +19,18 @@ INTRO = (
     "captures, the booking organisations' logs and the practices' own answers disagree."
 )
 FRESH_COLUMNS = {
-    "practice": st.column_config.TextColumn("Practice or hub"),
-    "kind": st.column_config.TextColumn("Kind"),
-    "clinical_system": st.column_config.TextColumn("System"),
-    "status": st.column_config.TextColumn("Status"),
-    "last_observed_at": st.column_config.DatetimeColumn(
-        "Last complete capture",
-        format="ddd D MMM YYYY, HH:mm",
-        timezone="Europe/London",
-        help="When the practice's slots were last captured completely (UK time).",
+    "practice": st.column_config.TextColumn("Practice or hub", width="medium"),
+    "status": st.column_config.TextColumn("Status", width="medium"),
+    "last_capture_uk": st.column_config.TextColumn(
+        "Last nightly capture (UK)",
+        help="When the practice's slots were last captured completely by the nightly sync (UK time).",
     ),
-    "hours_behind": st.column_config.NumberColumn(
-        "Hours behind",
-        help="How much older than this data (the as-of time) the practice's last capture is.",
+    "hours_behind": st.column_config.TextColumn(
+        "Hours old", help="Hours between that capture and now.", width="small"
     ),
-    "latest_status": st.column_config.TextColumn("Latest sync"),
-    "latest_error_class": st.column_config.TextColumn("Error"),
-    "latest_next_step": st.column_config.TextColumn("What to do"),
+    "latest_error_class": st.column_config.TextColumn("Error", width="small"),
+    "latest_next_step": st.column_config.TextColumn("What to do", width="large"),
+    "owner": st.column_config.TextColumn("Who fixes it", width="medium"),
 }
 REASON_COLUMNS = {
     "reason_code": "Reason code",
@@ -66,44 +61,70 @@ def render() -> None:
 
 
 def _freshness(ctx: ui.Context, fresh: pd.DataFrame) -> None:
-    table = health.freshness(ctx.select(fresh, day_column=None), ctx.publication.as_of, ctx.labels)
-    counts = health.status_counts(table)
+    table = health.freshness(ctx.select(fresh, day_column=None), ctx.now, ctx.labels)
+    values = ui.figure_group(ctx, "freshness") or {}
     cols = st.columns(4)
     ui.kpi(
         cols[0],
-        "Up to date",
-        f"{counts[health.STATUS_OK]:,} of {len(table):,}",
-        "Last complete capture at most 26 hours before this data's as-of time.",
+        figures.LABELS["practices_fresh"],
+        f"{ui.count(values.get('practices_fresh'))} of {ui.count(values.get('registry_practices'))}",
+        "A successful nightly capture at most 26 hours before now (the rule `slotsync status` uses).",
     )
     ui.kpi(
         cols[1],
         "Stale",
-        f"{counts[health.STATUS_STALE]:,}",
-        "Last complete capture more than 26 hours before this data's as-of time: its figures may be "
-        "out of date.",
+        ui.count(values.get("practices_stale")),
+        "No successful nightly capture in the last 26 hours (never captured included): its figures "
+        "may be out of date.",
     )
     ui.kpi(
         cols[2],
-        "Latest sync failed",
-        f"{counts[health.STATUS_FAILED]:,}",
-        "The most recent sync of the practice failed; its last good capture is still used.",
+        figures.LABELS["practices_failed"],
+        ui.count(values.get("practices_failed")),
+        "The most recent sync of the practice failed; its last good capture, if any, is still used.",
     )
     ui.kpi(
         cols[3],
         "Never captured",
-        f"{counts[health.STATUS_NEVER]:,}",
-        "In the registry but no complete capture yet: it is missing from every figure.",
+        ui.count(values.get("practices_never_captured")),
+        "In the registry but no complete nightly capture yet: it is missing from every figure.",
     )
-    shown = table[list(FRESH_COLUMNS)].copy()
-    for column in ("latest_status", "latest_error_class", "latest_next_step", "clinical_system"):
-        shown[column] = shown[column].astype("object").where(shown[column].notna(), "")
+    table["last_capture_uk"] = _uk_times(table)
+    table["owner"] = table["status"].map(health.OWNER)
+    _problems_first(table)
+    st.subheader("Every practice and hub")
+    shown = health.plain(table[list(FRESH_COLUMNS)])
     st.dataframe(shown, hide_index=True, column_config=FRESH_COLUMNS)
     ui.csv_download(
-        table[list(FRESH_COLUMNS)],
+        shown,
         label="Download capture freshness (CSV)",
         file_name=f"data_health_freshness_{ctx.stamp}.csv",
         key="download_freshness",
     )
+
+
+def _uk_times(table: pd.DataFrame) -> pd.Series:
+    column = "last_nightly_at" if "last_nightly_at" in table.columns else "last_observed_at"
+    return table[column].map(lambda v: "" if pd.isna(v) else ui.format_uk(pd.Timestamp(v).to_pydatetime()))
+
+
+def _problems_first(table: pd.DataFrame) -> None:
+    """Failed checks in plain words, worst first, each with who fixes it."""
+    problems = table.loc[table["status"] != health.STATUS_OK]
+    if problems.empty:
+        return
+    st.subheader("What needs fixing")
+    lines = []
+    for row in problems.head(12).itertuples(index=False):
+        when = f"last nightly capture {row.last_capture_uk}" if row.last_capture_uk else "never captured"
+        error = f"; error: {row.latest_error_class}" if isinstance(row.latest_error_class, str) else ""
+        step = row.latest_next_step if isinstance(row.latest_next_step, str) else ""
+        todo = f" What to do: {step}." if step else ""
+        lines.append(f"- **{row.practice}**: {row.status.lower()} ({when}{error}).{todo} *{row.owner}.*")
+    more = len(problems) - 12
+    if more > 0:
+        lines.append(f"- … and {more} more in the table below.")
+    st.markdown("\n".join(lines))
 
 
 def _data_quality(ctx: ui.Context) -> None:

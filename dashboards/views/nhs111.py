@@ -12,10 +12,11 @@ import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in th
 import streamlit as st
 from streamlit.elements.lib.column_types import ColumnConfig
 
-from dashboards import quota, ui
+from dashboards import figures, quota, ui
 
 TITLE = "NHS 111 slots vs quota"
-STATUS_COLOURS = ("#2c7bb6", "#fdae61", "#d7191c")  # colour-blind safe: blue / orange / red
+# colour-blind safe: blue / orange / red, and grey for practices not set up for 111 booking
+STATUS_COLOURS = ("#2c7bb6", "#fdae61", "#d7191c", "#bababa")
 MAX_DAYS_WITH_CELL_TEXT = 31
 ROW_STEP_PX = 30
 
@@ -38,6 +39,11 @@ HELP_SHARE = (
     "Core practice-days meeting quota (reserved slots offered ≥ quota) divided by all core "
     "practice-days in the current filters. Only slots reserved for NHS 111 count, not "
     "unrestricted slots the 111 provider could also see."
+)
+HELP_BELOW_PRACTICES = (
+    "Practices set up for NHS 111 direct booking with at least one core day in the period on which "
+    "they offered fewer reserved 111 slots than their quota. Practices not set up for 111 booking "
+    "are counted apart, not as below quota."
 )
 HELP_OFFERED = (
     "Reserved NHS 111 slots offered on core days in the filters, against the sum of the daily quotas."
@@ -97,35 +103,117 @@ def render() -> None:
         ui.not_available("NHS 111 quota compliance", "mart_111_quota_daily")
         return
     selected = ctx.select(daily)
-    kpis = quota.kpis(selected)
-    _kpi_row(kpis)
+    values = ui.figure_group(ctx, "nhs111_quota") or {}
+    _kpi_row(values)
     st.markdown(DEFINITION)
     if selected.empty:
         st.info("No practice-days match the filters.")
         return
+    _scorecard(ctx, values)
     _heatmap(selected)
-    _below_quota_table(selected, ctx.stamp)
+    _below_quota_table(ctx, selected, ctx.stamp)
     _trend(selected, ctx.stamp)
     _daily_table(selected, ctx.stamp)
 
 
-def _kpi_row(kpis: quota.QuotaKpis) -> None:
-    share = kpis.share_meeting
-    practices, offered, below, meeting = st.columns(4)
-    practices.metric("Practices", f"{kpis.practices:,}", help=HELP_PRACTICES, border=True)
-    offered.metric(
-        "111 slots offered / quota",
-        f"{kpis.core_offered:,} / {kpis.core_quota:,}",
-        help=HELP_OFFERED,
-        border=True,
+def _kpi_row(values: dict[str, figures.Value]) -> None:
+    practices, offered, below, days_below = st.columns(4)
+    practices.metric("Practices", ui.count(values.get("practices")), help=HELP_PRACTICES, border=True)
+    if not values.get("core_days"):
+        for column, label in (
+            (offered, figures.LABELS["nhs111_offered_core_days"]),
+            (below, figures.LABELS["practices_below_quota"]),
+            (days_below, "Practice-days below quota"),
+        ):
+            ui.kpi(column, label, "–", HELP_OFFERED, caption="no core days in the period: no quota applies")
+        return
+    ui.kpi(
+        offered,
+        figures.LABELS["nhs111_offered_core_days"],
+        ui.count(values["nhs111_offered_core_days"]),
+        HELP_OFFERED,
+        caption=f"against a quota of {ui.count(values['nhs111_quota'])} · "
+        f"{ui.count(values['nhs111_shortfall_slots'])} slots short",
     )
-    below.metric("Practice-days below quota", f"{kpis.core_days_below:,}", help=HELP_BELOW, border=True)
-    meeting.metric(
-        "Practice-days meeting quota",
-        "–" if share is None else f"{share:.1%}",
-        help=HELP_SHARE,
-        border=True,
+    ui.kpi(
+        below,
+        figures.LABELS["practices_below_quota"],
+        f"{ui.count(values['practices_below_quota'])} of {ui.count(values['practices'])}",
+        HELP_BELOW_PRACTICES,
+        caption=f"{ui.count(values['practices_not_set_up_for_111'])} not set up for 111 booking",
     )
+    ui.kpi(days_below, "Practice-days below quota", ui.count(values["core_practice_days_below"]), HELP_BELOW)
+
+
+SCORECARD_COLUMNS: dict[str, ColumnConfig | str] = {
+    "practice": st.column_config.TextColumn("Practice", width="medium"),
+    "pcn_code": st.column_config.TextColumn("PCN", width="small"),
+    "set_up": st.column_config.TextColumn("111 booking", width="small"),
+    "offered_core_days": st.column_config.NumberColumn("Offered (core days)", format="localized"),
+    "quota": st.column_config.NumberColumn("Quota", format="localized"),
+    "shortfall_slots": st.column_config.NumberColumn("Shortfall (slots)", format="localized"),
+    "core_days_below": st.column_config.NumberColumn("Days below"),
+    "verdict": st.column_config.TextColumn("Verdict", width="medium"),
+}
+
+
+def _scorecard(ctx: ui.Context, values: dict[str, figures.Value]) -> None:
+    """Offered vs quota over the period per practice and per PCN (fig_nhs111_scorecard.sql)."""
+    st.subheader("Quota scorecard for the period")
+    if not values.get("core_days"):
+        st.info("No core days in the selected range (Monday to Friday): no NHS 111 quota applies.")
+        return
+    card = ui.cached_scorecard(ctx.snapshot, ctx.version, ctx.scope)
+    if card is None or card.empty:
+        st.info("No practices match the filters.")
+        return
+    card = card.copy()
+    card["practice"] = card["practice_name"].astype(str) + " (" + card["practice_ods"].astype(str) + ")"
+    card["set_up"] = card["accepts_111_booking"].map({True: "Set up", False: "Not set up"})
+    card["verdict"] = "Meets quota every core day"
+    card.loc[card["core_days_below"] > 0, "verdict"] = "Below quota"
+    card.loc[~card["accepts_111_booking"].astype(bool), "verdict"] = "Not set up for 111 booking"
+    card["pcn_code"] = card["pcn_code"].fillna("")
+    card = card.sort_values(["shortfall_slots", "practice_ods"], ascending=[False, True])
+    by_pcn = (
+        card.loc[card["accepts_111_booking"].astype(bool)]
+        .groupby("pcn_code", dropna=False)
+        .agg(
+            practices=("practice_ods", "count"),
+            practices_below=("core_days_below", lambda s: int((s > 0).sum())),
+            offered_core_days=("offered_core_days", "sum"),
+            quota=("quota", "sum"),
+            shortfall_slots=("shortfall_slots", "sum"),
+        )
+        .reset_index()
+    )
+    left, right = st.columns([3, 2])
+    with left:
+        st.caption("Per practice, most slots short first. Weekends carry no quota.")
+        st.dataframe(
+            card[list(SCORECARD_COLUMNS)], hide_index=True, column_config=SCORECARD_COLUMNS, height=320
+        )
+        ui.csv_download(
+            card[["practice_ods", "practice_name", "pcn_code", "accepts_111_booking", "offered_core_days",
+                  "quota", "shortfall_slots", "core_days_below", "verdict"]],
+            label="Download quota scorecard (CSV)",
+            file_name=f"nhs111_scorecard_{ctx.stamp}.csv",
+            key="download_scorecard",
+        )
+    with right:
+        st.caption("Per PCN (practices set up for 111 booking).")
+        st.dataframe(
+            by_pcn,
+            hide_index=True,
+            column_config={
+                "pcn_code": "PCN",
+                "practices": st.column_config.NumberColumn("Practices"),
+                "practices_below": st.column_config.NumberColumn("Below quota"),
+                "offered_core_days": st.column_config.NumberColumn("Offered", format="localized"),
+                "quota": st.column_config.NumberColumn("Quota", format="localized"),
+                "shortfall_slots": st.column_config.NumberColumn("Shortfall", format="localized"),
+            },
+        )
 
 
 def _heatmap(selected: pd.DataFrame) -> None:
@@ -172,11 +260,20 @@ def _heatmap(selected: pd.DataFrame) -> None:
     st.caption("Cells show reserved slots offered / daily quota. Rows with the most days below quota first.")
 
 
-def _below_quota_table(selected: pd.DataFrame, stamp: str) -> None:
+def _below_quota_table(ctx: ui.Context, selected: pd.DataFrame, stamp: str) -> None:
     st.subheader("Practices below quota")
+    if not ctx.has_core_day:
+        st.info("No core days in the selected range: no quota applies.")
+        return
     table = quota.practices_below_quota(selected)
     if table.empty:
-        st.success("Every practice met its NHS 111 quota on every core day in the filters.")
+        message = (
+            "Every practice set up for 111 booking met its NHS 111 quota on every core day in the filters."
+        )
+        if ctx.stale:
+            st.warning(f"{message} The snapshot is stale, so this says nothing about the days since.")
+        else:
+            st.success(message)
         return
     st.dataframe(table, hide_index=True, column_config=BELOW_COLUMNS, column_order=list(BELOW_COLUMNS))
     ui.csv_download(

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 import streamlit as st
 
-from dashboards import health, overview, quota, releases, suppression, ui, utilisation
+from dashboards import figures, health, overview, quota, suppression, ui, utilisation
 from dashboards.views import nhs111 as nhs111_view
 
 TITLE = "Overview"
@@ -25,6 +25,15 @@ INTRO = (
 )
 TOP_BELOW = 10
 NOT_YET = "not available yet"
+NO_CORE_DAYS = "no core days in the period: no quota applies"
+NO_CORE_DAYS_LONG = (
+    "No core days (Monday to Friday) in the selected period: no NHS 111 quota applies, so there is "
+    "nothing to say about meeting it. Pick a period with a weekday."
+)
+STALE_NO_VERDICT = (
+    "No practice is below quota in this snapshot, but the snapshot is stale: it says nothing about "
+    "the days since it was captured."
+)
 
 
 def render() -> None:
@@ -34,141 +43,163 @@ def render() -> None:
     quota_daily = nhs111_view.load(ctx)
     nhs111_rows = ui.mart(ctx, "nhs111_utilisation")
     slot_rows = ui.mart(ctx, "slot_utilisation")
-    decisions = ui.mart(ctx, "releases")
     hub_rows = ui.mart(ctx, "hub_hourly")
     fresh_rows = ui.mart(ctx, "freshness")
 
     st.subheader("NHS 111")
     quota_rows = None if quota_daily is None else ctx.select(quota_daily)
-    _nhs111_kpis(ctx, quota_rows, nhs111_rows)
+    _nhs111_kpis(ctx, nhs111_rows)
     st.subheader("GP and hub capacity")
-    _capacity_kpis(ctx, slot_rows, nhs111_rows, decisions, hub_rows)
+    _capacity_kpis(ctx, slot_rows, hub_rows)
     st.subheader("Can the data be trusted?")
     freshness_table = _data_kpis(ctx, fresh_rows)
     ui.suppression_note()
 
     if quota_rows is not None:
-        _below_quota(quota_rows, ctx.stamp)
+        _below_quota(ctx, quota_rows, ctx.stamp)
     if freshness_table is not None:
-        _needs_attention(freshness_table, ctx.stamp)
+        _needs_attention(ctx, freshness_table, ctx.stamp)
 
 
-def _nhs111_kpis(ctx: ui.Context, quota_rows: pd.DataFrame | None, nhs111_rows: pd.DataFrame | None) -> None:
+def _nhs111_kpis(ctx: ui.Context, nhs111_rows: pd.DataFrame | None) -> None:
     offered_col, below_col, util_col = st.columns(3)
-    if quota_rows is None:
-        ui.kpi(offered_col, "111 slots offered / quota", "–", overview.HELP["quota"], caption=NOT_YET)
-        ui.kpi(below_col, "Practices below 111 quota", "–", overview.HELP["below"], caption=NOT_YET)
+    quota_figures = ui.figure_group(ctx, "nhs111_quota")
+    offered_label = figures.LABELS["nhs111_offered_core_days"]
+    below_label = figures.LABELS["practices_below_quota"]
+    if quota_figures is None:
+        ui.kpi(offered_col, offered_label, "–", overview.HELP["quota"], caption=NOT_YET)
+        ui.kpi(below_col, below_label, "–", overview.HELP["below"], caption=NOT_YET)
+    elif not quota_figures["core_days"]:
+        ui.kpi(offered_col, offered_label, "–", overview.HELP["quota"], caption=NO_CORE_DAYS)
+        ui.kpi(below_col, below_label, "–", overview.HELP["below"], caption=NO_CORE_DAYS)
     else:
-        kpis = quota.kpis(quota_rows)
-        share = kpis.core_offered / kpis.core_quota if kpis.core_quota else None
         ui.kpi(
             offered_col,
-            "111 slots offered / quota",
-            f"{kpis.core_offered:,} / {kpis.core_quota:,}",
+            offered_label,
+            ui.count(quota_figures["nhs111_offered_core_days"]),
             overview.HELP["quota"],
-            caption=f"{ui.percent(share, 0)} of quota on core days",
+            caption=f"against a quota of {ui.count(quota_figures['nhs111_quota'])} · "
+            f"{ui.count(quota_figures['nhs111_shortfall_slots'])} slots short",
         )
         ui.kpi(
             below_col,
-            "Practices below 111 quota",
-            f"{kpis.practices_below:,} of {kpis.practices:,}",
+            below_label,
+            f"{ui.count(quota_figures['practices_below_quota'])} of {ui.count(quota_figures['practices'])}",
             overview.HELP["below"],
-            caption=f"{kpis.core_days_below:,} practice-days below quota out of {kpis.core_practice_days:,}",
+            caption=f"{ui.count(quota_figures['core_practice_days_below'])} practice-days below quota · "
+            f"{ui.count(quota_figures['practices_not_set_up_for_111'])} not set up for 111 booking",
         )
-    if nhs111_rows is None:
-        ui.kpi(util_col, "NHS 111 utilisation", "–", overview.HELP["nhs111"], caption=NOT_YET)
+    values = ui.figure_numbers(ctx, "nhs111_utilisation")
+    label = figures.LABELS["nhs111_utilisation"]
+    if values is None or nhs111_rows is None:
+        ui.kpi(util_col, label, "–", overview.HELP["nhs111"], caption=NOT_YET)
         return
-    rows = utilisation.finished(utilisation.prepare_slots(ctx.select(nhs111_rows)))
-    shown = suppression.suppress_one(overview.nhs111_totals(rows), overview.NHS111_POLICY)
+    shown = suppression.suppress_one(
+        {
+            "offered": values["nhs111_offered_finished_days"],
+            "booked": values["nhs111_booked"],
+            "unused": values["nhs111_unused"],
+            "unknown": values["nhs111_unknown"],
+            "utilisation": values["nhs111_utilisation"],
+        },
+        overview.NHS111_POLICY,
+    )
+    value = (
+        shown["utilisation"]
+        if shown["utilisation"] in (suppression.PRIMARY, suppression.SECONDARY)
+        else ui.rate_with_bound(values["nhs111_utilisation"], values["nhs111_utilisation_upper"])
+    )
     ui.kpi(
         util_col,
-        "NHS 111 utilisation",
-        shown["utilisation"],
+        label,
+        value,
         overview.HELP["nhs111"],
-        caption=f"{shown['booked']} booked by 111 of {shown['offered']} reserved slots offered",
+        caption=f"{shown['booked']} booked by 111 of {shown['offered']} reserved 111 slots on finished days",
     )
 
 
-def _capacity_kpis(
-    ctx: ui.Context,
-    slot_rows: pd.DataFrame | None,
-    nhs111_rows: pd.DataFrame | None,
-    decisions: pd.DataFrame | None,
-    hub_rows: pd.DataFrame | None,
-) -> None:
+def _capacity_kpis(ctx: ui.Context, slot_rows: pd.DataFrame | None, hub_rows: pd.DataFrame | None) -> None:
     util_col, unused_col, released_col, hub_col = st.columns(4)
-    if slot_rows is None:
-        ui.kpi(util_col, "Practice slot utilisation", "–", overview.HELP["practice_util"], caption=NOT_YET)
-        ui.kpi(unused_col, "Practice slots unused", "–", overview.HELP["unused"], caption=NOT_YET)
+    practice = ui.figure_numbers(ctx, "practice_utilisation")
+    util_label = figures.LABELS["practice_utilisation"]
+    unused_label = figures.LABELS["practice_unused"]
+    if practice is None or slot_rows is None:
+        ui.kpi(util_col, util_label, "–", overview.HELP["practice_util"], caption=NOT_YET)
+        ui.kpi(unused_col, unused_label, "–", overview.HELP["unused"], caption=NOT_YET)
     else:
         rows = utilisation.finished(utilisation.prepare_slots(ctx.select(slot_rows)))
         rows = rows.loc[rows["kind"] == "practice"]
-        shown = suppression.suppress_one(
-            utilisation.totals(rows), utilisation.POLICY, conceal=utilisation.conceal_totals(rows)
-        )
+        shown = _utilisation_shown(practice, "practice", conceal=utilisation.conceal_totals(rows))
         ui.kpi(
             util_col,
-            "Practice slot utilisation",
-            shown["utilisation"],
+            util_label,
+            _bounded(shown, practice, "practice"),
             overview.HELP["practice_util"],
-            caption=f"up to {shown['utilisation_if_unknown_booked']} if every unknown slot was booked · "
+            caption=f"between the two: {shown['unknown']} slots were last checked too early to tell · "
             f"{shown['offered']} slots offered",
         )
         ui.kpi(
             unused_col,
-            "Practice slots unused",
+            unused_label,
             shown["unused"],
             overview.HELP["unused"],
             caption=f"plus {shown['unknown']} with unknown outcome (checked too early to tell)",
         )
-    _released_kpi(ctx, released_col, nhs111_rows, decisions)
-    if hub_rows is None:
-        ui.kpi(hub_col, "Hub utilisation", "–", overview.HELP["hub_util"], caption=NOT_YET)
-    else:
-        rows = utilisation.finished(utilisation.prepare_hubs(hub_rows))
-        rows = ctx.select(rows)
-        shown = suppression.suppress_one(
-            utilisation.totals(rows), utilisation.POLICY, conceal=utilisation.conceal_totals(rows, hours=True)
-        )
-        ui.kpi(
-            hub_col,
-            "Hub utilisation",
-            shown["utilisation"],
-            overview.HELP["hub_util"],
-            caption=f"{shown['booked']} booked of {shown['offered']} hub slots offered",
-        )
-
-
-def _released_kpi(
-    ctx: ui.Context, column: Any, nhs111_rows: pd.DataFrame | None, decisions: pd.DataFrame | None
-) -> None:
-    label = "Released 111 slots used"
-    if decisions is not None and "released_then_booked" in decisions.columns:
-        # The release flow's own record, when the warehouse publishes it.
-        rows = ctx.select(releases.prepare(decisions))
-        totals = releases.decision_totals(rows)
-        given = int(totals.get("released") or 0) + int(totals.get("queued") or 0)
-        figures = {
-            "released": given,
-            "released_then_booked": totals["released_then_booked"],
-            "uptake": totals.get("uptake"),
-        }
-        source = overview.HELP["released_decisions"]
-        conceal = releases.conceal_decisions(rows, ctx.catalogue.practices)
-    elif nhs111_rows is not None:
-        rows = utilisation.finished(utilisation.prepare_slots(ctx.select(nhs111_rows)))
-        figures, source = releases.seen_totals(rows), overview.HELP["released"]
-        conceal = releases.conceal_seen(rows)
-    else:
-        ui.kpi(column, label, "–", overview.HELP["released"], caption=NOT_YET)
+    _released_kpi(ctx, released_col)
+    hub = ui.figure_numbers(ctx, "hub_utilisation")
+    hub_label = figures.LABELS["hub_utilisation"]
+    if hub is None or hub_rows is None:
+        ui.kpi(hub_col, hub_label, "–", overview.HELP["hub_util"], caption=NOT_YET)
         return
-    shown = suppression.suppress_one(figures, releases.SEEN_POLICY, conceal=conceal)
+    rows = ctx.select(utilisation.finished(utilisation.prepare_hubs(hub_rows)))
+    shown = _utilisation_shown(hub, "hub", conceal=utilisation.conceal_totals(rows, hours=True))
+    ui.kpi(
+        hub_col,
+        hub_label,
+        _bounded(shown, hub, "hub"),
+        overview.HELP["hub_util"],
+        caption=f"{shown['booked']} booked, {shown['unknown']} unknown, "
+        f"of {shown['offered']} hub slots offered",
+    )
+
+
+def _utilisation_shown(
+    values: figures.Numbers, prefix: str, *, conceal: frozenset[str]
+) -> dict[str, str]:
+    return suppression.suppress_one(
+        {
+            "offered": values[f"{prefix}_offered"],
+            "booked": values[f"{prefix}_booked"],
+            "unused": values[f"{prefix}_unused"],
+            "unknown": values[f"{prefix}_unknown"],
+            "utilisation": values[f"{prefix}_utilisation"],
+            "utilisation_if_unknown_booked": values[f"{prefix}_utilisation_upper"],
+        },
+        utilisation.POLICY,
+        conceal=conceal,
+    )
+
+
+def _bounded(shown: dict[str, str], values: figures.Numbers, prefix: str) -> str:
+    """The rate with its upper bound, unless suppression hides it."""
+    if shown["utilisation"] in (suppression.PRIMARY, suppression.SECONDARY):
+        return shown["utilisation"]
+    return ui.rate_with_bound(values[f"{prefix}_utilisation"], values[f"{prefix}_utilisation_upper"])
+
+
+def _released_kpi(ctx: ui.Context, column: Any) -> None:
+    label = figures.LABELS["released"]
+    values = ui.figure_group(ctx, "releases")
+    if values is None:
+        ui.kpi(column, label, "–", overview.HELP["released_decisions"], caption=NOT_YET)
+        return
     ui.kpi(
         column,
         label,
-        f"{shown['released_then_booked']} of {shown['released']}",
-        source,
-        caption=f"uptake {shown['uptake']}",
+        ui.count(values["released"]),
+        overview.HELP["released_decisions"],
+        caption=f"then booked {ui.count(values['released_then_booked'])} · unused "
+        f"{ui.count(values['released_unused'])} · not known yet {ui.count(values['released_unknown'])}",
     )
 
 
@@ -180,30 +211,39 @@ def _data_kpis(ctx: ui.Context, fresh_rows: pd.DataFrame | None) -> pd.DataFrame
         "Data captured",
         f"{as_of:%d %b, %H:%M}",
         "When the last completed load captured its data (UK time): every page shows this load.",
-        caption=ui.format_uk(ctx.publication.as_of),
+        caption=f"{ui.describe_age(ctx.age)} ago",
     )
-    if fresh_rows is None:
-        ui.kpi(fresh_col, "Practices up to date", "–", overview.HELP["fresh"], caption=NOT_YET)
-        ui.kpi(failed_col, "Latest sync failed", "–", overview.HELP["failed"], caption=NOT_YET)
+    values = ui.figure_group(ctx, "freshness")
+    fresh_label, failed_label = figures.LABELS["practices_fresh"], figures.LABELS["practices_failed"]
+    if fresh_rows is None or values is None:
+        ui.kpi(fresh_col, fresh_label, "–", overview.HELP["fresh"], caption=NOT_YET)
+        ui.kpi(failed_col, failed_label, "–", overview.HELP["failed"], caption=NOT_YET)
         return None
-    table = health.freshness(ctx.select(fresh_rows, day_column=None), ctx.publication.as_of, ctx.labels)
-    counts = health.status_counts(table)
     ui.kpi(
         fresh_col,
-        "Practices up to date",
-        f"{counts[health.STATUS_OK]:,} of {len(table):,}",
+        fresh_label,
+        f"{ui.count(values['practices_fresh'])} of {ui.count(values['registry_practices'])}",
         overview.HELP["fresh"],
-        caption=f"{counts[health.STATUS_STALE]:,} stale · {counts[health.STATUS_NEVER]:,} never captured",
+        caption=f"{ui.count(values['practices_stale'])} stale, of which "
+        f"{ui.count(values['practices_never_captured'])} never captured",
     )
-    ui.kpi(failed_col, "Latest sync failed", f"{counts[health.STATUS_FAILED]:,}", overview.HELP["failed"])
-    return table
+    ui.kpi(failed_col, failed_label, ui.count(values["practices_failed"]), overview.HELP["failed"])
+    return health.freshness(ctx.select(fresh_rows, day_column=None), ctx.now, ctx.labels)
 
 
-def _below_quota(quota_rows: pd.DataFrame, stamp: str) -> None:
+def _below_quota(ctx: ui.Context, quota_rows: pd.DataFrame, stamp: str) -> None:
     st.subheader("Practices furthest below their NHS 111 quota")
+    if not ctx.has_core_day:
+        st.info(NO_CORE_DAYS_LONG, icon=":material/event_busy:")
+        return
     table = quota.practices_below_quota(quota_rows)
     if table.empty:
-        st.success("Every practice met its NHS 111 quota on every core day in the period.")
+        if ctx.stale:
+            st.warning(STALE_NO_VERDICT, icon=":material/error:")
+        else:
+            st.success(
+                "Every practice set up for NHS 111 booking met its quota on every core day in the period."
+            )
         return
     top = table.head(TOP_BELOW)
     # The compact columns fit the page; the NHS 111 page and the download have them all.
@@ -222,12 +262,13 @@ def _below_quota(quota_rows: pd.DataFrame, stamp: str) -> None:
     st.page_link(_page("nhs111"), label="Open the NHS 111 page", icon=":material/arrow_forward:")
 
 
-def _needs_attention(table: pd.DataFrame, stamp: str) -> None:
+def _needs_attention(ctx: ui.Context, table: pd.DataFrame, stamp: str) -> None:
     st.subheader("Practices whose data needs a look")
     attention = table.loc[table["status"] != health.STATUS_OK]
     if attention.empty:
         st.success(
-            "Every practice and hub was captured within 26 hours of this data, and no latest sync failed."
+            "Every practice and hub had a successful nightly capture within 26 hours of now, and no "
+            "latest sync failed."
         )
         return
     columns = {
@@ -237,7 +278,7 @@ def _needs_attention(table: pd.DataFrame, stamp: str) -> None:
         "latest_error_class": "Error",
         "latest_next_step": "Next step",
     }
-    shown = attention[list(columns)].rename(columns=columns)
+    shown = health.plain(attention[list(columns)]).rename(columns=columns)
     st.dataframe(shown, hide_index=True)
     ui.csv_download(
         attention[list(columns)],

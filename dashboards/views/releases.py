@@ -1,8 +1,9 @@
 """Page: NHS 111 slots given back to practices, their later uptake, and release decisions.
 
-Reads `mart_111_utilisation_daily` (releases seen in the captures) and, when the warehouse
-publishes it, `mart_releases_daily` (the release flow's decisions: released, queued, refused,
-skipped). Counts of booked and refused slots are suppressed (`dashboards.releases`).
+One definition of "released" (`dashboards/figures/sql/fig_releases.sql`): the slots the release
+flow gave back (through the supplier's API or the practice's work-list), each in exactly one
+bucket: then booked, unused, or outcome not known yet. Counts of booked and refused slots in the
+tables are suppressed (`dashboards.releases`).
 """
 
 from __future__ import annotations
@@ -13,28 +14,27 @@ import altair as alt
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 import streamlit as st
 
-from dashboards import releases, suppression, ui, utilisation
+from dashboards import figures, releases, suppression, ui
 
 TITLE = "Released NHS 111 slots"
 INTRO = (
     "A slot reserved for NHS 111 that 111 has not booked can be given back to the practice shortly "
     "before it starts (2 hours by default), so another patient can use it. This page shows how many "
-    "were given back, how many of those were then booked, and what happened to each release the "
-    "release flow attempted."
+    "were given back and what became of each: **then booked**, **unused** (still free within 2 hours "
+    "of its start) or **not known yet** (the slot has not started, or was last checked too early to "
+    "tell). Uptake is therefore a range. How much waste releasing avoids is not observed here: the "
+    "demo estimates it on the sandbox, and that estimate rests on the sandbox's assumed chance that "
+    "a released slot is booked again (`REBOOK_AFTER_RELEASE_CHANCE`), not on measured behaviour."
 )
-SEEN_COLUMNS = {
-    "practice_ods": "ODS code",
-    "practice_name": "Practice",
-    "ccg_code": "CCG",
-    "pcn_code": "PCN",
-    "released": "Released",
-    "released_then_booked": "Then booked",
-    "uptake": "Uptake",
-}
-SEEN_HELP = {
-    "released": "Reserved NHS 111 slots later seen open to everyone before their start.",
-    "released_then_booked": "Released slots that were then booked (confirmed or inferred).",
-    "uptake": "Then booked ÷ released.",
+BUCKET_HELP = {
+    "released": "Reserved NHS 111 slots the release flow gave back to the practice (through the "
+    "supplier's API, or queued on the practice's work-list), for slots on days in the period.",
+    "released_then_booked": "Released slots that were then booked (confirmed or inferred from the captures).",
+    "released_unused": "Released slots still free at a check within 2 hours of their start.",
+    "released_unknown": "Released slots whose outcome is not known yet: not started, or last checked "
+    "more than 2 hours before their start.",
+    "release_uptake": "Then booked ÷ released, and up to (released − unused) ÷ released if every "
+    "slot whose outcome is not known was booked.",
 }
 COLOURS = {
     "released": "#2c7bb6",
@@ -51,65 +51,28 @@ def render() -> None:
     if ctx is None:
         return
     ui.suppression_note()
-    st.header("Given back, as seen in the captures")
-    seen = ui.mart(ctx, "nhs111_utilisation")
-    if seen is None:
-        ui.not_available("Released slots", "mart_111_utilisation_daily")
-    else:
-        _seen(utilisation.finished(utilisation.prepare_slots(ctx.select(seen))), ctx.stamp)
-    st.header("Release decisions")
     decisions = ui.mart(ctx, "releases")
-    if decisions is None:
-        ui.not_available("Release decisions", "mart_releases_daily")
+    values = ui.figure_group(ctx, "releases")
+    if decisions is None or values is None:
+        ui.not_available("Released slots", "mart_releases_daily")
         return
+    _buckets(values)
+    st.header("Release decisions")
     _decisions(ctx, ctx.select(releases.prepare(decisions)))
 
 
-def _seen(rows: pd.DataFrame, stamp: str) -> None:
-    st.caption(
-        "Finished days only: a slot released today may still be booked. A capture sees a release only if "
-        "it runs between the release and the slot's start, so this can be lower than the release flow's "
-        "own count below."
-    )
-    shown = suppression.suppress_one(
-        releases.seen_totals(rows), releases.SEEN_POLICY, conceal=releases.conceal_seen(rows)
-    )
-    cols = st.columns(3)
-    ui.kpi(cols[0], "Slots given back", shown["released"], SEEN_HELP["released"])
-    ui.kpi(cols[1], "Then booked", shown["released_then_booked"], SEEN_HELP["released_then_booked"])
-    ui.kpi(cols[2], "Uptake", shown["uptake"], SEEN_HELP["uptake"])
-    table = releases.seen_by_practice(rows)
-    if table.empty:
-        st.info("No reserved NHS 111 slot was given back on the finished days in the filters.")
-        return
-    per_day = suppression.suppress(releases.seen_by_day(rows), releases.SEEN_POLICY)
-    _day_chart(
-        per_day.values,
-        ["released", "released_then_booked"],
-        {"released": "Given back", "released_then_booked": "Then booked"},
-        grouped=True,
-    )
-    ui.shared_table(
-        per_day,
-        {
-            "slot_day": "Day",
-            "released": "Given back",
-            "released_then_booked": "Then booked",
-            "uptake": "Uptake",
-        },
-        helps=SEEN_HELP,
-        label="Download releases by day (CSV)",
-        file_name=f"releases_seen_by_day_{stamp}.csv",
-        key="download_seen_day",
-    )
-    st.subheader("By practice")
-    ui.shared_table(
-        suppression.suppress(table, releases.SEEN_POLICY),
-        SEEN_COLUMNS,
-        helps=SEEN_HELP,
-        label="Download releases by practice (CSV)",
-        file_name=f"releases_seen_by_practice_{stamp}.csv",
-        key="download_seen_practice",
+def _buckets(values: dict[str, figures.Value]) -> None:
+    cols = st.columns(5)
+    for column, name in zip(
+        cols[:4], ("released", "released_then_booked", "released_unused", "released_unknown"), strict=True
+    ):
+        ui.kpi(column, figures.LABELS[name], ui.count(values[name]), BUCKET_HELP[name])
+    ui.kpi(
+        cols[4],
+        figures.LABELS["release_uptake"],
+        ui.rate_with_bound(values["release_uptake"], values["release_uptake_upper"]),
+        BUCKET_HELP["release_uptake"],
+        caption="lower bound: then booked ÷ released; upper: if every unknown was booked",
     )
 
 
@@ -124,11 +87,9 @@ def _decisions(ctx: ui.Context, rows: pd.DataFrame) -> None:
         releases.DECISION_POLICY,
         conceal=releases.conceal_decisions(rows, ctx.catalogue.practices),
     )
-    kpi_columns = [
-        c
-        for c in ("released", "queued", "refused", "skipped", "released_then_booked", "uptake")
-        if c in shown
-    ]
+    # Released, then booked and uptake are the buckets above (one definition); these are the
+    # decisions that did not give a slot back.
+    kpi_columns = [c for c in ("queued", "refused", "skipped") if c in shown]
     for column, name in zip(st.columns(len(kpi_columns)), kpi_columns, strict=True):
         ui.kpi(column, releases.KPI_LABELS[name], shown[name], releases.DECISION_HELP[name])
     per_day = suppression.suppress(releases.decisions_by_day(rows), releases.DECISION_POLICY)

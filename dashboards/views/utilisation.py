@@ -14,7 +14,7 @@ import altair as alt
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 import streamlit as st
 
-from dashboards import suppression, ui, utilisation
+from dashboards import figures, suppression, ui, utilisation
 
 TITLE = "Slot utilisation"
 INTRO = (
@@ -78,7 +78,8 @@ def render() -> None:
     if hub_rows is not None:
         hubs = ctx.select(utilisation.prepare_hubs(hub_rows))
     if practices is not None:
-        _kpis(practices)
+        everyone = st.session_state.get(KEY_AUDIENCE, ALL_AUDIENCES) in (None, ALL_AUDIENCES)
+        _kpis(practices, ui.figure_numbers(ctx, "practice_utilisation") if everyone else None)
         ui.suppression_note()
         _by_practice(practices, ctx.stamp)
     st.header("By day of week")
@@ -87,7 +88,8 @@ def render() -> None:
     if hubs is None:
         ui.not_available("Hub utilisation", "mart_hub_utilisation_hourly")
         return
-    _hubs(utilisation.finished(hubs), ctx.stamp)
+    _hub_kpi(ctx)
+    _hubs(ctx, utilisation.finished(hubs), ctx.stamp)
 
 
 def _practice_slots(ctx: ui.Context, slot_rows: pd.DataFrame) -> pd.DataFrame:
@@ -117,10 +119,22 @@ def _practice_slots(ctx: ui.Context, slot_rows: pd.DataFrame) -> pd.DataFrame:
     return utilisation.finished(rows)
 
 
-def _kpis(rows: pd.DataFrame) -> None:
-    shown = suppression.suppress_one(
-        utilisation.totals(rows), utilisation.POLICY, conceal=utilisation.conceal_totals(rows)
-    )
+def _kpis(rows: pd.DataFrame, values: figures.Numbers | None) -> None:
+    """All audiences: the named figure (fig_practice_utilisation.sql); one audience: its subset."""
+    totals = utilisation.totals(rows)
+    if values is not None:
+        totals = {
+            "offered": values["practice_offered"],
+            "booked": values["practice_booked"],
+            "unused": values["practice_unused"],
+            "unknown": values["practice_unknown"],
+            "utilisation": values["practice_utilisation"],
+            "utilisation_if_unknown_booked": values["practice_utilisation_upper"],
+        }
+    shown = suppression.suppress_one(totals, utilisation.POLICY, conceal=utilisation.conceal_totals(rows))
+    rate = shown["utilisation"]
+    if rate not in (suppression.PRIMARY, suppression.SECONDARY):
+        rate = ui.rate_with_bound(totals["utilisation"], totals["utilisation_if_unknown_booked"])
     cols = st.columns(5)
     ui.kpi(
         cols[0], "Slots offered", shown["offered"], COUNT_HELP["offered"] + " GP practices, finished days."
@@ -130,10 +144,39 @@ def _kpis(rows: pd.DataFrame) -> None:
     ui.kpi(cols[3], "Unknown outcome", shown["unknown"], COUNT_HELP["unknown"])
     ui.kpi(
         cols[4],
-        "Utilisation",
-        shown["utilisation"],
-        "Booked ÷ offered. Unknown slots count as offered, not booked.",
+        figures.LABELS["practice_utilisation"] if values is not None else "Utilisation",
+        rate,
+        "Between booked ÷ offered and (booked + unknown) ÷ offered: slots checked too early to tell "
+        "may or may not have been booked.",
         caption=f"up to {shown['utilisation_if_unknown_booked']} if every unknown slot was booked",
+    )
+
+
+def _hub_kpi(ctx: ui.Context) -> None:
+    values = ui.figure_numbers(ctx, "hub_utilisation")
+    if values is None:
+        return
+    shown = suppression.suppress_one(
+        {
+            "offered": values["hub_offered"],
+            "booked": values["hub_booked"],
+            "unused": values["hub_unused"],
+            "unknown": values["hub_unknown"],
+            "utilisation": values["hub_utilisation"],
+            "utilisation_if_unknown_booked": values["hub_utilisation_upper"],
+        },
+        utilisation.POLICY,
+    )
+    rate = shown["utilisation"]
+    if rate not in (suppression.PRIMARY, suppression.SECONDARY):
+        rate = ui.rate_with_bound(values["hub_utilisation"], values["hub_utilisation_upper"])
+    col, _ = st.columns([1, 3])
+    ui.kpi(
+        col,
+        figures.LABELS["hub_utilisation"],
+        rate,
+        "Between booked ÷ offered and (booked + unknown) ÷ offered in the hubs' own books, finished days.",
+        caption=f"{shown['unknown']} of {shown['offered']} hub slots last checked too early to tell",
     )
 
 
@@ -241,11 +284,15 @@ def _by_weekday(practices: pd.DataFrame | None, hubs: pd.DataFrame | None, stamp
     )
 
 
-def _hubs(hubs: pd.DataFrame, stamp: str) -> None:
+def _hubs(ctx: ui.Context, hubs: pd.DataFrame, stamp: str) -> None:
     if hubs.empty:
-        st.info(
-            "No finished hub days match the filters (hubs have no PCN: clear the PCN filter to see them)."
-        )
+        if ctx.filters.pcns:
+            why = "hubs have no PCN: clear the PCN filter to see them"
+        elif ctx.filters.practices:
+            why = "the practices picked are not hubs: add a hub to the practice filter, or clear it"
+        else:
+            why = "no hub day in the period has finished yet"
+        st.info(f"No finished hub days match the filters ({why}).")
         return
     st.caption("Slots in the hubs' own books. The hour of day is known for hub slots only.")
     table = utilisation.by_practice(hubs)

@@ -46,6 +46,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT_DIR = PROJECT_ROOT / "test-artifacts" / "screenshots"
 FIRST_AS_OF = datetime(2026, 3, 5, 23, 30, tzinfo=UTC)
 DEMO_TIMEOUT_S = 420
+DEMO_OUTPUT = "demo-output.log"
 # The syncs the tests run look 7 days ahead instead of 28: the pages show the days around
 # the data's date, and a quarter of the slots keeps the session's demo short on 2 cores.
 SYNC_ENV = {"SLOTSYNC_SYNC__HORIZON_DAYS": "7"}
@@ -240,6 +241,8 @@ def demo() -> Snapshot:
         if returncode != 0:
             pytest.fail(f"slotsync demo failed (exit {returncode}); log:\n{_tail(run.log)}")
         data_dir = run.data_dir
+        # Keep what the demo printed beside its data: the consistency tests read its summary.
+        shutil.copyfile(run.log, data_dir / DEMO_OUTPUT)
     marts = data_dir / "published" / "dashboard.duckdb"
     load_id, as_of = _publication(marts)
     return Snapshot(data_dir, marts, load_id, as_of)
@@ -334,10 +337,14 @@ class Server:
 
 
 @contextmanager
-def serve(data_dir: Path, log_path: Path) -> Iterator[Server]:
-    """`streamlit run dashboards/app.py` on a data dir, in its own process."""
+def serve(data_dir: Path, log_path: Path, *, now: datetime | None = None) -> Iterator[Server]:
+    """`streamlit run dashboards/app.py` on a data dir, in its own process; `now` pins the
+    dashboard's clock (`SLOTSYNC_NOW`), otherwise it judges freshness by the wall clock."""
     port = _free_port()
     env = {**os.environ, "SLOTSYNC_DATA_DIR": str(data_dir)}
+    env.pop("SLOTSYNC_NOW", None)
+    if now is not None:
+        env["SLOTSYNC_NOW"] = now.isoformat()
     command = [
         sys.executable,
         "-m",
@@ -384,6 +391,31 @@ def small_server(small_snapshot: Snapshot, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def demo_server(demo: Snapshot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with serve(demo.data_dir, tmp_path_factory.mktemp("streamlit-demo") / "server.log") as server:
+        yield server
+
+
+def demo_output(demo: Snapshot) -> str:
+    """What `slotsync demo` printed (its summary and closing command)."""
+    path = demo.data_dir / DEMO_OUTPUT
+    if not path.exists():
+        pytest.skip(f"{path} not found: the reused demo dir was not built by this test session")
+    return path.read_text(errors="replace")
+
+
+def demo_now(demo: Snapshot) -> datetime:
+    """The simulated end of the demo's replay, as its closing command passes it (`--now`)."""
+    import re
+
+    found = re.search(r"--now (\S+)", demo_output(demo))
+    assert found, "the demo's last lines must give the dashboard command with --now"
+    return datetime.fromisoformat(found.group(1).replace("Z", "+00:00"))
+
+
+@pytest.fixture(scope="session")
+def demo_server_at_end(demo: Snapshot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The demo's dashboard judged at the replay's end, as the demo's closing command serves it."""
+    log = tmp_path_factory.mktemp("streamlit-demo-end") / "server.log"
+    with serve(demo.data_dir, log, now=demo_now(demo)) as server:
         yield server
 
 

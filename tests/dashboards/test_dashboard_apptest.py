@@ -59,7 +59,7 @@ def test_no_snapshot_shows_how_to_get_one(
 def _quota_sql(marts: Path, ccg: str | None = None, practice: str | None = None) -> int:
     (below,) = sql_rows(
         marts,
-        "select count(*) filter (where is_core_day and not meets_quota) "
+        "select count(*) filter (where is_core_day and not meets_quota and accepts_111_booking) "
         "from mart_111_quota_daily where ($c is null or ccg_code = $c) "
         "and ($p is null or practice_ods = $p)",
         {"c": ccg, "p": practice},
@@ -74,8 +74,7 @@ def test_quota_kpis_and_filters_match_sql(
     app = _run("nhs111")
     assert _metric(app, "Practices") == "3"
     assert _metric(app, BELOW) == str(_quota_sql(small_snapshot.marts))
-    assert _metric(app, "Practice-days meeting quota") == "66.7%"
-    assert _metric(app, "111 slots offered / quota") == "19 / 24"
+    assert _metric(app, "111 slots offered on core days") == "19"
     assert all(m.help for m in app.metric), "every KPI needs its definition in the tooltip"
     assert "Thu 5 Mar 2026, 23:30 GMT" in _texts(app)
 
@@ -95,8 +94,7 @@ def test_weekend_only_range_has_no_core_days(
     app = _run("nhs111")
     app.date_input(key="f_period").set_value((date(2026, 3, 7), date(2026, 3, 8))).run()
     assert not app.exception
-    assert _metric(app, BELOW) == "0"
-    assert _metric(app, "Practice-days meeting quota") == "–"
+    assert _metric(app, BELOW) == "–"  # no core day: no quota applies, nothing to count
     assert any("No core days" in str(info.value) for info in app.info)
 
 
@@ -105,7 +103,7 @@ def test_weekend_only_range_has_no_core_days(
     [
         ("overview", "not available yet"),
         ("utilisation", "Practice slot utilisation: not available yet"),
-        ("releases", "Release decisions: not available yet"),
+        ("releases", "Released slots: not available yet"),
         ("data-health", "Reconciliation findings: not available yet"),
     ],
 )

@@ -157,7 +157,16 @@ def _overview(marts: Path, ccg: str | None) -> str:
         {"ccg": ccg},
     )[0]
     assert not 1 <= booked <= 4, "the demo's figure would be suppressed"
-    return f"{booked / offered:.1%}"
+    (unknown,) = sql_rows(
+        marts,
+        f"""
+        with {PERIOD_CTE}
+        select sum(unknown) from mart_111_utilisation_daily, period
+        where is_final and slot_day between first_day and last_day and ($ccg is null or ccg_code = $ccg)""",
+        {"ccg": ccg},
+    )[0]
+    low, high = booked / offered, (booked + unknown) / offered
+    return f"{low:.1%}" if abs(high - low) < 0.0005 else f"{low:.1%} – {high:.1%}"
 
 
 def _nhs111(marts: Path, ccg: str | None) -> str:
@@ -165,7 +174,8 @@ def _nhs111(marts: Path, ccg: str | None) -> str:
         marts,
         f"""
         with {PERIOD_CTE}
-        select count(*) filter (where is_core_day and not meets_quota) from mart_111_quota_daily, period
+        select count(*) filter (where is_core_day and not meets_quota and accepts_111_booking)
+        from mart_111_quota_daily, period
         where slot_day between first_day and last_day and ($ccg is null or ccg_code = $ccg)""",
         {"ccg": ccg},
     )[0]
@@ -190,7 +200,7 @@ def _releases(marts: Path, ccg: str | None) -> str:
         marts,
         f"""
         with {PERIOD_CTE}
-        select sum(released) from mart_releases_daily as r join orgs using (practice_ods), period
+        select sum(released + queued) from mart_releases_daily as r join orgs using (practice_ods), period
         where slot_day between first_day and last_day and ($ccg is null or ccg_code = $ccg)""",
         {"ccg": ccg},
     )[0]
@@ -198,13 +208,13 @@ def _releases(marts: Path, ccg: str | None) -> str:
 
 
 def _health(marts: Path, ccg: str | None) -> str:
+    # Judged against now (the served dashboard runs on the wall clock), as `slotsync status` does.
     (ok, total) = sql_rows(
         marts,
         f"""
         with {PERIOD_CTE}
-        select count(*) filter (where last_observed_at >= as_of - interval 26 hour
-                                and coalesce(latest_status, 'ok') = 'ok'), count(*)
-        from mart_pipeline_freshness left join orgs using (practice_ods), publication
+        select count(*) filter (where last_nightly_at >= now() - interval 26 hour), count(*)
+        from mart_pipeline_freshness left join orgs using (practice_ods)
         where $ccg is null or ccg_code = $ccg""",
         {"ccg": ccg},
     )[0]
@@ -227,8 +237,8 @@ CASES = [
     PageCase("", "Overview", "NHS 111 utilisation", _overview),
     PageCase("nhs111", "NHS 111 slots vs quota", "Practice-days below quota", _nhs111),
     PageCase("utilisation", "Slot utilisation", "Booked", _utilisation),
-    PageCase("releases", "Released NHS 111 slots", "Released", _releases),
-    PageCase("data-health", "Data health", "Up to date", _health),
+    PageCase("releases", "Released NHS 111 slots", "Released 111 slots", _releases),
+    PageCase("data-health", "Data health", "Practices up to date", _health),
 ]
 
 

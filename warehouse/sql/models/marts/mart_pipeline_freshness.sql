@@ -1,10 +1,16 @@
 -- Grain: one row per practice or hub in the registry: when its slots were last captured
--- completely, and how its latest load went.
+-- completely, and how its latest load went. `last_nightly_at` = the last complete capture by
+-- the nightly (full-horizon) sync, the one freshness is judged on (as `slotsync status` does).
 with
 
 last_success as (
-    select w.practice_ods, max(w.observed_at) as last_observed_at, max(w.completed_at) as last_completed_at
+    select
+        w.practice_ods,
+        max(w.observed_at) as last_observed_at,
+        max(w.completed_at) as last_completed_at,
+        max(w.observed_at) filter (where l.flow_name = 'nightly_sync') as last_nightly_at
     from meta.sync_window as w
+    left join meta.load_ledger as l using (load_id)
     -- A quarantined capture is not a success (warehouse/quality.py).
     anti join meta.quarantine as q
         on q.practice_ods = w.practice_ods and q.stream = w.stream and q.load_id = w.load_id
@@ -30,6 +36,7 @@ select
     p.clinical_system,
     s.last_observed_at,
     s.last_completed_at,
+    s.last_nightly_at,
     r.load_id as latest_load_id,
     r.status as latest_status,
     r.error_class as latest_error_class,
