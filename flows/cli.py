@@ -398,7 +398,8 @@ def registry_build(
     if outcome.diff is not None:
         diff = outcome.diff
         typer.echo(f"changes since the previous registry: {len(diff['opened'])} opened, "
-                   f"{len(diff['closed'])} closed, {len(diff['merged'])} merged, {len(diff['changed'])} field change(s) "
+                   f"{len(diff['closed'])} closed, {len(diff['merged'])} merged, "
+                   f"{len(diff['changed'])} field change(s) "
                    f"in {outcome.diff_path}")
 
 
