@@ -3,7 +3,13 @@
 The registry is a YAML data file (`practices:` list, one mapping per practice or hub).
 `load_registry` validates every row and reports *all* problems at once, each naming the
 row, the ODS code where known, and the field, so an operator can fix the file in one pass.
-`registry_from_nhs_csv` turns NHS Digital's practice list CSV formats into a registry.
+`registry_from_nhs_csv` turns NHS Digital's practice list CSV formats into a registry;
+`import_nhs_csv` does the same but can skip bad rows and say why (`--skip-invalid`).
+
+Since CCGs were abolished (1 July 2022) their codes identify sub-ICB locations: a practice
+carries `sub_icb_code`, `icb_code` and `region_code`. The old `ccg_code` key is still read
+(as `sub_icb_code`, with a deprecation note) and `Practice.ccg_code` still answers for the
+warehouse's `dim_practice` until the marts are renamed.
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import string
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ODS_PRACTICE_PATTERN = r"^[A-Z][0-9]{5}$"
 ODS_ORG_PATTERN = r"^[A-Z0-9]{3,6}$"
+CCG_CODE_DEPRECATION = (
+    "field ccg_code is deprecated (CCGs became sub-ICB locations on 1 July 2022): "
+    "read as sub_icb_code; rename it"
+)
 
 ClinicalSystem = Literal["EMIS Web", "SystmOne", "other"]
 
@@ -60,9 +72,32 @@ class Practice(BaseModel):
     accepts_111_booking: bool
     nhs111_provider_ods: str | None = Field(default=None, pattern=ODS_ORG_PATTERN)
     booking_hubs: tuple[str, ...] = Field(default=(), description="hubs that book into this book")
-    ccg_code: str | None = None
+    # No pattern: registries written before sub-ICB locations carried free-text CCG codes.
+    sub_icb_code: str | None = None
+    icb_code: str | None = Field(default=None, pattern=ODS_ORG_PATTERN)
+    region_code: str | None = Field(default=None, pattern=ODS_ORG_PATTERN)
     pcn_code: str | None = None
+    postcode: str | None = None
     release_policy: ReleasePolicy = ReleasePolicy()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ccg_code_is_sub_icb_code(cls, data: Any) -> Any:
+        # Old registries say ccg_code; the code carried over as the sub-ICB location code.
+        if isinstance(data, Mapping) and "ccg_code" in data:
+            data = dict(data)
+            ccg = data.pop("ccg_code")
+            sub_icb = data.get("sub_icb_code")
+            if sub_icb is not None and ccg is not None and sub_icb != ccg:
+                raise ValueError(f"ccg_code {ccg!r} and sub_icb_code {sub_icb!r} disagree; keep sub_icb_code")
+            if sub_icb is None:
+                data["sub_icb_code"] = ccg
+        return data
+
+    @property
+    def ccg_code(self) -> str | None:
+        """Deprecated alias of `sub_icb_code` (read by the warehouse's dim_practice until renamed)."""
+        return self.sub_icb_code
 
     @field_validator("service_root")
     @classmethod
@@ -138,6 +173,7 @@ class Registry(BaseModel):
 
     practices: tuple[Practice, ...]
     booking_organisations: tuple[BookingOrganisation, ...] = ()
+    notes: tuple[str, ...] = Field(default=(), exclude=True, description="deprecations seen on load")
 
     def by_ods(self) -> dict[str, Practice]:
         return {p.ods_code: p for p in self.practices}
@@ -173,11 +209,14 @@ def validate_rows(
     problems: list[str] = []
     practices: list[Practice] = []
     seen: dict[str, int] = {}
+    deprecated_rows: list[str] = []
     for index, row in enumerate(rows, start=1):
         if not isinstance(row, Mapping):
             problems.append(f"row {index}: expected a mapping of fields, got {type(row).__name__}")
             continue
         label = _row_label(index, row)
+        if "ccg_code" in row:
+            deprecated_rows.append(label)
         try:
             practice = Practice.model_validate(dict(row))
         except ValidationError as exc:
@@ -204,7 +243,13 @@ def validate_rows(
         raise RegistryError(source, problems)
     if not practices:
         raise RegistryError(source, ["no practices listed under 'practices:'"])
-    return Registry(practices=tuple(practices), booking_organisations=tuple(organisations))
+    notes: tuple[str, ...] = ()
+    if deprecated_rows:
+        notes = (f"{source}: {len(deprecated_rows)} row(s) ({deprecated_rows[0]} first): "
+                 f"{CCG_CODE_DEPRECATION}",)
+    return Registry(
+        practices=tuple(practices), booking_organisations=tuple(organisations), notes=notes
+    )
 
 
 def _validate_booking_orgs(rows: Iterable[Any], problems: list[str]) -> list[BookingOrganisation]:
@@ -259,7 +304,7 @@ def load_registry(path: Path) -> Registry:
 
 
 # Column names seen in NHS Digital publications (ODS epraccur, "Patients registered at a GP
-# practice", the 111 booking tracker) mapped to our fields.
+# practice", the 111 direct-booking workbook) mapped to our fields.
 _CSV_ALIASES: dict[str, tuple[str, ...]] = {
     "ods_code": ("ods_code", "ods code", "practice_code", "practice code", "code", "gp_code",
                  "organisation code", "org_code"),
@@ -268,12 +313,19 @@ _CSV_ALIASES: dict[str, tuple[str, ...]] = {
                   "registered patients"),
     "clinical_system": ("clinical_system", "clinical system", "supplier", "system",
                         "gp system", "principal supplier"),
+    "postcode": ("postcode", "post code", "postcode_1"),
+    "sub_icb_code": ("sub_icb_code", "sub_icb_location_code", "sub icb location code", "ccg_code",
+                     "ccg code"),
+    "accepts_111_booking": ("live_with_111_booking", "live with 111 booking", "accepts_111_booking"),
+    "nhs111_provider": ("nhs111_provider", "111 provider", "nhs111_provider_name"),
 }
 
 _SYSTEM_NAMES = {
     "emis": "EMIS Web", "emis web": "EMIS Web", "emis health": "EMIS Web",
     "tpp": "SystmOne", "systmone": "SystmOne", "tpp systmone": "SystmOne",
 }
+_YES = {"yes", "y", "true", "1", "live"}
+_NO = {"no", "n", "false", "0", "not live", ""}
 
 
 def _placeholder_asid(ods: str) -> str:
@@ -281,22 +333,73 @@ def _placeholder_asid(ods: str) -> str:
     return f"{int(digest[:15], 16) % 10**12:012d}"
 
 
-def registry_from_nhs_csv(
+def check_service_root_template(template: str) -> str | None:
+    """None if `template` is usable, else a one-line reason (only `{ods}` may be substituted)."""
+    try:
+        fields = [name for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        return f"service root template {template!r} is not a valid template: {exc}"
+    bad = sorted({f"{{{name}}}" for name in fields if name != "ods"})
+    if bad:
+        return (f"service root template {template!r} has placeholder(s) {', '.join(bad)}; "
+                "only {ods} is allowed")
+    if "ods" not in fields:
+        return f"service root template {template!r} must contain {{ods}}"
+    return None
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    """One CSV row left out of an import, and why."""
+
+    line: int
+    ods_code: str
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line} ({self.ods_code or '?'}) field {self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class CsvImport:
+    """What `import_nhs_csv` made of a CSV: the registry of good rows and the skipped ones."""
+
+    registry: Registry
+    skipped: tuple[SkippedRow, ...]
+    rows_read: int
+
+
+ProviderLookup = Mapping[str, str]
+
+
+def normalise_provider_name(name: str) -> str:
+    """Case- and space-insensitive key for a 111 provider name."""
+    return " ".join(name.casefold().split())
+
+
+def import_nhs_csv(
     text: str,
     *,
     source: str,
     service_root_template: str,
+    skip_invalid: bool = False,
     asid_for: Mapping[str, str] | None = None,
     nhs111_provider_ods: str | None = None,
-) -> Registry:
-    """Build a registry from an NHS Digital practice list CSV.
+    provider_ods_by_name: ProviderLookup | None = None,
+) -> CsvImport:
+    """Import an NHS Digital practice list CSV, using every column it recognises.
 
-    `service_root_template` must contain `{ods}`; ASIDs come from `asid_for` (e.g. an SDS
-    export) or a deterministic placeholder that the Spine would reject, so the operator
-    must supply real ones before syncing live.
+    `live_with_111_booking` sets `accepts_111_booking`; the 111 provider *name* maps to its
+    ODS code through `provider_ods_by_name` (keys from `normalise_provider_name`); a live row
+    whose provider is not in the mapping is a row problem, never a guess. `nhs111_provider_ods`
+    overrides both for every row (the old `--nhs111-provider`). `ccg_code` is read as the
+    sub-ICB location code. Without `skip_invalid` any row problem raises `RegistryError`
+    listing all of them; with it the good rows are returned with the skipped ones.
     """
-    if "{ods}" not in service_root_template:
-        raise RegistryError(source, ["service_root_template must contain '{ods}'"])
+    template_problem = check_service_root_template(service_root_template)
+    if template_problem:
+        raise RegistryError(source, [template_problem])
     # Universal newlines: a lone CR (old Mac exports) ends a line instead of breaking the reader.
     reader = csv.DictReader(io.StringIO(text, newline=None))
     try:
@@ -316,32 +419,97 @@ def registry_from_nhs_csv(
             source,
             [f"no column for {m} (accepted names: {', '.join(_CSV_ALIASES[m])})" for m in missing],
         )
-    rows: list[dict[str, Any]] = []
-    problems: list[str] = []
+    providers = {normalise_provider_name(k): v for k, v in (provider_ods_by_name or {}).items()}
+
+    def cell(raw: Mapping[str, str | None], field: str) -> str:
+        column = columns.get(field)
+        return (raw.get(column) or "").strip() if column else ""
+
+    skipped: list[SkippedRow] = []
+    practices: list[Practice] = []
+    seen: dict[str, int] = {}
+    # DictReader rows do not carry their physical line; count from the header (line 1).
     for line_no, raw in enumerate(records, start=2):
-        ods = (raw.get(columns["ods_code"]) or "").strip().upper()
-        size_text = (raw.get(columns["list_size"]) or "").strip().replace(",", "")
+        ods = cell(raw, "ods_code").upper()
+        size_text = cell(raw, "list_size").replace(",", "")
         if not size_text.isdigit():
-            problems.append(f"line {line_no} ({ods or '?'}) field list_size: {size_text!r} is not a count")
+            skipped.append(SkippedRow(line_no, ods, "list_size", f"{size_text!r} is not a count"))
             continue
-        system_raw = (raw.get(columns.get("clinical_system", ""), "") or "").strip().lower()
-        rows.append(
-            {
-                "ods_code": ods,
-                "name": (raw.get(columns["name"]) or "").strip(),
-                "list_size": int(size_text),
-                "clinical_system": _SYSTEM_NAMES.get(system_raw, "other"),
-                "kind": "practice",
-                "service_root": service_root_template.format(ods=ods),
-                "provider_asid": (asid_for or {}).get(ods, _placeholder_asid(ods)),
-                "accepts_111_booking": nhs111_provider_ods is not None,
-                "nhs111_provider_ods": nhs111_provider_ods,
-            }
+        accepts, provider_ods, problem = _nhs111_columns(
+            cell(raw, "accepts_111_booking") if "accepts_111_booking" in columns else None,
+            cell(raw, "nhs111_provider"), nhs111_provider_ods, providers,
         )
-    try:
-        registry = validate_rows(rows, source)
-    except RegistryError as exc:
-        problems.extend(exc.problems)
-    if problems:
-        raise RegistryError(source, problems)
-    return registry
+        if problem is not None:
+            skipped.append(SkippedRow(line_no, ods, *problem))
+            continue
+        row: dict[str, Any] = {
+            "ods_code": ods,
+            "name": cell(raw, "name"),
+            "list_size": int(size_text),
+            "clinical_system": _SYSTEM_NAMES.get(cell(raw, "clinical_system").lower(), "other"),
+            "kind": "practice",
+            "service_root": service_root_template.format(ods=ods),
+            "provider_asid": (asid_for or {}).get(ods, _placeholder_asid(ods)),
+            "accepts_111_booking": accepts,
+            "nhs111_provider_ods": provider_ods,
+            "sub_icb_code": cell(raw, "sub_icb_code").upper() or None,
+            "postcode": cell(raw, "postcode").upper() or None,
+        }
+        try:
+            practice = Practice.model_validate(row)
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = ".".join(str(part) for part in err["loc"]) or "(row)"
+                skipped.append(SkippedRow(line_no, ods, field, err["msg"]))
+            continue
+        if practice.ods_code in seen:
+            first = seen[practice.ods_code]
+            skipped.append(SkippedRow(line_no, ods, "ods_code", f"duplicate of line {first}"))
+            continue
+        seen[practice.ods_code] = line_no
+        practices.append(practice)
+    if skipped and not skip_invalid:
+        raise RegistryError(source, [str(row) for row in skipped])
+    if not practices:
+        raise RegistryError(source, ["no importable rows", *(str(row) for row in skipped)])
+    return CsvImport(Registry(practices=tuple(practices)), tuple(skipped), len(records))
+
+
+def _nhs111_columns(
+    live: str | None, provider_name: str, override_ods: str | None, providers: Mapping[str, str]
+) -> tuple[bool, str | None, tuple[str, str] | None]:
+    """(accepts_111_booking, nhs111_provider_ods, problem as (field, reason) or None)."""
+    if override_ods is not None:
+        return True, override_ods, None
+    if live is None:
+        return False, None, None
+    flag = live.strip().lower()
+    if flag not in _YES and flag not in _NO:
+        return False, None, ("live_with_111_booking", f"{live!r} is not Yes or No")
+    provider_ods = providers.get(normalise_provider_name(provider_name)) if provider_name else None
+    if flag in _YES and provider_ods is None:
+        reason = (f"111 provider {provider_name!r} is not in the provider mapping; add its ODS code"
+                  if provider_name else "live with 111 booking but no 111 provider named")
+        return False, None, ("nhs111_provider", reason)
+    return flag in _YES, provider_ods if flag in _YES else None, None
+
+
+def registry_from_nhs_csv(
+    text: str,
+    *,
+    source: str,
+    service_root_template: str,
+    asid_for: Mapping[str, str] | None = None,
+    nhs111_provider_ods: str | None = None,
+    provider_ods_by_name: ProviderLookup | None = None,
+) -> Registry:
+    """Build a registry from an NHS Digital practice list CSV, refusing any bad row.
+
+    `service_root_template` must contain `{ods}` (and nothing else in braces); ASIDs come from
+    `asid_for` (e.g. an SDS export) or a deterministic placeholder that the Spine would reject,
+    so the operator must supply real ones (or use `slotsync registry build`) before syncing live.
+    """
+    return import_nhs_csv(
+        text, source=source, service_root_template=service_root_template, asid_for=asid_for,
+        nhs111_provider_ods=nhs111_provider_ods, provider_ods_by_name=provider_ods_by_name,
+    ).registry

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 import typer
 
-from connectors.registry import RegistryError, load_registry, registry_from_nhs_csv
+from connectors.registry import RegistryError, import_nhs_csv, load_registry
 from flows.environment import prepare_prefect_environment
 
 app = typer.Typer(
@@ -378,17 +378,92 @@ def registry_from_csv(
         str, typer.Option(help="service root with {ods}, e.g. https://host/{ods}/STU3/1/gpconnect")
     ],
     nhs111_provider: Annotated[str | None, typer.Option(help="111 provider ODS for all rows")] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="import the good rows and report the skipped ones")
+    ] = False,
+    provider_mapping: Annotated[
+        Path | None, typer.Option(help="111 provider name -> ODS code YAML (default: the shipped one)")
+    ] = None,
 ) -> None:
-    """Generate a registry from an NHS Digital practice list CSV."""
+    """Generate a registry from an NHS Digital practice list CSV (e.g. the 111 workbook)."""
+    from connectors.referencedata.sources import DEFAULT_PROVIDER_MAPPING, ProviderMapping, SourceError
+
     try:
-        registry = registry_from_nhs_csv(
+        providers = ProviderMapping.load(provider_mapping or DEFAULT_PROVIDER_MAPPING)
+        imported = import_nhs_csv(
             csv_path.read_text(encoding="utf-8-sig"), source=str(csv_path),
             service_root_template=service_root_template, nhs111_provider_ods=nhs111_provider,
+            skip_invalid=skip_invalid, provider_ods_by_name=providers.by_name,
         )
-    except (RegistryError, OSError) as exc:
+    except (RegistryError, OSError, SourceError, UnicodeDecodeError) as exc:
         raise _fail(str(exc)) from None
-    registry.write(output)
-    typer.echo(f"wrote {len(registry.practices)} practices to {output}")
+    imported.registry.write(output)
+    for row in imported.skipped:
+        typer.secho(f"  skipped {row}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(f"wrote {len(imported.registry.practices)} practices to {output}"
+               + (f"; skipped {len(imported.skipped)} of {imported.rows_read} rows"
+                  if imported.skipped else ""))
+
+
+@registry_app.command("build")
+def registry_build(
+    output: Annotated[Path, typer.Option("--output", "-o", help="registry YAML to write")],
+    icb: Annotated[str | None, typer.Option(help="ICB ODS code, e.g. QRL")] = None,
+    sub_icb: Annotated[str | None, typer.Option(help="sub-ICB location code, e.g. 10K")] = None,
+    practices: Annotated[str | None, typer.Option(help="comma-separated practice ODS codes")] = None,
+    ord_url: Annotated[str, typer.Option(help="ODS ORD API base ('off' = not used)")] = (
+        "https://directory.spineservices.nhs.uk/ORD/2-0-0"
+    ),
+    sds_url: Annotated[str, typer.Option(help="SDS FHIR API base ('off' = not used)")] = (
+        "https://api.service.nhs.uk/spine-directory/FHIR/R4"
+    ),
+    list_sizes: Annotated[str | None, typer.Option(help="GP list-size CSV path/URL")] = None,
+    nhs111_csv: Annotated[str | None, typer.Option(help="111 direct-booking workbook CSV path/URL")] = None,
+    hubs: Annotated[Path | None, typer.Option(help="the ICB's extended-access hub YAML")] = None,
+    provider_mapping: Annotated[Path | None, typer.Option(help="111 provider name -> ODS code YAML")] = None,
+    previous: Annotated[Path | None, typer.Option(help="registry to diff against")] = None,
+    cache_dir: Annotated[Path, typer.Option(help="where reference-data answers are cached")] = Path(
+        "var/reference-cache"
+    ),
+    offline: Annotated[bool, typer.Option(help="use only cached answers")] = False,
+) -> None:
+    """Build a registry from ODS ORD, SDS, list sizes, 111 status and the hub file."""
+    import os
+
+    from connectors.referencedata.build import Scope
+    from connectors.referencedata.runner import OFF, BuildFailed, BuildOptions, run_build
+    from connectors.referencedata.sources import DEFAULT_PROVIDER_MAPPING
+
+    chosen = [value for value in (icb, sub_icb, practices) if value]
+    if len(chosen) != 1:
+        raise _fail("give exactly one of --icb, --sub-icb, --practices")
+    scope = Scope(icb=icb.upper() if icb else None, sub_icb=sub_icb.upper() if sub_icb else None,
+                  practices=tuple(practices.split(",")) if practices else ())
+    options = BuildOptions(
+        scope=scope, output=output, ord_url=None if ord_url == OFF else ord_url,
+        sds_url=None if sds_url == OFF else sds_url, sds_api_key=os.environ.get("SLOTSYNC_SDS_API_KEY"),
+        list_sizes=list_sizes, nhs111_csv=nhs111_csv, hubs=hubs,
+        provider_mapping=provider_mapping or DEFAULT_PROVIDER_MAPPING, previous=previous,
+        cache_dir=cache_dir, offline=offline,
+    )
+    try:
+        outcome = run_build(options)
+    except BuildFailed as exc:
+        raise _fail(f"registry build: {exc}") from None
+    result = outcome.result
+    for line in (*result.notes, *(f"stale: {s}" for s in result.stale)):
+        typer.echo(f"  note: {line}")
+    for finding in result.findings:
+        typer.secho(f"  finding: {finding}", fg=typer.colors.YELLOW)
+    report = result.report()
+    typer.echo(f"wrote {report['practices']} practices and {report['hubs']} hubs for {scope.describe()} "
+               f"to {output}; {len(result.findings)} finding(s) in {outcome.report_path}")
+    if outcome.diff is not None:
+        diff = outcome.diff
+        typer.echo(f"changes since the previous registry: {len(diff['opened'])} opened, "
+                   f"{len(diff['closed'])} closed, {len(diff['merged'])} merged, "
+                   f"{len(diff['changed'])} field change(s) "
+                   f"in {outcome.diff_path}")
 
 
 windows_app = typer.Typer(help="Inspect or reset a practice's sync window state.", no_args_is_help=True)

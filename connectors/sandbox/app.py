@@ -14,7 +14,9 @@ Outside GP Connect (plain JSON, no Spine headers):
 - `GET /_booking-orgs/{ODS}/bookings?format=json|csv`: a booking organisation's own export;
 - `GET /_sandbox/ground-truth?practice=&from=&to=`: what really happened to every slot;
 - `GET|POST /_sandbox/clock`, `GET|POST|DELETE /_sandbox/faults`,
-  `GET|DELETE /_sandbox/requests`: driving a standalone sandbox remotely.
+  `GET|DELETE /_sandbox/requests`: driving a standalone sandbox remotely;
+- `/ORD/2-0-0/...`, `/spine-directory/FHIR/R4/...`, `/_reference/...`: the estate as national
+  reference data (see `reference_data`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from connectors.sandbox.diary import AppointmentRecord
 from connectors.sandbox.errors import SandboxError, bad_request
 from connectors.sandbox.faults import BODY_FAULTS, FaultRule, mutate_bundle
 from connectors.sandbox.fhir import PracticeRenderer, operation_outcome
+from connectors.sandbox.reference_data import reference_routes
 from connectors.sandbox.slot_search import parse_slot_query
 from connectors.sandbox.spine_checks import check_bearer_token, check_spine_headers
 from connectors.sandbox.state import BookingLogRow, SandboxState, utc_iso
@@ -101,6 +104,7 @@ def create_app(state: SandboxState) -> Starlette:
             Route("/_sandbox/clock", control.clock, methods=["GET", "POST"]),
             Route("/_sandbox/faults", control.faults, methods=["GET", "POST", "DELETE"]),
             Route("/_sandbox/requests", control.requests, methods=["GET", "DELETE"]),
+            *reference_routes(state),
             Route(
                 "/{ods}/STU3/1/gpconnect/{path:path}",
                 gpconnect.dispatch,

@@ -71,7 +71,7 @@ def england_estate(
             ods_code=hub, name=f"{pcn} Extended Access Hub", list_size=0, clinical_system="EMIS Web",
             kind="hub", service_root=f"{base}/{hub}/STU3/1/gpconnect", provider_asid=_asid(seed, hub),
             accepts_111_booking=True, nhs111_provider_ods=_provider(providers, n, hub_count),
-            ccg_code=ccgs[n * len(ccgs) // hub_count], pcn_code=pcn,
+            sub_icb_code=ccgs[n * len(ccgs) // hub_count], pcn_code=pcn,
             release_policy=ReleasePolicy(releaser="sandbox"),
         )
         for n, (hub, pcn) in enumerate(zip(hub_codes, pcn_codes, strict=True))
@@ -86,7 +86,7 @@ def england_estate(
                 clinical_system=system, kind="practice", service_root=f"{base}/{ods}/STU3/1/gpconnect",
                 provider_asid=_asid(seed, ods), accepts_111_booking=accepts[i],
                 nhs111_provider_ods=_provider(providers, network, hub_count) if accepts[i] else None,
-                booking_hubs=(hub_codes[network],), ccg_code=hub_rows[network].ccg_code,
+                booking_hubs=(hub_codes[network],), sub_icb_code=hub_rows[network].sub_icb_code,
                 pcn_code=pcn_codes[network],
                 release_policy=ReleasePolicy(releaser="sandbox" if system == "EMIS Web" else "worklist"),
             )

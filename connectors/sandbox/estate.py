@@ -23,6 +23,9 @@ from connectors.sandbox.determinism import stable_int, stable_random
 DEFAULT_SEED = 20261126
 ESTATE_PATIENTS = 432_560
 NHS111_PROVIDER_ODS = "RYE"
+# Both sub-ICB locations sit in NHS Hampshire and Isle of Wight ICB (QRL), South East region (Y59).
+ESTATE_ICB_ODS = "QRL"
+ESTATE_REGION_ODS = "Y59"
 NHS111_PROVIDER_NAMES = {NHS111_PROVIDER_ODS: "South Central Ambulance Service NHS Foundation Trust"}
 
 # List-size anchors (rank fraction, patients), log-interpolated between, shaped on the real
@@ -78,7 +81,7 @@ class _Locality:
     """A cluster of practices sharing an extended-access hub."""
 
     name: str
-    ccg_code: str
+    sub_icb_code: str
     practice_count: int
     pcn_count: int
     towns: tuple[str, ...]
@@ -169,7 +172,9 @@ def southern_hampshire_estate(base_url: str, seed: int = DEFAULT_SEED) -> Regist
                 provider_asid=_asid(seed, hub_ods),
                 accepts_111_booking=True,
                 nhs111_provider_ods=NHS111_PROVIDER_ODS,
-                ccg_code=locality.ccg_code,
+                sub_icb_code=locality.sub_icb_code,
+                icb_code=ESTATE_ICB_ODS,
+                region_code=ESTATE_REGION_ODS,
                 release_policy=ReleasePolicy(releaser="sandbox"),
             )
         )
@@ -191,7 +196,9 @@ def southern_hampshire_estate(base_url: str, seed: int = DEFAULT_SEED) -> Regist
                     accepts_111_booking=accepts_111,
                     nhs111_provider_ods=NHS111_PROVIDER_ODS if accepts_111 else None,
                     booking_hubs=(hub_ods,),
-                    ccg_code=locality.ccg_code,
+                    sub_icb_code=locality.sub_icb_code,
+                    icb_code=ESTATE_ICB_ODS,
+                    region_code=ESTATE_REGION_ODS,
                     pcn_code=locality_pcns[position * len(locality_pcns) // locality.practice_count],
                     release_policy=ReleasePolicy(releaser="sandbox" if system == "EMIS Web" else "worklist"),
                 )

@@ -126,7 +126,7 @@ def test_secrets_come_from_the_environment_and_never_print(monkeypatch: pytest.M
 def _injected_registry(sandbox: SandboxServer, count: int) -> Registry:
     """The estate's registry (hubs included), the first `count` practices renamed."""
     practices = [
-        p.model_copy(update={"name": INJECTIONS[i % len(INJECTIONS)], "ccg_code": INJECTIONS[i % 2],
+        p.model_copy(update={"name": INJECTIONS[i % len(INJECTIONS)], "sub_icb_code": INJECTIONS[i % 2],
                              "pcn_code": "'; --"}) if i < count else p
         for i, p in enumerate(sandbox.registry.practices)
     ]
