@@ -14,9 +14,9 @@ from connectors.clock import SimulatedClock
 from connectors.sandbox.server import SandboxServer
 from flows.sync import nightly_sync
 from tests.flows.conftest import run_async
+from warehouse import fold
 from warehouse import load as loader
 from warehouse.integrity import content_hash, table_hashes
-from warehouse.loader import Warehouse
 
 AS_OF = datetime(2026, 3, 25, 2, 0, tzinfo=UTC)
 
@@ -72,21 +72,21 @@ def test_a_crash_mid_write_then_a_re_run_equals_a_clean_run(
 ) -> None:
     # Batches of about four practices, one transaction each; the 4th dies before its commit.
     monkeypatch.setattr(loader, "BATCH_BYTES", 10 * 1024 * 1024)
-    real_mark = Warehouse._mark_units_complete
+    real_mark = loader._mark_units_complete
     calls = {"n": 0}
     batch_sizes: list[int] = []
 
-    def crash_on_the_4th(self: Warehouse, con: Any, practices: Any, *args: Any, **kwargs: Any) -> None:
+    def crash_on_the_4th(con: Any, practices: Any, *args: Any, **kwargs: Any) -> None:
         calls["n"] += 1
         batch_sizes.append(len(practices))
         if calls["n"] == 4:
             raise RuntimeError("simulated crash in the middle of a load's transaction")
-        real_mark(self, con, practices, *args, **kwargs)
+        real_mark(con, practices, *args, **kwargs)
 
-    monkeypatch.setattr(Warehouse, "_mark_units_complete", crash_on_the_4th)
+    monkeypatch.setattr(loader, "_mark_units_complete", crash_on_the_4th)
     with pytest.raises(RuntimeError, match="simulated crash"):
         sync(sandbox, tmp_path)
-    monkeypatch.setattr(Warehouse, "_mark_units_complete", real_mark)
+    monkeypatch.setattr(loader, "_mark_units_complete", real_mark)
 
     con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
     try:
@@ -119,19 +119,19 @@ def test_a_crash_between_loading_and_folding_is_healed_by_the_next_load(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Every practice's staging is committed, then the fold dies half-way through its rounds.
-    real_round = Warehouse._fold_round
+    real_round = fold._fold_round
     calls = {"n": 0}
 
-    def crash_in_the_second_round(self: Warehouse, *args: Any, **kwargs: Any) -> None:
+    def crash_in_the_second_round(*args: Any, **kwargs: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("simulated crash while folding slot history")
-        real_round(self, *args, **kwargs)
+        real_round(*args, **kwargs)
 
-    monkeypatch.setattr(Warehouse, "_fold_round", crash_in_the_second_round)
+    monkeypatch.setattr(fold, "_fold_round", crash_in_the_second_round)
     with pytest.raises(RuntimeError, match="simulated crash"):
         sync(sandbox, tmp_path)
-    monkeypatch.setattr(Warehouse, "_fold_round", real_round)
+    monkeypatch.setattr(fold, "_fold_round", real_round)
 
     con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
     try:
