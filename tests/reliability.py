@@ -1,24 +1,30 @@
 """Reliability results: tests record what they injected and survived; flows/report.py renders them.
 
 Each reliability test calls `record(...)` with the numbers of its own run; one JSON file per
-row under `reports/reliability/` (committed; re-running a test overwrites its row).
-`python3 -m uv run python -m flows.report render` renders those rows into RELIABILITY.md
-(`python -m tests.reliability` does the same after refusing rows that lost or duplicated
-data), so the published numbers always come from real test runs. A column the test does not
-measure is None, rendered `n/a` with the test's reason (`not_measured`), never a literal 0.
+row under `test-artifacts/reliability/` (re-running a test overwrites its row). A test run never
+writes the committed rows: hypothesis draws differ run to run, and the committed docs must equal
+the rendering of the committed JSON. `python3 -m uv run python -m tests.reliability` refuses rows
+that lost or duplicated data, copies this run's rows into `reports/reliability/` (committed) and
+renders RELIABILITY.md from them, so the published numbers always come from real test runs.
+A column the test does not measure is None, rendered `n/a` with the test's reason
+(`not_measured`), never a literal 0.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import sys
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "reports" / "reliability"
+COMMITTED_DIR = ROOT / "reports" / "reliability"
+# Where a test run records its rows (SLOTSYNC_RELIABILITY_DIR overrides, e.g. for a separate run).
+RESULTS_DIR = Path(os.environ.get("SLOTSYNC_RELIABILITY_DIR", ROOT / "test-artifacts" / "reliability"))
 REPORT = ROOT / "RELIABILITY.md"
 _BEGIN, _END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -67,6 +73,9 @@ def main() -> int:
             print(f"{r.area} {r.fault}: lost {r.data_lost}, duplicates {r.duplicate_rows}, "
                   f"survived {r.survived}/{r.injected} ({r.test})", file=sys.stderr)
         return 1
+    COMMITTED_DIR.mkdir(parents=True, exist_ok=True)
+    for row in sorted(RESULTS_DIR.glob("*.json")):
+        shutil.copyfile(row, COMMITTED_DIR / row.name)
     from flows.report import main as render
 
     return render(["render"])

@@ -69,7 +69,9 @@ def _open_page(page: Page, server: Server, path: str, title: str) -> None:
 
 
 def _wait_rendered(page: Page) -> None:
-    expect(page.get_by_test_id("stMetric").first).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+    # A page draws its tiles, or says in a notice why it has none (a mart not available yet).
+    drawn = page.locator("[data-testid='stMetric'], [data-testid='stAlert']").first
+    expect(drawn).to_be_visible(timeout=RENDER_TIMEOUT_MS)
     # Streamlit shows a "Running..." status widget while the script runs.
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=RENDER_TIMEOUT_MS)
 

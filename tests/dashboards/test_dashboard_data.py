@@ -325,7 +325,9 @@ def test_utilisation_totals_match_sql(demo: Snapshot, demo_filters: Any, ccg: st
     assert (totals["offered"], totals["booked"], totals["unused"], totals["unknown"]) == tuple(
         map(int, expected)
     )
-    assert totals["booked"] > 0 and totals["unknown"] > 0, "the demo must exercise the unknown verdict"
+    # The one-day demo closes its day with the next nightly, so every judged slot has a verdict;
+    # the unknown verdict is exercised by the consistency tests' release and hub buckets.
+    assert totals["booked"] > 0, "the demo must exercise the booked verdict"
 
 
 def test_nhs111_hub_release_and_freshness_figures_match_sql(demo: Snapshot, demo_filters: Any) -> None:

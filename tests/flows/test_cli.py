@@ -33,12 +33,13 @@ def test_demo_replays_a_day_and_prints_the_summary(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    assert "practices and hubs synced : 42" in out
-    # Monday: nightly sync, two intraday syncs and eleven hourly release runs.
-    assert "scheduled runs replayed   : 14" in out
-    assert "release decisions         :" in out and "unused without the release flow" in out
-    assert "practice failures         : 0" in out
+    assert "scheduled runs for 42 practices and hubs" in out
+    assert "0 practice capture(s) failed" in out
+    # The summary speaks a commissioner's words, names the rebook assumption beside the effect.
+    assert "What the dashboard opens on" in out and "REBOOK_AFTER_RELEASE_CHANCE" in out
+    assert "release_unused_111" not in out and "skipped_gone_since_snapshot" not in out
     assert f"slotsync dashboard --data-dir {data_dir}" in out
+    assert "http://127.0.0.1:8501" in out
     assert (data_dir / "published" / "dashboard.duckdb").exists()
 
 

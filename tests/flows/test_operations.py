@@ -25,8 +25,8 @@ from flows.cli import app
 from flows.operations import BACKFILL_STREAM, SCHEDULED_STREAM
 from flows.sync import TooManyPracticesFailed, backfill, nightly_sync
 from tests.flows.conftest import run_async, run_in_thread
+from warehouse import load
 from warehouse.integrity import table_hashes
-from warehouse.loader import Warehouse
 
 AS_OF = datetime(2026, 3, 24, 2, 0, tzinfo=UTC)  # Tuesday 02:00 GMT
 LATER = AS_OF + timedelta(hours=3)
@@ -199,19 +199,19 @@ def test_rerun_of_a_crashed_load_equals_a_clean_run(
     clean_dir.mkdir()
     run_nightly(registry_path, clean_dir, practices=chosen)
 
-    real_load = Warehouse.load_practice_files
+    real_load = load.load_practice_files
 
-    def load_two_then_crash(self: Warehouse, files: Any, **kwargs: Any) -> Any:
-        real_load(self, files[:2], **kwargs)
+    def load_two_then_crash(con: Any, files: Any, **kwargs: Any) -> Any:
+        real_load(con, files[:2], **kwargs)
         raise RuntimeError("simulated crash after two practices were loaded")
 
-    monkeypatch.setattr(Warehouse, "load_practice_files", load_two_then_crash)
+    monkeypatch.setattr(load, "load_practice_files", load_two_then_crash)
     crashed = run_async(nightly_sync(
         registry_path=str(registry_path), warehouse_path=str(tmp_path / "warehouse.duckdb"),
         data_dir=str(tmp_path), as_of=AS_OF, horizon_days=7, practices=chosen, return_state=True,
     ))
     assert crashed.is_failed()
-    monkeypatch.setattr(Warehouse, "load_practice_files", real_load)
+    monkeypatch.setattr(load, "load_practice_files", real_load)
 
     sandbox.state.traffic.reset()
     repaired = run_async(nightly_sync(
