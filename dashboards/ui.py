@@ -380,6 +380,13 @@ def rate_with_bound(low: figures.Value, high: figures.Value) -> str:
     return f"{percent(float(low))} – {percent(float(high))}"  # type: ignore[arg-type]
 
 
+def shown_rate(shown: dict[str, str], totals: dict[str, Any]) -> str:
+    """The rate with its upper bound, unless suppression hides it."""
+    if shown["utilisation"] in (suppression.PRIMARY, suppression.SECONDARY):
+        return shown["utilisation"]
+    return rate_with_bound(totals["utilisation"], totals["utilisation_if_unknown_booked"])
+
+
 def not_available(what: str, table_name: str) -> None:
     st.info(
         f"**{what}: not available yet.** The published snapshot has no `{table_name}` table; it "

@@ -12,6 +12,9 @@ would be (booked + unknown) / offered, so the true figure lies between the two.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 
 from dashboards.suppression import Policy, suppress, unprotected
@@ -61,6 +64,18 @@ def finished(frame: pd.DataFrame) -> pd.DataFrame:
 def totals(frame: pd.DataFrame) -> dict[str, float | int | None]:
     sums = {c: int(frame[c].sum()) for c in COUNTS}
     return {**sums, **_rates(sums["offered"], sums["booked"], sums["unknown"])}
+
+
+def figure_totals(values: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """A named utilisation figure (`practice_*`, `hub_*`) under the keys `totals` and POLICY use."""
+    return {
+        "offered": values[f"{prefix}_offered"],
+        "booked": values[f"{prefix}_booked"],
+        "unused": values[f"{prefix}_unused"],
+        "unknown": values[f"{prefix}_unknown"],
+        "utilisation": values[f"{prefix}_utilisation"],
+        "utilisation_if_unknown_booked": values[f"{prefix}_utilisation_upper"],
+    }
 
 
 def _rates(offered: float, booked: float, unknown: float) -> dict[str, float | None]:

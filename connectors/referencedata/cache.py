@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from connectors.http.transport import retry_after_seconds
+
 KEPT_HEADERS = ("content-type", "x-total-count")
 
 
@@ -170,9 +172,6 @@ def http_get(
 
 
 def _retry_after(value: str | None, default: float) -> float:
-    if value is None:
-        return default
-    try:
-        return min(max(float(value), 0.0), 60.0)
-    except ValueError:
-        return default
+    """The provider's requested wait (seconds or an HTTP-date), capped at a minute; else our back-off."""
+    requested = retry_after_seconds(value)
+    return default if requested is None else min(requested, 60.0)

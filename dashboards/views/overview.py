@@ -167,24 +167,12 @@ def _utilisation_shown(
     values: figures.Numbers, prefix: str, *, conceal: frozenset[str]
 ) -> dict[str, str]:
     return suppression.suppress_one(
-        {
-            "offered": values[f"{prefix}_offered"],
-            "booked": values[f"{prefix}_booked"],
-            "unused": values[f"{prefix}_unused"],
-            "unknown": values[f"{prefix}_unknown"],
-            "utilisation": values[f"{prefix}_utilisation"],
-            "utilisation_if_unknown_booked": values[f"{prefix}_utilisation_upper"],
-        },
-        utilisation.POLICY,
-        conceal=conceal,
+        utilisation.figure_totals(values, prefix), utilisation.POLICY, conceal=conceal
     )
 
 
 def _bounded(shown: dict[str, str], values: figures.Numbers, prefix: str) -> str:
-    """The rate with its upper bound, unless suppression hides it."""
-    if shown["utilisation"] in (suppression.PRIMARY, suppression.SECONDARY):
-        return shown["utilisation"]
-    return ui.rate_with_bound(values[f"{prefix}_utilisation"], values[f"{prefix}_utilisation_upper"])
+    return ui.shown_rate(shown, utilisation.figure_totals(values, prefix))
 
 
 def _released_kpi(ctx: ui.Context, column: Any) -> None:

@@ -121,20 +121,9 @@ def _practice_slots(ctx: ui.Context, slot_rows: pd.DataFrame) -> pd.DataFrame:
 
 def _kpis(rows: pd.DataFrame, values: figures.Numbers | None) -> None:
     """All audiences: the named figure (fig_practice_utilisation.sql); one audience: its subset."""
-    totals = utilisation.totals(rows)
-    if values is not None:
-        totals = {
-            "offered": values["practice_offered"],
-            "booked": values["practice_booked"],
-            "unused": values["practice_unused"],
-            "unknown": values["practice_unknown"],
-            "utilisation": values["practice_utilisation"],
-            "utilisation_if_unknown_booked": values["practice_utilisation_upper"],
-        }
+    totals = utilisation.totals(rows) if values is None else utilisation.figure_totals(values, "practice")
     shown = suppression.suppress_one(totals, utilisation.POLICY, conceal=utilisation.conceal_totals(rows))
-    rate = shown["utilisation"]
-    if rate not in (suppression.PRIMARY, suppression.SECONDARY):
-        rate = ui.rate_with_bound(totals["utilisation"], totals["utilisation_if_unknown_booked"])
+    rate = ui.shown_rate(shown, totals)
     cols = st.columns(5)
     ui.kpi(
         cols[0], "Slots offered", shown["offered"], COUNT_HELP["offered"] + " GP practices, finished days."
@@ -156,20 +145,9 @@ def _hub_kpi(ctx: ui.Context) -> None:
     values = ui.figure_numbers(ctx, "hub_utilisation")
     if values is None:
         return
-    shown = suppression.suppress_one(
-        {
-            "offered": values["hub_offered"],
-            "booked": values["hub_booked"],
-            "unused": values["hub_unused"],
-            "unknown": values["hub_unknown"],
-            "utilisation": values["hub_utilisation"],
-            "utilisation_if_unknown_booked": values["hub_utilisation_upper"],
-        },
-        utilisation.POLICY,
-    )
-    rate = shown["utilisation"]
-    if rate not in (suppression.PRIMARY, suppression.SECONDARY):
-        rate = ui.rate_with_bound(values["hub_utilisation"], values["hub_utilisation_upper"])
+    totals = utilisation.figure_totals(values, "hub")
+    shown = suppression.suppress_one(totals, utilisation.POLICY)
+    rate = ui.shown_rate(shown, totals)
     col, _ = st.columns([1, 3])
     ui.kpi(
         col,
