@@ -38,6 +38,12 @@ from connectors.uktime import uk_day
 BOOKED_STATES = ("booked_confirmed", "booked_inferred")
 # Causes GP Connect's cadence explains (a booking after the last check before the start).
 CADENCE_CAUSES = ("booked_after_last_observation",)
+MAX_EXAMPLES = 20
+
+
+def _hm(at: datetime | None) -> str:
+    return "-" if at is None else f"{at:%m-%d %H:%M}"
+
 EXPLAINED_CAUSES = ("removed_from_book", "booked_after_last_observation", "freed_after_last_observation")
 
 
@@ -103,6 +109,21 @@ class AccuracyReport:
     nhs111_removed_before_first_snapshot: int = 0
     # Practice-days where our 111 figures differ from the truth, with the slots behind them.
     nhs111_mismatches: list[str] = field(default_factory=list)
+    # The first few unexplained differences, each with its timeline, so one can be chased.
+    unexplained_examples: list[str] = field(default_factory=list)
+
+    def note_unexplained(self, kind: str, row: GroundTruthRow | None, ours: ObservedSlot | None) -> None:
+        if len(self.unexplained_examples) >= MAX_EXAMPLES:
+            return
+        truth = "absent" if row is None else (
+            f"{row.state} by {row.booked_by_kind} start {row.start_utc:%m-%d %H:%M} "
+            f"booked {_hm(row.booked_at)} cancelled {_hm(row.cancelled_at)} "
+            f"released {_hm(row.released_at)} removed {_hm(row.removed_at)} "
+            f"reserved_for {row.reserved_for_ods}")
+        seen = "absent" if ours is None else (
+            f"{ours.state} checked {_hm(ours.last_checked_at)} disappeared {_hm(ours.disappeared_at)}")
+        slot = "" if row is None else f"{row.practice_ods}/{row.slot_id} "
+        self.unexplained_examples.append(f"{kind}: {slot}truth {truth}; ours {seen}")
 
     @property
     def booked_relative_error(self) -> float:
@@ -145,6 +166,7 @@ class AccuracyReport:
             "nhs111_booked_truth": self.nhs111_booked_truth,
             "nhs111_booked_ours": self.nhs111_booked_ours,
             "nhs111_removed_before_first_snapshot": self.nhs111_removed_before_first_snapshot,
+            "unexplained_examples": self.unexplained_examples,
         }
 
     def lines(self) -> list[str]:
@@ -230,6 +252,7 @@ def evaluate_view(
         row = truth.get(key)
         if row is None:
             report.phantom_slots += 1
+            report.note_unexplained(f"phantom {key[0]}/{key[1]}", None, ours)
             per_day[(key[0], ours.slot_day)][1] += ours.booked
             continue
         truth_booked = row.state == "booked"
@@ -239,7 +262,10 @@ def evaluate_view(
         report.slots_compared += 1
         report.unknown_verdicts += int(ours.state == "unknown")
         if ours.booked != truth_booked:
-            report.causes[cause(row, ours)] += 1
+            found = cause(row, ours)
+            report.causes[found] += 1
+            if found == "other":
+                report.note_unexplained("other", row, ours)
     for key, row in truth.items():
         if key in view.slots:
             continue
@@ -251,9 +277,11 @@ def evaluate_view(
                 report.unobservable_bookings += 1
             else:
                 report.missing_slots += 1
+                report.note_unexplained("missing", row, None)
         elif row.state == "free":
             per_day[day_key]  # a free slot we never saw is lost capacity, and a day to count
             report.missing_slots += 1
+            report.note_unexplained("missing", row, None)
         # A removed slot we never saw is not capacity: nothing to miss.
     for truth_count, ours_count in per_day.values():
         report.practice_days += 1

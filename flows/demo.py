@@ -4,7 +4,8 @@ One `SimulatedClock` drives both the sandbox (booking activity) and the pipeline
 windows, as-of times). The replay visits each scheduled run in time order, all at
 Europe/London wall-clock times, on the deployed cadence (flows/deployments.py): the nightly
 sync at 02:00 and the intraday sync every hour 08:00-18:00 on weekdays; the release of unused
-NHS 111 slots runs every hour at half past in core hours (deployed: every 15 minutes). Each is
+NHS 111 slots runs every hour 07:00-17:00 on weekdays (deployed: every 15 minutes from 06:00), each
+handing back what falls due before its next run. Each is
 the real Prefect flow run at that instant, so the replay is deterministic. A twin of the same
 seeded world, which nobody releases slots in, runs alongside so the demo can say how much
 NHS 111 capacity the release flow saved in the sandbox (ground truth, demo only).
@@ -22,7 +23,7 @@ from time import monotonic
 from typing import Any
 
 from connectors.clock import SimulatedClock
-from connectors.uktime import UK, uk_local
+from connectors.uktime import UK, uk_day, uk_local
 from flows.accuracy import ReleaseEffect
 
 DEFAULT_START = date(2026, 3, 23)  # a Monday; the week crosses the spring DST change
@@ -127,15 +128,20 @@ def replay(
         "intraday_sync": intraday_sync,
         "release_unused_111": release_unused_111,
     }
-    for run in schedule:
+    gaps = release_gaps(schedule)
+    for index, run in enumerate(schedule):
         clock.set(run.at)
         began = monotonic()
+        options: dict[str, Any] = {}
+        if run.flow_name == "release_unused_111":
+            options["due_within_minutes"] = gaps[index]
         result: dict[str, Any] = asyncio.run(
             flows[run.flow_name](
                 registry_path=str(registry_path),
                 warehouse_path=str(report.warehouse),
                 data_dir=str(data_dir),
                 as_of=run.at,
+                **options,
             )
         )
         report.runs += 1
@@ -158,6 +164,23 @@ def replay(
             f"{when} {len(result['outcomes']) - len(failed)}/{len(result['outcomes'])} practices "
             f"captured, {rows:>7,} slot rows, {monotonic() - began:4.1f} s"
         )
+
+
+def release_gaps(schedule: list[ScheduledRun]) -> dict[int, int]:
+    """Schedule index of each release run -> minutes to the next release run that day.
+
+    The release flow hands back every slot due before its next run (`due_within_minutes`), as
+    the deployment does with its 15-minute cadence; the day's last run uses that cadence.
+    """
+    from flows.release import RELEASE_EVERY
+
+    releases = [(i, run.at) for i, run in enumerate(schedule) if run.flow_name == "release_unused_111"]
+    gaps: dict[int, int] = {}
+    for (index, at), following in zip(releases, [*releases[1:], None], strict=True):
+        same_day = following is not None and uk_day(following[1]) == uk_day(at)
+        gap = (following[1] - at) if same_day and following is not None else RELEASE_EVERY
+        gaps[index] = int(gap.total_seconds() // 60)
+    return gaps
 
 
 class _LeaseRenewalRace(logging.Filter):

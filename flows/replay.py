@@ -2,7 +2,7 @@
 
 One seeded sandbox world is replayed through the real flows at the deployed cadence
 (flows/deployments.py: nightly 02:00, intraday hourly 08:00-18:00 on weekdays, release every
-15 minutes 08:00-18:30 on weekdays, all Europe/London), and compared with:
+15 minutes 06:00-18:30 on weekdays, all Europe/London), and compared with:
 
 - the sandbox's ground truth (flows/accuracy.py `evaluate`): accuracy of the marts;
 - a twin of the same world in which nothing is released (`release_outcome`): release
