@@ -70,8 +70,11 @@ def main() -> int:
     bad = [r for r in rows if (r.data_lost or 0) or (r.duplicate_rows or 0) or r.survived != r.injected]
     if bad:
         for r in bad:
-            print(f"{r.area} {r.fault}: lost {r.data_lost}, duplicates {r.duplicate_rows}, "
-                  f"survived {r.survived}/{r.injected} ({r.test})", file=sys.stderr)
+            print(
+                f"{r.area} {r.fault}: lost {r.data_lost}, duplicates {r.duplicate_rows}, "
+                f"survived {r.survived}/{r.injected} ({r.test})",
+                file=sys.stderr,
+            )
         return 1
     COMMITTED_DIR.mkdir(parents=True, exist_ok=True)
     for row in sorted(RESULTS_DIR.glob("*.json")):

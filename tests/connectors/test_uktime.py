@@ -26,8 +26,15 @@ def test_format_uk_uses_the_offset_in_force(instant: datetime, text: str) -> Non
     assert offset_matches_uk_dst(text)
 
 
-@pytest.mark.parametrize("text", ["2026-07-15T09:00:00+00:00", "2026-01-15T09:00:00+01:00",
-                                  "2026-01-15T09:00:00+02:00", "2026-01-15T09:00:00"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-07-15T09:00:00+00:00",
+        "2026-01-15T09:00:00+01:00",
+        "2026-01-15T09:00:00+02:00",
+        "2026-01-15T09:00:00",
+    ],
+)
 def test_offsets_that_contradict_uk_dst_are_detected(text: str) -> None:
     assert not offset_matches_uk_dst(text)
 

@@ -22,12 +22,32 @@ from flows.cli import app
 
 CLI = [sys.executable, "-m", "flows.cli"]
 REQUIRED_KEYS = {
-    "size", "slots", "responses", "bytes", "http_req_per_s", "ingest_slots_per_s",
-    "duckdb_limit_slots_per_s", "ingest_ratio_vs_duckdb", "peak_rss_mib", "wall_s",
-    "speedup_vs_naive", "nightly_wall_s", "nightly_slots_per_s", "orchestration_overhead_ms_per_task",
-    "validation_s_per_million_rows", "mart_query_p95_s", "capacity_model", "ingest_slots",
-    "peak_rss_tree_mib", "sandbox_peak_rss_mib", "naive_label", "naive_cpu_s", "fhir_peer_label",
-    "fhir_peer_slots_per_s", "fhir_peer_cpu_s", "validation_synthetic_s_per_million_rows",
+    "size",
+    "slots",
+    "responses",
+    "bytes",
+    "http_req_per_s",
+    "ingest_slots_per_s",
+    "duckdb_limit_slots_per_s",
+    "ingest_ratio_vs_duckdb",
+    "peak_rss_mib",
+    "wall_s",
+    "speedup_vs_naive",
+    "nightly_wall_s",
+    "nightly_slots_per_s",
+    "orchestration_overhead_ms_per_task",
+    "validation_s_per_million_rows",
+    "mart_query_p95_s",
+    "capacity_model",
+    "ingest_slots",
+    "peak_rss_tree_mib",
+    "sandbox_peak_rss_mib",
+    "naive_label",
+    "naive_cpu_s",
+    "fhir_peer_label",
+    "fhir_peer_slots_per_s",
+    "fhir_peer_cpu_s",
+    "validation_synthetic_s_per_million_rows",
 }
 
 
@@ -43,9 +63,22 @@ def test_bench_small_reports_sane_figures(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
     done = subprocess.run(
-        [*CLI, "bench", "--size", "small", "--json", str(figures), "--work-dir", str(tmp_path),
-         "--repetitions", "2"],
-        capture_output=True, text=True, timeout=480, env=env,
+        [
+            *CLI,
+            "bench",
+            "--size",
+            "small",
+            "--json",
+            str(figures),
+            "--work-dir",
+            str(tmp_path),
+            "--repetitions",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=480,
+        env=env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ingest_ratio_vs_duckdb" in done.stdout and "limit slots/s" in done.stdout
@@ -56,10 +89,23 @@ def test_bench_small_reports_sane_figures(tmp_path: Path) -> None:
     assert data["schema_version"] == 4
     for key in ("slots", "ingest_slots", "responses", "bytes", "nightly_responses", "naive_slots"):
         assert isinstance(data[key], int) and data[key] > 0, key
-    for key in ("http_req_per_s", "ingest_slots_per_s", "duckdb_limit_slots_per_s", "peak_rss_mib",
-                "wall_s", "speedup_vs_naive", "nightly_wall_s", "nightly_slots_per_s", "mart_query_p95_s",
-                "bench_peak_rss_mib", "sandbox_peak_rss_mib", "peak_rss_tree_mib", "fhir_peer_slots_per_s",
-                "naive_cpu_s", "fhir_peer_cpu_s"):
+    for key in (
+        "http_req_per_s",
+        "ingest_slots_per_s",
+        "duckdb_limit_slots_per_s",
+        "peak_rss_mib",
+        "wall_s",
+        "speedup_vs_naive",
+        "nightly_wall_s",
+        "nightly_slots_per_s",
+        "mart_query_p95_s",
+        "bench_peak_rss_mib",
+        "sandbox_peak_rss_mib",
+        "peak_rss_tree_mib",
+        "fhir_peer_slots_per_s",
+        "naive_cpu_s",
+        "fhir_peer_cpu_s",
+    ):
         assert isinstance(data[key], int | float) and data[key] > 0, key
     # The tree holds the nightly process and Prefect's temporary API server at least.
     assert data["peak_rss_tree_max_processes"] >= 2
@@ -93,8 +139,9 @@ def test_tree_rss_adds_every_descendant() -> None:
     from flows.bench import _current_rss_mib, tree_rss_mib
 
     hold = "x = bytearray(64 * 1024 * 1024); import time; time.sleep(30)"
-    parent = subprocess.Popen([sys.executable, "-c",
-                               f"import subprocess, sys; subprocess.run([sys.executable, '-c', {hold!r}])"])
+    parent = subprocess.Popen(
+        [sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', {hold!r}])"]
+    )
     try:
         for _ in range(100):
             total, processes = tree_rss_mib(parent.pid)

@@ -47,9 +47,18 @@ def test_a_figure_edited_by_hand_is_caught(tmp_path: Path) -> None:
 
 
 def test_unmeasured_reliability_columns_render_n_a_with_the_reason() -> None:
-    row = {"area": "security", "fault": "f", "injected": 2, "survived": 2, "data_lost": None,
-           "duplicate_rows": None, "handling": "h", "test": "t", "recorded_at": "x",
-           "not_measured": "not a data-loading test"}
+    row = {
+        "area": "security",
+        "fault": "f",
+        "injected": 2,
+        "survived": 2,
+        "data_lost": None,
+        "duplicate_rows": None,
+        "handling": "h",
+        "test": "t",
+        "recorded_at": "x",
+        "not_measured": "not a data-loading test",
+    }
     table = render_reliability_table([row, {**row, "data_lost": 0, "duplicate_rows": 0, "not_measured": ""}])
     assert "| n/a (not a data-loading test) | n/a (not a data-loading test) |" in table
     assert "| 0 | 0 |" in table

@@ -132,9 +132,15 @@ def test_request_counts(small_gpc: GpcClient) -> None:
 
 
 def _bundle() -> bytes:
-    slot = {"resourceType": "Slot", "id": "s1", "schedule": {"reference": "Schedule/a"},
-            "start": "2026-03-24T09:00:00+00:00", "end": "2026-03-24T09:10:00+00:00",
-            "serviceType": [{"text": "GP"}], "meta": {"versionId": "1"}}
+    slot = {
+        "resourceType": "Slot",
+        "id": "s1",
+        "schedule": {"reference": "Schedule/a"},
+        "start": "2026-03-24T09:00:00+00:00",
+        "end": "2026-03-24T09:10:00+00:00",
+        "serviceType": [{"text": "GP"}],
+        "meta": {"versionId": "1"},
+    }
     schedule = {"resourceType": "Schedule", "id": "a", "serviceCategory": {"text": "x"}}
     return orjson.dumps({"resourceType": "Bundle", "entry": [{"resource": slot}, {"resource": schedule}]})
 

@@ -44,7 +44,9 @@ def test_every_row_has_a_template_of_its_kind_and_system(
     for ods, template in estate.template_of.items():
         row, model = by_ods[ods], by_ods[template]
         assert (row.kind, row.clinical_system, row.accepts_111_booking) == (
-            model.kind, model.clinical_system, model.accepts_111_booking
+            model.kind,
+            model.clinical_system,
+            model.accepts_111_booking,
         )
     # Rendering happened once per template, filter and window, at start-up.
     rendered = estate.cost.renders
@@ -55,9 +57,11 @@ def test_a_row_gets_its_templates_bundle_under_its_own_code(
     registry: Registry, estate: PrerenderedEstate
 ) -> None:
     window = plan_windows(START, 28)[0]
-    row = next(r for r in registry.practices
-               if r.kind == "practice" and estate.template_of[r.ods_code] != r.ods_code
-               and r.accepts_111_booking)
+    row = next(
+        r
+        for r in registry.practices
+        if r.kind == "practice" and estate.template_of[r.ods_code] != r.ods_code and r.accepts_111_booking
+    )
     template = registry.by_ods()[estate.template_of[row.ods_code]]
     renders = estate.cost.renders
     hub, nhs111 = "gp-practice", "urgent-care"
@@ -72,9 +76,11 @@ def test_a_row_gets_its_templates_bundle_under_its_own_code(
         assert row.ods_code.encode() in body and template.ods_code.encode() not in body
     assert estate.cost.renders == renders  # served from memory, nothing rendered on request
     unfiltered = _slots(estate.slot_search(row.ods_code, slot_params(window, NO_FILTER)))
-    for_111 = _slots(estate.slot_search(
-        row.ods_code, slot_params(window, SearchFilter("urgent-care", row.nhs111_provider_ods))
-    ))
+    for_111 = _slots(
+        estate.slot_search(
+            row.ods_code, slot_params(window, SearchFilter("urgent-care", row.nhs111_provider_ods))
+        )
+    )
     assert unfiltered and len(for_111) >= len(unfiltered)  # 111 sees the open slots and its own
 
 
