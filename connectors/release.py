@@ -44,13 +44,13 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from connectors.clock import Clock, SystemClock
-from connectors.config import HttpSettings, Settings
+from common.clock import Clock, SystemClock
+from common.config import HttpSettings, Settings
+from common.uktime import format_uk, parse_fhir_datetime, to_uk, uk_day
 from connectors.http.errors import ConfigurationError, HttpError, RequestRejected, ResponseInvalid
 from connectors.http.retry import retrying
 from connectors.http.transport import Caller, error_for, new_client, send_capped
 from connectors.registry import Practice
-from connectors.uktime import format_uk, parse_fhir_datetime, to_uk, uk_day
 
 log = logging.getLogger("slotsync.connectors.release")
 

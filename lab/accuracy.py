@@ -31,9 +31,9 @@ from typing import Any
 
 import duckdb
 
+from common.uktime import uk_day
 from connectors.registry import Registry
-from connectors.sandbox.state import GroundTruthRow, ReleaseRequestRecord, SandboxState
-from connectors.uktime import uk_day
+from sandbox.state import GroundTruthRow, ReleaseRequestRecord, SandboxState
 
 BOOKED_STATES = ("booked_confirmed", "booked_inferred")
 # Causes GP Connect's cadence explains (a booking after the last check before the start).

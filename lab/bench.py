@@ -24,7 +24,7 @@ One run measures, side by side in the same run:
    auto-commit per row, which mostly measures DuckDB's per-commit cost); the peer parses each
    Slot into a `fhir.resources` STU3 model first, same inserts, one transaction.
    `speedup_vs_naive` is ours over the naive baseline in slots/s; wall and CPU of each reported.
-5. **End to end** (`flows/bench_flow.py`, in its own process; `peak_rss_tree_mib` is the
+5. **End to end** (`lab/bench_flow.py`, in its own process; `peak_rss_tree_mib` is the
    sampled peak of the summed RSS of that process and every descendant, Prefect's temporary
    API server included; the sandbox runs apart and is reported apart): the
    real `nightly_sync` flow over the whole estate of the size, HTTP responses to published
@@ -38,8 +38,8 @@ odd ones) and the reported ratio is the median of the per-repetition ratios: on 
 noisy machine only ratios measured side by side in one process mean anything. A checksum
 over the typed columns proves both paths produced the same rows.
 
-`--size england` serves the England-scale estate (`connectors/sandbox/england.py`) from the
-pre-rendered sandbox (`connectors/sandbox/prerendered.py`), whose own CPU, render time and
+`--size england` serves the England-scale estate (`sandbox/england.py`) from the
+pre-rendered sandbox (`sandbox/prerendered.py`), whose own CPU, render time and
 memory are reported separately. The side-by-side ingest (steps 1-4) runs on a region-sized
 sample of it (whole networks), held in memory; the nightly run streams, as production does:
 fetch, landing files, batched loads. `--practices N` serves only the first N practices'
@@ -76,8 +76,8 @@ import orjson
 from connectors.gpconnect.client import GpConnectClient, SlotSearchResponse
 from connectors.gpconnect.windows import plan_windows
 from connectors.registry import Practice, Registry, load_registry
-from connectors.sandbox.england import ENGLAND_PRACTICES, england_estate, sample_estate
-from connectors.sandbox.prerendered import READY_LINE
+from sandbox.england import ENGLAND_PRACTICES, england_estate, sample_estate
+from sandbox.prerendered import READY_LINE
 from warehouse.db import connect, open_warehouse
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
 from warehouse.loader import LandingFile, PracticeLoad, Warehouse, new_load_id
@@ -235,7 +235,7 @@ class BenchReport:
     fhir_peer_error: str | None = None
     nightly_peak_rss_tree_mib: float | None = None  # sampled sum over the nightly's process tree
     nightly_tree_max_processes: int | None = None
-    nightly: dict[str, Any] | None = None  # flows/bench_flow.py's figures
+    nightly: dict[str, Any] | None = None  # lab/bench_flow.py's figures
     nightly_peak_rss_mib: float | None = None
     estate_practices: int = 0  # practices and hubs the nightly run synced
     england_calls: int = 0  # slot searches a full England night makes (capacity model)
@@ -387,8 +387,8 @@ class BenchReport:
 class StandaloneSandbox:
     """The sandbox in its own process (its own GIL), on a free port.
 
-    The live estate (`python -m connectors.sandbox`) for small and region; for england the
-    pre-rendered England estate (`python -m connectors.sandbox.prerendered`), which renders
+    The live estate (`python -m sandbox`) for small and region; for england the
+    pre-rendered England estate (`python -m sandbox.prerendered`), which renders
     its templates before it reports ready. `usage` holds the process's rusage once stopped.
     """
 
@@ -409,8 +409,8 @@ class StandaloneSandbox:
         common = ["--port", "0", "--start", self._start, "--seed", str(self._seed),
                   "--write-registry", str(self.registry_path)]
         if self._england_practices is None:
-            return [sys.executable, "-m", "connectors.sandbox", *common]
-        return [sys.executable, "-m", "connectors.sandbox.prerendered", *common,
+            return [sys.executable, "-m", "sandbox", *common]
+        return [sys.executable, "-m", "sandbox.prerendered", *common,
                 "--practices", str(self._england_practices), "--horizon-days", str(HORIZON_DAYS)]
 
     def __enter__(self) -> Registry:
@@ -474,7 +474,7 @@ async def fetch_estate(
     registry: Registry, practices: Sequence[Practice], start: datetime, horizon_days: int
 ) -> FetchResult:
     """The nightly run's searches (every window x every differential filter), bytes kept."""
-    from connectors.config import get_settings
+    from common.config import get_settings
     from flows.run_context import FixedClock
     from flows.sync import search_filters
 
@@ -666,10 +666,10 @@ def ingest_naive(
 def run_nightly(root: Path, registry_path: Path, practices: Sequence[str] | None, noop_tasks: int) -> tuple[
     dict[str, Any], resource.struct_rusage | None, dict[str, float]
 ]:
-    """`flows/bench_flow.py` in its own process: the nightly flow end to end, and Prefect's overhead."""
+    """`lab/bench_flow.py` in its own process: the nightly flow end to end, and Prefect's overhead."""
     figures = root / "nightly.json"
     command = [
-        sys.executable, "-m", "flows.bench_flow", "--registry", str(registry_path),
+        sys.executable, "-m", "lab.bench_flow", "--registry", str(registry_path),
         "--data-dir", str(root / "nightly"), "--as-of", BENCH_START, "--horizon-days", str(HORIZON_DAYS),
         "--noop-tasks", str(noop_tasks), "--json", str(figures),
         *(arg for ods in practices or () for arg in ("--practice", ods)),
@@ -758,7 +758,7 @@ def time_mart_reads(snapshot: Path, rounds: int) -> dict[str, list[float]]:
 
 def england_calls_per_night(start: datetime) -> int:
     """Slot searches one full England night makes: every row x every window x every filter."""
-    from connectors.config import get_settings
+    from common.config import get_settings
     from flows.sync import search_filters
 
     windows = plan_windows(start, HORIZON_DAYS, get_settings().sync.window_days)

@@ -1,6 +1,6 @@
 """The part of `slotsync bench` that runs in its own process: the real nightly flow, end to end.
 
-    python -m flows.bench_flow --registry R --data-dir D --as-of ISO --json OUT [--practice ODS ...]
+    python -m lab.bench_flow --registry R --data-dir D --as-of ISO --json OUT [--practice ODS ...]
 
 It runs in a process of its own so its peak RSS is the nightly run's alone (the bench process
 holds a sample of responses in memory for the side-by-side ingest), and so DuckDB and Prefect
@@ -116,7 +116,7 @@ def run_nightly(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m flows.bench_flow")
+    parser = argparse.ArgumentParser(prog="python -m lab.bench_flow")
     parser.add_argument("--registry", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--as-of", required=True)

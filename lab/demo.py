@@ -21,9 +21,9 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
-from connectors.clock import SimulatedClock
-from connectors.uktime import UK, uk_local
-from flows.accuracy import ReleaseEffect
+from common.clock import SimulatedClock
+from common.uktime import UK, uk_local
+from lab.accuracy import ReleaseEffect
 
 DEFAULT_START = date(2026, 3, 23)  # a Monday; the week crosses the spring DST change
 NIGHTLY_AT = time(2, 0)
@@ -189,10 +189,10 @@ def run_demo(
     progress: Callable[[str], None] = print,
 ) -> DemoReport:
     """Start the sandbox, replay `days` of scheduled runs, and stop everything again."""
-    from connectors.config import get_settings
-    from connectors.sandbox.server import SandboxServer
-    from connectors.sandbox.state import SandboxState
-    from flows.accuracy import release_effect
+    from common.config import get_settings
+    from lab.accuracy import release_effect
+    from sandbox.server import SandboxServer
+    from sandbox.state import SandboxState
 
     data_dir.mkdir(parents=True, exist_ok=True)
     schedule = demo_schedule(start, days)
@@ -228,9 +228,9 @@ def summary_lines(report: DemoReport) -> list[str]:
     simulated world, which no real deployment can know) is labelled as such, with the assumption
     it rests on.
     """
-    from connectors.sandbox.simulation import REBOOK_AFTER_RELEASE_CHANCE
-    from connectors.uktime import UK as UK_ZONE
+    from common.uktime import UK as UK_ZONE
     from dashboards import data, figures, filters
+    from sandbox.simulation import REBOOK_AFTER_RELEASE_CHANCE
 
     snapshot = report.data_dir / "published" / data.SNAPSHOT_FILE
     # The period the dashboard opens on, so the first screen shows these very numbers.

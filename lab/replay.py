@@ -4,7 +4,7 @@ One seeded sandbox world is replayed through the real flows at the deployed cade
 (flows/deployments.py: nightly 02:00, intraday hourly 08:00-18:00 on weekdays, release every
 15 minutes 08:00-18:30 on weekdays, all Europe/London), and compared with:
 
-- the sandbox's ground truth (flows/accuracy.py `evaluate`): accuracy of the marts;
+- the sandbox's ground truth (lab/accuracy.py `evaluate`): accuracy of the marts;
 - a twin of the same world in which nothing is released (`release_outcome`): release
   coverage, misses by cause, NHS 111 bookings displaced, requests for booked slots;
 - the same world replayed with the flow's exact release requests (from the provider's
@@ -33,14 +33,14 @@ from typing import Any
 import duckdb
 import orjson
 
-from connectors.clock import SimulatedClock
+from common.clock import SimulatedClock
+from common.uktime import uk_local
 from connectors.registry import Registry
-from connectors.sandbox.errors import SandboxError
-from connectors.sandbox.simulation import REBOOK_AFTER_RELEASE_CHANCE
-from connectors.sandbox.state import ReleaseRequestRecord, SandboxState
-from connectors.uktime import uk_local
-from flows.accuracy import evaluate, release_effect, release_outcome
-from flows.demo import DEFAULT_START, DemoReport, ScheduledRun, replay
+from lab.accuracy import evaluate, release_effect, release_outcome
+from lab.demo import DEFAULT_START, DemoReport, ScheduledRun, replay
+from sandbox.errors import SandboxError
+from sandbox.simulation import REBOOK_AFTER_RELEASE_CHANCE
+from sandbox.state import ReleaseRequestRecord, SandboxState
 
 DEFAULT_REBOOK_RATES = (0.2, 0.5, 0.9)
 DEFAULT_SEED = 20261126
@@ -151,7 +151,7 @@ def run_replay(
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Replay, evaluate and return the figures `slotsync replay --json` writes."""
-    from connectors.sandbox.server import SandboxServer
+    from sandbox.server import SandboxServer
 
     data_dir.mkdir(parents=True, exist_ok=True)
     began = wallclock.monotonic()

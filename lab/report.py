@@ -1,7 +1,7 @@
 """Render every published figure from committed JSON: BENCHMARKS.md, RELIABILITY.md, README blocks.
 
-    python3 -m uv run python -m flows.report render   # rewrite the docs from reports/
-    python3 -m uv run python -m flows.report check    # exit 1 if a doc differs from its rendering
+    python3 -m uv run python -m lab.report render   # rewrite the docs from reports/
+    python3 -m uv run python -m lab.report check    # exit 1 if a doc differs from its rendering
 
 Inputs (committed, `reports/`):
 - `reports/bench/bench-<size>-<commit>.json`: `slotsync bench --size <size> --json ...`;
@@ -24,7 +24,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports"
-RENDER_COMMAND = "python3 -m uv run python -m flows.report render"
+RENDER_COMMAND = "python3 -m uv run python -m lab.report render"
 SIZES = ("small", "region", "england")
 NOT_RUN = "n/a (no committed bench JSON for this size: not run this round)"
 _RELIABILITY_BEGIN, _RELIABILITY_END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -143,7 +143,7 @@ def _bench_cell(data: dict[str, Any] | None, key: str, fmt: str) -> str:
 
 
 def render_benchmarks(reports: Path = REPORTS) -> str:
-    from flows.bench import (
+    from lab.bench import (
         FHIR_PEER_LABEL,
         NAIVE_LABEL,
         NAIVE_SAMPLE_SLOTS,
@@ -163,7 +163,7 @@ def render_benchmarks(reports: Path = REPORTS) -> str:
         "",
         "Every figure on this page is rendered from the committed bench JSON under `reports/bench/` "
         f"(one file per size and commit) by `{RENDER_COMMAND}`; a test "
-        "(`tests/flows/test_report.py`) fails when this page differs from that rendering. A size "
+        "(`tests/lab/test_report.py`) fails when this page differs from that rendering. A size "
         "with no committed JSON says `n/a`.",
         "",
         "`slotsync bench` measures, side by side in one run: slots per second from HTTP responses to "
@@ -420,7 +420,7 @@ def rendered(root: Path = ROOT) -> dict[Path, str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args not in (["render"], ["check"]):
-        print("usage: python -m flows.report render|check", file=sys.stderr)
+        print("usage: python -m lab.report render|check", file=sys.stderr)
         return 1
     try:
         docs = rendered()

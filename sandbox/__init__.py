@@ -7,10 +7,10 @@
 - `FaultRule`: planned failures (status codes, latency, resets, truncation, stalls).
 """
 
-from connectors.sandbox.estate import DEFAULT_SEED, NHS111_PROVIDER_ODS, rehome, southern_hampshire_estate
-from connectors.sandbox.faults import FaultRule
-from connectors.sandbox.server import SandboxServer
-from connectors.sandbox.state import BookingLogRow, GroundTruthRow, SandboxState
+from sandbox.estate import DEFAULT_SEED, NHS111_PROVIDER_ODS, rehome, southern_hampshire_estate
+from sandbox.faults import FaultRule
+from sandbox.server import SandboxServer
+from sandbox.state import BookingLogRow, GroundTruthRow, SandboxState
 
 __all__ = [
     "DEFAULT_SEED",

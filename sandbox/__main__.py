@@ -1,6 +1,6 @@
 """Run the sandbox estate standalone until Ctrl-C.
 
-    python -m connectors.sandbox --port 8787 --start 2026-03-23T06:00:00+00:00 \
+    python -m sandbox --port 8787 --start 2026-03-23T06:00:00+00:00 \
         --write-registry var/sandbox-registry.yaml
 
 With `--start` the clock is simulated (move it with `POST /_sandbox/clock`); without it the
@@ -16,16 +16,16 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from connectors.clock import Clock, SimulatedClock, SystemClock
-from connectors.config import get_settings
-from connectors.sandbox.server import SandboxServer
-from connectors.uktime import parse_fhir_datetime
+from common.clock import Clock, SimulatedClock, SystemClock
+from common.config import get_settings
+from common.uktime import parse_fhir_datetime
+from sandbox.server import SandboxServer
 
 
 def main(argv: list[str] | None = None) -> None:
     defaults = get_settings().sandbox
     parser = argparse.ArgumentParser(
-        prog="python -m connectors.sandbox", description="Run the sandbox GP Connect estate."
+        prog="python -m sandbox", description="Run the sandbox GP Connect estate."
     )
     parser.add_argument("--host", default=defaults.host)
     parser.add_argument("--port", type=int, default=defaults.port, help="0 picks a free port")

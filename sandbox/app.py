@@ -40,10 +40,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from connectors.clock import SimulatedClock
+from common.clock import SimulatedClock
+from common.uktime import format_uk, parse_fhir_datetime, uk_day
 from connectors.gpconnect.spine import FHIR_JSON, Interaction
 from connectors.registry import Practice
-from connectors.sandbox.appointment_requests import (
+from sandbox.appointment_requests import (
     if_match_version,
     parse_amendment,
     parse_appointment_range,
@@ -52,15 +53,14 @@ from connectors.sandbox.appointment_requests import (
     parse_json_resource,
     parse_nhs_number_search,
 )
-from connectors.sandbox.diary import AppointmentRecord
-from connectors.sandbox.errors import SandboxError, bad_request
-from connectors.sandbox.faults import BODY_FAULTS, FaultRule, mutate_bundle
-from connectors.sandbox.fhir import PracticeRenderer, operation_outcome
-from connectors.sandbox.reference_data import reference_routes
-from connectors.sandbox.slot_search import parse_slot_query
-from connectors.sandbox.spine_checks import check_bearer_token, check_spine_headers
-from connectors.sandbox.state import BookingLogRow, SandboxState, utc_iso
-from connectors.uktime import format_uk, parse_fhir_datetime, uk_day
+from sandbox.diary import AppointmentRecord
+from sandbox.errors import SandboxError, bad_request
+from sandbox.faults import BODY_FAULTS, FaultRule, mutate_bundle
+from sandbox.fhir import PracticeRenderer, operation_outcome
+from sandbox.reference_data import reference_routes
+from sandbox.slot_search import parse_slot_query
+from sandbox.spine_checks import check_bearer_token, check_spine_headers
+from sandbox.state import BookingLogRow, SandboxState, utc_iso
 
 _DISCONNECT_POLL_S = 0.05
 _PROXY_ERROR_PAGE = (

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from common.uktime import parse_fhir_datetime
 from connectors.gpconnect.spine import (
     BOOKING_ORG_URL,
     CANCELLATION_REASON_URL,
@@ -26,11 +27,10 @@ from connectors.gpconnect.spine import (
     ODS_SYSTEM,
     ORG_TYPE_SYSTEM,
 )
-from connectors.sandbox.diary import BookingOrganisation
-from connectors.sandbox.errors import SandboxError, bad_request, invalid_parameter, invalid_resource
-from connectors.sandbox.people import is_valid_nhs_number
-from connectors.sandbox.state import BookingRequest
-from connectors.uktime import parse_fhir_datetime
+from sandbox.diary import BookingOrganisation
+from sandbox.errors import SandboxError, bad_request, invalid_parameter, invalid_resource
+from sandbox.people import is_valid_nhs_number
+from sandbox.state import BookingRequest
 
 MAX_DESCRIPTION = 100
 MAX_COMMENT = 500

@@ -25,10 +25,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
+from common.uktime import uk_local
 from connectors.registry import Practice, Registry, nhs111_daily_quota
-from connectors.sandbox.determinism import Dice, stable_int, stable_random
-from connectors.sandbox.dialects import SupplierDialect, dialect_for
-from connectors.sandbox.people import (
+from sandbox.determinism import Dice, stable_int, stable_random
+from sandbox.dialects import SupplierDialect, dialect_for
+from sandbox.people import (
     NHS_TEST_RANGE_SIZE,
     Gender,
     Patient,
@@ -37,7 +38,6 @@ from connectors.sandbox.people import (
     synthetic_name,
     synthetic_patient,
 )
-from connectors.uktime import uk_local
 
 Audience = Literal["general", "nhs111", "hub", "not_bookable"]
 DeliveryChannel = Literal["In-person", "Telephone", "Video"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from connectors.registry import Practice
-from connectors.sandbox.determinism import stable_digest
+from sandbox.determinism import stable_digest
 
 _EPOCH_DAY = date(2000, 1, 1)
 # Room per day in EMIS-style numeric ids, so no practice's day can spill into the next.

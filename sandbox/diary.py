@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from connectors.sandbox.book import DayBook, PlannedSlot, PracticeProfile, Session
-from connectors.sandbox.errors import SandboxError, no_record
-from connectors.sandbox.people import Patient
-from connectors.uktime import uk_day
+from common.uktime import uk_day
+from sandbox.book import DayBook, PlannedSlot, PracticeProfile, Session
+from sandbox.errors import SandboxError, no_record
+from sandbox.people import Patient
 
 SlotState = Literal["free", "booked", "removed"]
 BookerKind = Literal["practice", "nhs111", "hub", "external"]

@@ -21,8 +21,8 @@ import random
 from statistics import NormalDist
 
 from connectors.registry import BookingOrganisation, ClinicalSystem, Practice, Registry, ReleasePolicy
-from connectors.sandbox.determinism import stable_random
-from connectors.sandbox.estate import DEFAULT_SEED, _asid, _unique_codes
+from sandbox.determinism import stable_random
+from sandbox.estate import DEFAULT_SEED, _asid, _unique_codes
 
 ENGLAND_PRACTICES = 6_300
 ENGLAND_HUBS = 1_250

@@ -18,7 +18,7 @@ import random
 from dataclasses import dataclass
 
 from connectors.registry import BookingOrganisation, Practice, Registry, ReleasePolicy
-from connectors.sandbox.determinism import stable_int, stable_random
+from sandbox.determinism import stable_int, stable_random
 
 DEFAULT_SEED = 20261126
 ESTATE_PATIENTS = 432_560

@@ -29,8 +29,8 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from common.uktime import format_uk, parse_fhir_datetime
 from connectors.gpconnect.spine import Interaction
-from connectors.uktime import format_uk, parse_fhir_datetime
 
 FaultKind = Literal[
     "status", "latency", "reset", "truncate", "wrong_content_type", "stall",

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from common.uktime import format_uk, uk_day
 from connectors.gpconnect.spine import (
     BOOKING_ORG_URL,
     CANCELLATION_REASON_URL,
@@ -27,13 +28,12 @@ from connectors.gpconnect.spine import (
     SDS_USER_SYSTEM,
     SPINE_ERROR_SYSTEM,
 )
-from connectors.sandbox.book import Clinician, JobRole, PracticeProfile, Session, Site
-from connectors.sandbox.determinism import stable_int
-from connectors.sandbox.diary import AppointmentRecord, SlotRecord, epoch_ms
-from connectors.sandbox.people import Patient
-from connectors.sandbox.simulation import day_opens_at
-from connectors.sandbox.slot_search import SlotQuery
-from connectors.uktime import format_uk, uk_day
+from sandbox.book import Clinician, JobRole, PracticeProfile, Session, Site
+from sandbox.determinism import stable_int
+from sandbox.diary import AppointmentRecord, SlotRecord, epoch_ms
+from sandbox.people import Patient
+from sandbox.simulation import day_opens_at
+from sandbox.slot_search import SlotQuery
 
 _PROFILE_BASE = "https://fhir.nhs.uk/STU3/StructureDefinition/"
 SLOT_PROFILE = _PROFILE_BASE + "GPConnect-Slot-1"

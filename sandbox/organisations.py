@@ -7,9 +7,9 @@ ground truth say "booked by NHS 111" for a POST from the 111 provider as well.
 
 from __future__ import annotations
 
-from connectors.sandbox.book import GP_PRACTICE, URGENT_CARE, EstateIndex
-from connectors.sandbox.diary import BookerKind, BookingOrganisation
-from connectors.sandbox.estate import NHS111_PROVIDER_NAMES
+from sandbox.book import GP_PRACTICE, URGENT_CARE, EstateIndex
+from sandbox.diary import BookerKind, BookingOrganisation
+from sandbox.estate import NHS111_PROVIDER_NAMES
 
 
 class OrganisationDirectory:

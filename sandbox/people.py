@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from connectors.sandbox.determinism import stable_random
+from sandbox.determinism import stable_random
 
 Gender = Literal["female", "male"]
 

@@ -14,7 +14,7 @@ Spine header and JWT checks, and every interaction but slot search; booking-log 
 served empty. `GET /_sandbox/stats` reports what the server itself cost (render seconds,
 CPU seconds, peak RSS, requests and bytes served), so a benchmark can subtract it.
 
-    python -m connectors.sandbox.prerendered --port 0 --start 2026-03-23T02:00:00+00:00 \
+    python -m sandbox.prerendered --port 0 --start 2026-03-23T02:00:00+00:00 \
         --practices 6300 --write-registry var/england.yaml
 """
 
@@ -39,17 +39,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.clock import SimulatedClock
+from common.clock import SimulatedClock
+from common.uktime import parse_fhir_datetime
 from connectors.gpconnect.spine import FHIR_JSON, NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow, plan_windows
 from connectors.registry import Practice, Registry
-from connectors.sandbox.england import ENGLAND_PRACTICES, england_estate, sample_estate
-from connectors.sandbox.errors import SandboxError
-from connectors.sandbox.estate import DEFAULT_SEED
-from connectors.sandbox.fhir import PracticeRenderer, operation_outcome
-from connectors.sandbox.slot_search import SlotQuery, parse_slot_query
-from connectors.sandbox.state import BookingLogRow, SandboxState
-from connectors.uktime import parse_fhir_datetime
+from sandbox.england import ENGLAND_PRACTICES, england_estate, sample_estate
+from sandbox.errors import SandboxError
+from sandbox.estate import DEFAULT_SEED
+from sandbox.fhir import PracticeRenderer, operation_outcome
+from sandbox.slot_search import SlotQuery, parse_slot_query
+from sandbox.state import BookingLogRow, SandboxState
 
 DEFAULT_TEMPLATES_PER_GROUP = 12
 DEFAULT_HORIZON_DAYS = 28
@@ -235,7 +235,7 @@ def create_app(estate: PrerenderedEstate) -> Starlette:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m connectors.sandbox.prerendered",
+        prog="python -m sandbox.prerendered",
         description="Serve the England-scale estate from pre-rendered slot-search bundles.",
     )
     parser.add_argument("--host", default="127.0.0.1")

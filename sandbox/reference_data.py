@@ -36,9 +36,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from connectors.registry import Practice, Registry
-from connectors.sandbox.determinism import stable_int
-from connectors.sandbox.estate import ESTATE_ICB_ODS, ESTATE_REGION_ODS, NHS111_PROVIDER_NAMES
-from connectors.sandbox.state import SandboxState
+from sandbox.determinism import stable_int
+from sandbox.estate import ESTATE_ICB_ODS, ESTATE_REGION_ODS, NHS111_PROVIDER_NAMES
+from sandbox.state import SandboxState
 
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 INTERACTION_SYSTEM = "https://fhir.nhs.uk/Id/nhsServiceInteractionId"

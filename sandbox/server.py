@@ -20,13 +20,13 @@ from types import TracebackType
 
 import uvicorn
 
-from connectors.clock import Clock, SystemClock
+from common.clock import Clock, SystemClock
 from connectors.registry import Registry
-from connectors.sandbox.app import create_app
-from connectors.sandbox.estate import DEFAULT_SEED, southern_hampshire_estate
-from connectors.sandbox.faults import FaultInjector
-from connectors.sandbox.simulation import REBOOK_AFTER_RELEASE_CHANCE
-from connectors.sandbox.state import SandboxState
+from sandbox.app import create_app
+from sandbox.estate import DEFAULT_SEED, southern_hampshire_estate
+from sandbox.faults import FaultInjector
+from sandbox.simulation import REBOOK_AFTER_RELEASE_CHANCE
+from sandbox.state import SandboxState
 
 RegistryFactory = Callable[[str], Registry]
 _UVICORN_LOGGER = "uvicorn.error"

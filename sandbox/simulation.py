@@ -26,11 +26,11 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from connectors.sandbox.book import EstateIndex, plan_day
-from connectors.sandbox.determinism import Dice
-from connectors.sandbox.diary import AppointmentRecord, BookerKind, PracticeDiary, SlotRecord
-from connectors.sandbox.organisations import OrganisationDirectory
-from connectors.uktime import uk_day, uk_local, uk_midnight
+from common.uktime import uk_day, uk_local, uk_midnight
+from sandbox.book import EstateIndex, plan_day
+from sandbox.determinism import Dice
+from sandbox.diary import AppointmentRecord, BookerKind, PracticeDiary, SlotRecord
+from sandbox.organisations import OrganisationDirectory
 
 HORIZON_DAYS = 35
 GENERAL_BOOKING_CHANCE = 0.75

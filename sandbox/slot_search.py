@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from common.uktime import UK, offset_matches_uk_dst, uk_midnight
 from connectors.gpconnect.spine import ODS_SYSTEM, ORG_TYPE_SYSTEM
-from connectors.sandbox.diary import SlotRecord
-from connectors.sandbox.errors import bad_request, invalid_parameter
-from connectors.uktime import UK, offset_matches_uk_dst, uk_midnight
+from sandbox.diary import SlotRecord
+from sandbox.errors import bad_request, invalid_parameter
 
 MAX_WINDOW_DAYS = 14
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

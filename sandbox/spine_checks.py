@@ -30,7 +30,7 @@ from connectors.gpconnect.spine import (
     Interaction,
 )
 from connectors.registry import Practice
-from connectors.sandbox.errors import bad_request, invalid_resource
+from sandbox.errors import bad_request, invalid_resource
 
 FUTURE_IAT_LEEWAY_S = 600  # demonstrator `request.leeway`
 _REQUIRED_CLAIMS = (

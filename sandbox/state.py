@@ -20,24 +20,24 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from connectors.clock import Clock, SystemClock
+from common.clock import Clock, SystemClock
+from common.uktime import format_uk, uk_day, uk_midnight
 from connectors.registry import Practice, Registry
-from connectors.sandbox.book import EstateIndex, PracticeProfile
-from connectors.sandbox.determinism import Dice
-from connectors.sandbox.diary import (
+from sandbox.book import EstateIndex, PracticeProfile
+from sandbox.determinism import Dice
+from sandbox.diary import (
     AppointmentRecord,
     BookerKind,
     BookingOrganisation,
     SlotRecord,
 )
-from connectors.sandbox.errors import SandboxError, invalid_resource
-from connectors.sandbox.estate import DEFAULT_SEED
-from connectors.sandbox.faults import FaultInjector, TrafficCounter
-from connectors.sandbox.organisations import OrganisationDirectory
-from connectors.sandbox.people import Patient
-from connectors.sandbox.simulation import REBOOK_AFTER_RELEASE_CHANCE, PracticeSimulation
-from connectors.sandbox.slot_search import visible_to
-from connectors.uktime import format_uk, uk_day, uk_midnight
+from sandbox.errors import SandboxError, invalid_resource
+from sandbox.estate import DEFAULT_SEED
+from sandbox.faults import FaultInjector, TrafficCounter
+from sandbox.organisations import OrganisationDirectory
+from sandbox.people import Patient
+from sandbox.simulation import REBOOK_AFTER_RELEASE_CHANCE, PracticeSimulation
+from sandbox.slot_search import visible_to
 
 
 def utc_iso(instant: datetime | None) -> str | None:

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from connectors.uktime import format_uk, offset_matches_uk_dst, parse_fhir_datetime, uk_local
+from common.uktime import format_uk, offset_matches_uk_dst, parse_fhir_datetime, uk_local
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.clock import SimulatedClock
-from connectors.config import HttpSettings, Settings
+from common.clock import SimulatedClock
+from common.config import HttpSettings, Settings
 from connectors.gpconnect.spine import SearchFilter
 from connectors.http.errors import NotFound, ResponseInvalid
 from connectors.registry import Practice, ReleasePolicy
@@ -31,12 +31,12 @@ from connectors.release import (
     releaser_for,
     supplier_api_root,
 )
-from connectors.sandbox import SandboxServer
-from connectors.sandbox.state import GroundTruthRow
 from flows.release import idempotency_key
-from tests.connectors.sandbox.helpers import START, GpcClient, practices_of
+from sandbox import SandboxServer
+from sandbox.state import GroundTruthRow
 from tests.flows.conftest import run_async
 from tests.reliability import Result, record
+from tests.sandbox.helpers import START, GpcClient, practices_of
 
 RELEASE_NOT_COUNTED = "not counted: each example asserts every key is queued exactly once"
 

@@ -16,12 +16,10 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox.errors import SandboxError
-from connectors.sandbox.state import GroundTruthRow, SandboxState
-from flows.accuracy import ObservedSlot, WarehouseView, evaluate_view
-from flows.demo import replay_schedule
-from flows.replay import (
+from common.clock import SimulatedClock
+from lab.accuracy import ObservedSlot, WarehouseView, evaluate_view
+from lab.demo import replay_schedule
+from lab.replay import (
     bound_failures,
     cron_times,
     deployed_schedule,
@@ -30,8 +28,10 @@ from flows.replay import (
     run_replay,
     write_json,
 )
-from tests.connectors.sandbox.helpers import small_estate
+from sandbox.errors import SandboxError
+from sandbox.state import GroundTruthRow, SandboxState
 from tests.flows.conftest import run_in_thread
+from tests.sandbox.helpers import small_estate
 
 DAY = date(2026, 3, 24)
 START = datetime(2026, 3, 24, 10, 0, tzinfo=UTC)

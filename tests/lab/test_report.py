@@ -1,6 +1,6 @@
 """Published figures are generated: the committed docs equal the rendering of committed JSON.
 
-`python3 -m uv run python -m flows.report render` writes BENCHMARKS.md, RELIABILITY.md and
+`python3 -m uv run python -m lab.report render` writes BENCHMARKS.md, RELIABILITY.md and
 the README's generated blocks from `reports/`; a figure typed by hand into any of them, or a
 JSON file committed without re-rendering, fails here.
 """
@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from flows.report import ROOT, main, render_benchmarks, render_readme, render_reliability_table, rendered
+from lab.report import ROOT, main, render_benchmarks, render_readme, render_reliability_table, rendered
 
 
 def test_committed_docs_equal_the_rendering_of_committed_json() -> None:
     for path, text in rendered(ROOT).items():
         assert path.read_text() == text, (
             f"{path.name} differs from the rendering of reports/: run "
-            "`python3 -m uv run python -m flows.report render` and commit the result"
+            "`python3 -m uv run python -m lab.report render` and commit the result"
         )
     assert main(["check"]) == 0
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox import SandboxServer
-from tests.connectors.sandbox.helpers import START, GpcClient, small_estate
+from common.clock import SimulatedClock
+from sandbox import SandboxServer
+from tests.sandbox.helpers import START, GpcClient, small_estate
 
 
 @pytest.fixture

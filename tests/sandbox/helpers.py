@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 
-from connectors.clock import SimulatedClock
-from connectors.config import ConsumerIdentity
+from common.clock import SimulatedClock
+from common.config import ConsumerIdentity
 from connectors.gpconnect.spine import FHIR_JSON, Interaction, SearchFilter, spine_headers
 from connectors.registry import Practice, Registry
-from connectors.sandbox import SandboxServer, southern_hampshire_estate
+from sandbox import SandboxServer, southern_hampshire_estate
 
 # Monday 23 March 2026, 06:00 GMT: the week before the clocks go forward (Sun 29 March).
 START = datetime(2026, 3, 23, 6, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ import pytest
 
 from connectors.gpconnect.spine import Interaction, SearchFilter
 from connectors.registry import Practice
-from tests.connectors.sandbox.helpers import (
+from tests.sandbox.helpers import (
     GpcClient,
     booking_body,
     first_free_slot,

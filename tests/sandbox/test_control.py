@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from connectors.clock import SimulatedClock, SystemClock
+from common.clock import SimulatedClock, SystemClock
 from connectors.gpconnect.spine import Interaction
 from connectors.registry import registry_from_nhs_csv
-from connectors.sandbox import SandboxServer, rehome
-from tests.connectors.sandbox.helpers import START, GpcClient, small_estate, spine_code
+from sandbox import SandboxServer, rehome
+from tests.sandbox.helpers import START, GpcClient, small_estate, spine_code
 
 
 def test_clock_moves_forward_only(small_gpc: GpcClient) -> None:

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from connectors.registry import Practice, Registry
-from connectors.sandbox.england import ENGLAND_HUBS, ENGLAND_PRACTICES, england_estate, sample_estate
+from sandbox.england import ENGLAND_HUBS, ENGLAND_PRACTICES, england_estate, sample_estate
 
 BASE = "http://127.0.0.1:9"
 

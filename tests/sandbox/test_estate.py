@@ -7,10 +7,10 @@ import statistics
 from datetime import date, timedelta
 
 from connectors.registry import nhs111_daily_quota
-from connectors.sandbox import NHS111_PROVIDER_ODS, SandboxState, rehome, southern_hampshire_estate
-from connectors.sandbox.book import EstateIndex, plan_day
-from connectors.sandbox.people import is_valid_nhs_number
-from tests.connectors.sandbox.helpers import START, practices_of
+from sandbox import NHS111_PROVIDER_ODS, SandboxState, rehome, southern_hampshire_estate
+from sandbox.book import EstateIndex, plan_day
+from sandbox.people import is_valid_nhs_number
+from tests.sandbox.helpers import START, practices_of
 
 BASE = "http://127.0.0.1:9"
 

@@ -7,8 +7,8 @@ import orjson
 import pytest
 
 from connectors.gpconnect.spine import Interaction
-from connectors.sandbox import FaultRule
-from tests.connectors.sandbox.helpers import GpcClient, spine_code
+from sandbox import FaultRule
+from tests.sandbox.helpers import GpcClient, spine_code
 
 WINDOW = ("2026-03-24", "2026-03-25")
 
@@ -144,7 +144,7 @@ def _resources(body: bytes) -> list[dict[str, object]]:
 
 
 def test_body_faults_rewrite_a_bundle_in_one_way_each() -> None:
-    from connectors.sandbox.faults import MISSING_SCHEDULE_REFERENCE, mutate_bundle
+    from sandbox.faults import MISSING_SCHEDULE_REFERENCE, mutate_bundle
 
     def mutated(kind: str, **fields: object) -> bytes:
         return mutate_bundle(FaultRule.model_validate({"kind": kind, **fields}), _bundle())

@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import plan_windows
 from connectors.registry import Registry
-from connectors.sandbox.england import england_estate, sample_estate
-from connectors.sandbox.prerendered import PrerenderedEstate, create_app, slot_params
+from sandbox.england import england_estate, sample_estate
+from sandbox.prerendered import PrerenderedEstate, create_app, slot_params
 
 START = datetime.fromisoformat("2026-03-23T02:00:00+00:00")
 BASE = "http://testserver"

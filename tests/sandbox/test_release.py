@@ -9,8 +9,8 @@ import httpx
 
 from connectors.gpconnect.spine import SearchFilter
 from connectors.registry import Practice
-from connectors.sandbox.state import GroundTruthRow
-from tests.connectors.sandbox.helpers import GpcClient, practices_of
+from sandbox.state import GroundTruthRow
+from tests.sandbox.helpers import GpcClient, practices_of
 
 DAY = date(2026, 3, 24)
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox import SandboxServer, SandboxState
-from connectors.sandbox.simulation import day_opens_at
-from connectors.sandbox.state import GroundTruthRow
-from connectors.uktime import uk_day
-from tests.connectors.sandbox.helpers import START, GpcClient, small_estate
+from common.clock import SimulatedClock
+from common.uktime import uk_day
+from sandbox import SandboxServer, SandboxState
+from sandbox.simulation import day_opens_at
+from sandbox.state import GroundTruthRow
+from tests.sandbox.helpers import START, GpcClient, small_estate
 
 
 def _replay(steps: list[timedelta], *, seed: int = 20261126, search_first: bool = False) -> list[Any]:

@@ -7,13 +7,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from connectors.clock import SimulatedClock
+from common.clock import SimulatedClock
+from common.uktime import parse_fhir_datetime
 from connectors.gpconnect.spine import Interaction, SearchFilter
 from connectors.registry import Practice
-from connectors.sandbox import SandboxServer
-from connectors.sandbox.state import GroundTruthRow
-from connectors.uktime import parse_fhir_datetime
-from tests.connectors.sandbox.helpers import GpcClient, practices_of, spine_code
+from sandbox import SandboxServer
+from sandbox.state import GroundTruthRow
+from tests.sandbox.helpers import GpcClient, practices_of, spine_code
 
 WINDOW = ("2026-03-24", "2026-04-06")  # 14 days, starting the day after the shared clock
 

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from connectors.gpconnect.spine import FHIR_JSON, SPINE_ERROR_SYSTEM, Interaction, build_jwt
-from tests.connectors.sandbox.helpers import INCLUDES, GpcClient, spine_code
+from tests.sandbox.helpers import INCLUDES, GpcClient, spine_code
 
 SLOT_PARAMS = httpx.QueryParams(
     [("status", "free"), ("start", "ge2026-03-24"), ("end", "le2026-03-25"), *INCLUDES]
