@@ -41,7 +41,8 @@ from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow
 from connectors.http.errors import HttpError
 from connectors.registry import Practice, Registry, ReleasePolicy, load_registry
-from connectors.release import ReleaseOutcome, ReleaseRequest, ReleaseResult, Releasers
+from connectors.release.model import ReleaseOutcome, ReleaseRequest, ReleaseResult
+from connectors.release.releasers import Releasers
 from flows.run_context import FixedClock, flow_run_id, settings_for, writer_slot
 from warehouse.audit import ReleaseDecision, attempting_keys, audit_engine, save, settled_keys
 from warehouse.db import open_warehouse, sql_text

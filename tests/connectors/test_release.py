@@ -21,16 +21,10 @@ from common.config import HttpSettings, Settings
 from connectors.gpconnect.spine import SearchFilter
 from connectors.http.errors import NotFound, ResponseInvalid
 from connectors.registry import Practice, ReleasePolicy
-from connectors.release import (
-    WORKLIST_COLUMNS,
-    ReleaseOutcome,
-    ReleaseRequest,
-    Releasers,
-    SupplierApiReleaser,
-    WorkListReleaser,
-    releaser_for,
-    supplier_api_root,
-)
+from connectors.release.model import ReleaseOutcome, ReleaseRequest
+from connectors.release.releasers import Releasers, releaser_for
+from connectors.release.supplier_api import SupplierApiReleaser, supplier_api_root
+from connectors.release.worklist import WORKLIST_COLUMNS, WorkListReleaser
 from flows.release import idempotency_key
 from sandbox import SandboxServer
 from sandbox.state import GroundTruthRow

@@ -12,7 +12,7 @@ import pytest
 
 from common.clock import SimulatedClock
 from connectors.registry import ReleasePolicy
-from connectors.release import SupplierApiReleaser
+from connectors.release.supplier_api import SupplierApiReleaser
 from flows.release import due_at, in_core_hours, release_unused_111
 from flows.sync import nightly_sync
 from sandbox.server import SandboxServer
