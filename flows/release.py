@@ -33,15 +33,16 @@ import orjson
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from connectors.clock import Clock, SystemClock
-from connectors.config import Settings
+from common.clock import Clock, SystemClock
+from common.config import Settings
+from common.uktime import format_uk, to_uk, uk_day, uk_local
 from connectors.gpconnect.client import GpConnectClient
 from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow
 from connectors.http.errors import HttpError
 from connectors.registry import Practice, Registry, ReleasePolicy, load_registry
-from connectors.release import ReleaseOutcome, ReleaseRequest, ReleaseResult, Releasers
-from connectors.uktime import format_uk, to_uk, uk_day, uk_local
+from connectors.release.model import ReleaseOutcome, ReleaseRequest, ReleaseResult
+from connectors.release.releasers import Releasers
 from flows.run_context import FixedClock, flow_run_id, settings_for, writer_slot
 from warehouse.audit import ReleaseDecision, attempting_keys, audit_engine, save, settled_keys
 from warehouse.db import open_warehouse, sql_text

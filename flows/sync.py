@@ -37,14 +37,14 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from common.clock import Clock, SystemClock
+from common.config import Settings
+from common.uktime import uk_midnight
 from connectors.bookinglog import BookingLogClient
-from connectors.clock import Clock, SystemClock
-from connectors.config import Settings
 from connectors.gpconnect.client import GpConnectClient
 from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow
 from connectors.registry import Practice, Registry, load_registry
-from connectors.uktime import uk_midnight
 from flows.bookings import BookingsResult, collect_bookings
 from flows.logs import context_fields, log_context
 from flows.operations import (

@@ -1,4 +1,4 @@
-"""Reliability results: tests record what they injected and survived; flows/report.py renders them.
+"""Reliability results: tests record what they injected and survived; lab/report.py renders them.
 
 Each reliability test calls `record(...)` with the numbers of its own run; one JSON file per
 row under `test-artifacts/reliability/` (re-running a test overwrites its row). A test run never
@@ -79,7 +79,7 @@ def main() -> int:
     COMMITTED_DIR.mkdir(parents=True, exist_ok=True)
     for row in sorted(RESULTS_DIR.glob("*.json")):
         shutil.copyfile(row, COMMITTED_DIR / row.name)
-    from flows.report import main as render
+    from lab.report import main as render
 
     return render(["render"])
 

@@ -16,27 +16,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.clock import SimulatedClock
-from connectors.config import HttpSettings, Settings
+from common.clock import SimulatedClock
+from common.config import HttpSettings, Settings
 from connectors.gpconnect.spine import SearchFilter
 from connectors.http.errors import NotFound, ResponseInvalid
 from connectors.registry import Practice, ReleasePolicy
-from connectors.release import (
-    WORKLIST_COLUMNS,
-    ReleaseOutcome,
-    ReleaseRequest,
-    Releasers,
-    SupplierApiReleaser,
-    WorkListReleaser,
-    releaser_for,
-    supplier_api_root,
-)
-from connectors.sandbox import SandboxServer
-from connectors.sandbox.state import GroundTruthRow
+from connectors.release.model import ReleaseOutcome, ReleaseRequest
+from connectors.release.releasers import Releasers, releaser_for
+from connectors.release.supplier_api import SupplierApiReleaser, supplier_api_root
+from connectors.release.worklist import WORKLIST_COLUMNS, WorkListReleaser
 from flows.release import idempotency_key
-from tests.connectors.sandbox.helpers import START, GpcClient, practices_of
+from sandbox import SandboxServer
+from sandbox.state import GroundTruthRow
 from tests.flows.conftest import run_async
 from tests.reliability import Result, record
+from tests.sandbox.helpers import START, GpcClient, practices_of
 
 RELEASE_NOT_COUNTED = "not counted: each example asserts every key is queued exactly once"
 

@@ -10,11 +10,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from connectors.clock import SimulatedClock
+from common.clock import SimulatedClock
 from connectors.registry import Registry
-from connectors.sandbox.faults import FaultRule
-from connectors.sandbox.server import SandboxServer
 from flows.sync import nightly_sync
+from sandbox.faults import FaultRule
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 
 AS_OF = datetime(2026, 3, 26, 14, 0, tzinfo=UTC)  # Thursday afternoon: the day's bookings exist

@@ -1,6 +1,6 @@
 """Fault injection: one practice misbehaves, the run completes and nobody else is touched.
 
-Every case arms the sandbox's fault switches (connectors/sandbox/faults.py) for one victim
+Every case arms the sandbox's fault switches (sandbox/faults.py) for one victim
 practice's slot searches and runs the real nightly flow over a few practices. For each: the
 run completes; the victim is retried to a clean result, or fails alone with a clear error;
 every other practice's rows in staging, core and marts are exactly a clean run's (content
@@ -23,11 +23,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from connectors.clock import SimulatedClock
-from connectors.config import get_settings
-from connectors.sandbox.faults import FaultRule
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
+from common.config import get_settings
 from flows.sync import nightly_sync
+from sandbox.faults import FaultRule
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 from tests.reliability import Result, record
 from warehouse.integrity import practice_table_hashes

@@ -10,9 +10,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
 from flows.sync import nightly_sync
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 from warehouse import fold
 from warehouse import load as loader

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from prefect.logging.configuration import DEFAULT_LOGGING_SETTINGS_PATH, load_logging_config
 
-from connectors.clock import SimulatedClock
-from connectors.config import get_settings
-from connectors.sandbox.faults import FaultRule
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
+from common.config import get_settings
 from flows.logs import JSON_LOGGING_ENVIRONMENT, JsonLinesFormatter, log_context, redact
 from flows.sync import nightly_sync
+from sandbox.faults import FaultRule
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 
 AS_OF = datetime(2026, 3, 26, 14, 0, tzinfo=UTC)  # Thursday afternoon: the day's bookings exist

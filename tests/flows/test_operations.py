@@ -18,12 +18,12 @@ from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from typer.testing import CliRunner
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox.faults import FaultRule
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
 from flows.cli import app
 from flows.operations import BACKFILL_STREAM, SCHEDULED_STREAM
 from flows.sync import TooManyPracticesFailed, backfill, nightly_sync
+from sandbox.faults import FaultRule
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async, run_in_thread
 from warehouse import load
 from warehouse.integrity import table_hashes

@@ -11,11 +11,11 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox import FaultRule
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
 from flows.cli import app
 from flows.sync import nightly_sync
+from sandbox import FaultRule
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 from warehouse.integrity import content_hash, table_hashes
 

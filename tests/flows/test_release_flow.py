@@ -10,12 +10,12 @@ from typing import Any
 import duckdb
 import pytest
 
-from connectors.clock import SimulatedClock
+from common.clock import SimulatedClock
 from connectors.registry import ReleasePolicy
-from connectors.release import SupplierApiReleaser
-from connectors.sandbox.server import SandboxServer
+from connectors.release.supplier_api import SupplierApiReleaser
 from flows.release import RELEASE_EVERY, due_at, in_core_hours, release_unused_111
 from flows.sync import nightly_sync
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 
 SNAPSHOT_AT = datetime(2026, 3, 24, 2, 0, tzinfo=UTC)  # Tuesday 02:00 GMT

@@ -17,14 +17,14 @@ import duckdb
 import pytest
 from prefect.blocks.system import Secret
 
-from connectors.clock import SimulatedClock
-from connectors.config import ConsumerIdentity, SandboxSettings, Settings, get_settings
+from common.clock import SimulatedClock
+from common.config import ConsumerIdentity, SandboxSettings, Settings, get_settings
 from connectors.gpconnect.spine import Interaction, spine_headers
 from connectors.registry import Registry, RegistryError, validate_rows
-from connectors.sandbox.server import SandboxServer
 from dashboards import data as dashboard_data
 from flows.secrets import patient_hash_key
 from flows.sync import nightly_sync
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 from tests.reliability import Result, record
 from tests.warehouse.conftest import fixture_bytes, land

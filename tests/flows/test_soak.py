@@ -23,11 +23,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox.server import SandboxServer
-from connectors.uktime import uk_local
+from common.clock import SimulatedClock
+from common.uktime import uk_local
 from flows.release import release_unused_111
 from flows.sync import backfill, nightly_sync
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 from tests.reliability import Result, record
 

@@ -15,13 +15,13 @@ import pytest
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from tenacity import wait_none
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox.faults import FaultRule
-from connectors.sandbox.server import SandboxServer
-from connectors.uktime import uk_day, uk_midnight
+from common.clock import SimulatedClock
+from common.uktime import uk_day, uk_midnight
 from flows import run_context as sync_module
 from flows.run_context import WRITER_LIMIT, writer_slot
 from flows.sync import nightly_sync
+from sandbox.faults import FaultRule
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 
 AS_OF = datetime(2026, 3, 24, 2, 0, tzinfo=UTC)  # Tuesday 02:00 GMT

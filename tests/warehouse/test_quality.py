@@ -11,7 +11,7 @@ import duckdb
 import orjson
 import pytest
 
-from connectors.uktime import format_uk
+from common.uktime import format_uk
 from tests.warehouse.conftest import OBSERVED_AT, land
 from warehouse.loader import LandingFile, Warehouse
 from warehouse.quality import open_quarantine, summary_lines, validate_pending

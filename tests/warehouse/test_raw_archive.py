@@ -162,7 +162,7 @@ def test_pruning_deletes_only_old_completed_loads(con: duckdb.DuckDBPyConnection
 
 
 def test_retention_setting_defaults_to_35_days() -> None:
-    from connectors.config import Settings
+    from common.config import Settings
 
     assert Settings().sync.raw_retention_days == 35
     assert OBSERVED_AT.tzinfo is UTC

@@ -10,8 +10,8 @@ import httpx
 import orjson
 import pytest
 
-from connectors.clock import SimulatedClock
-from connectors.config import ConsumerIdentity, HttpSettings
+from common.clock import SimulatedClock
+from common.config import ConsumerIdentity, HttpSettings
 from connectors.gpconnect.client import GpConnectClient
 from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow, plan_windows
@@ -23,9 +23,9 @@ from connectors.http.errors import (
     TransientError,
 )
 from connectors.registry import Practice
-from connectors.sandbox import SandboxServer
-from connectors.sandbox.faults import FaultRule
-from tests.connectors.sandbox.helpers import booking_body
+from sandbox import SandboxServer
+from sandbox.faults import FaultRule
+from tests.sandbox.helpers import booking_body
 
 pytestmark = pytest.mark.anyio
 

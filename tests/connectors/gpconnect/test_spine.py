@@ -7,7 +7,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from connectors.config import ConsumerIdentity
+from common.config import ConsumerIdentity
 from connectors.gpconnect.spine import Interaction, SearchFilter, build_jwt, spine_headers
 
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.uktime import format_uk, uk_day, uk_midnight
 from connectors.gpconnect.windows import SearchWindow, plan_windows
-from connectors.uktime import format_uk, uk_day, uk_midnight
 from tests.reliability import Result, record
 
 

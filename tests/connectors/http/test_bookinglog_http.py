@@ -9,8 +9,8 @@ import httpx
 import orjson
 import pytest
 
+from common.config import HttpSettings
 from connectors.bookinglog import BookingLogClient
-from connectors.config import HttpSettings
 from connectors.http.errors import HttpError, RateLimited, ResponseInvalid
 from connectors.registry import BookingOrganisation
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from connectors.registry import load_registry
-from connectors.sandbox.reference_data import reference_data_for
-from connectors.sandbox.server import SandboxServer
 from flows.cli import app
+from sandbox.reference_data import reference_data_for
+from sandbox.server import SandboxServer
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "nhs111" / "workbook-sample.csv"
 TEMPLATE = "https://host/{ods}/STU3/1/gpconnect"
