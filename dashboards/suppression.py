@@ -9,9 +9,10 @@ from the rounded figures (`Policy.rate_terms`; a rate without terms is hidden). 
 below speaks of "<5" and 1..4; read "*" and 1..7 under the NHS England rule.
 
 Protection applies to counts derived from bookings (booked slots, bookings by NHS 111 or a
-hub, released slots later booked, refused releases because the slot was booked, reconciliation findings about appointments) and to any rate computed from
-them. Counts of *capacity* (slots offered, quota, slots released, slots left free) describe a
-practice's appointment book, not patients, and are shown exactly.
+hub, released slots later booked, refused releases because the slot was booked, reconciliation
+findings about appointments) and to any rate computed from them. Counts of *capacity* (slots
+offered, quota, slots released, slots left free) describe a practice's appointment book, not
+patients, and are shown exactly.
 
 Hiding one cell is not enough when the page lets the reader work it out again:
 
