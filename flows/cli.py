@@ -24,6 +24,7 @@ import typer
 
 from connectors.registry import RegistryError, import_nhs_csv, load_registry
 from flows.environment import prepare_prefect_environment
+from flows.export_cli import export_command
 
 app = typer.Typer(
     help="slotsync: keep a true view of GP appointment capacity and give unused NHS 111 slots back.",
@@ -104,6 +105,10 @@ def _launcher() -> str:
     if os.environ.get("UV"):
         return "uv run slotsync"
     return "slotsync"
+
+
+# `slotsync export`: its body lives in flows/export_cli.py.
+app.command(name="export")(export_command)
 
 
 @app.command()
