@@ -145,7 +145,8 @@ EXPORTS: tuple[MartExport, ...] = (
         "select * from mart_data_quality_checks order by practice_ods, suite, expectation",
     ),
     MartExport(
-        "mart_quarantined_batches", "select * from mart_quarantined_batches order by observed_at, practice_ods"
+        "mart_quarantined_batches",
+        "select * from mart_quarantined_batches order by observed_at, practice_ods",
     ),
 )
 # Capacity reasons (quota, set-up) are not about patients: shown exactly, as on the Data health page.
@@ -215,7 +216,9 @@ def collect(data_dir: Path, cut: Cut, rule: Rule, *, registry: Path | None = Non
         raise ExportError(f"--since {cut.since} is after --until {cut.until}")
     snapshot = data_dir / "published" / data.SNAPSHOT_FILE
     if not snapshot.exists():
-        raise ExportError(f"no published snapshot at {snapshot}: run `slotsync demo` or `slotsync sync` first")
+        raise ExportError(
+            f"no published snapshot at {snapshot}: run `slotsync demo` or `slotsync sync` first"
+        )
     publication = data.read_publication(snapshot)
     catalogue = data.read_catalogue(snapshot, expect_version=publication.version)
     first = cut.since or catalogue.first_day
@@ -466,7 +469,14 @@ def dictionary_markdown(exported: Exported, docs: list[MartDoc]) -> str:
         "",
     ]
     for doc in docs:
-        lines += [f"## {doc.table}", "", f"Grain: {doc.grain}.", "", "| column | meaning | unit |", "|---|---|---|"]
+        lines += [
+            f"## {doc.table}",
+            "",
+            f"Grain: {doc.grain}.",
+            "",
+            "| column | meaning | unit |",
+            "|---|---|---|",
+        ]
         lines += [f"| {c.name} | {c.meaning.replace('|', '/')} | {c.unit} |" for c in doc.columns]
         lines.append("")
     return "\n".join(lines)
@@ -490,9 +500,12 @@ def write_files(exported: Exported, target: Path, fmt: str) -> list[Path]:
         for table, frame in exported.tables.items():
             written.append(_atomic_text(target / f"{table}.csv", frame.to_csv(index=False)))
             doc = next(d for d in docs if d.table == table)
-            sidecar = {**exported.metadata(), "table": table, "grain": doc.grain, "columns": [
-                {"name": c.name, "meaning": c.meaning, "unit": c.unit} for c in doc.columns
-            ]}
+            sidecar = {
+                **exported.metadata(),
+                "table": table,
+                "grain": doc.grain,
+                "columns": [{"name": c.name, "meaning": c.meaning, "unit": c.unit} for c in doc.columns],
+            }
             written.append(_atomic_text(target / f"{table}.csv.json", json.dumps(sidecar, indent=2) + "\n"))
     else:
         written.append(_workbook(exported, docs, target / WORKBOOK))

@@ -28,7 +28,8 @@ def export_command(
     ] = None,
     pcn: Annotated[list[str] | None, typer.Option("--pcn", help="PCN code (repeatable)")] = None,
     registry: Annotated[
-        Path | None, typer.Option(help="practice registry for --icb (default: DATA_DIR/sandbox-registry.yaml)")
+        Path | None,
+        typer.Option(help="practice registry for --icb (default: DATA_DIR/sandbox-registry.yaml)"),
     ] = None,
     schema: Annotated[str, typer.Option(help="PostgreSQL schema to replace")] = "slotsync",
     rule: Annotated[

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 
-from flows.export import ExportError, Exported, dictionary
+from flows.export import Exported, ExportError, dictionary
 
 METADATA_TABLE = "slotsync_export"
 URL_PREFIXES = ("postgresql://", "postgres://", "postgresql+psycopg://")
@@ -58,11 +58,14 @@ def write_postgres(exported: Exported, url: str, schema: str) -> list[str]:
                     ),
                 )
             )
-            with conn.cursor() as cursor, cursor.copy(
-                sql.SQL("copy {} ({}) from stdin").format(
-                    name, sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
-                )
-            ) as copy:
+            with (
+                conn.cursor() as cursor,
+                cursor.copy(
+                    sql.SQL("copy {} ({}) from stdin").format(
+                        name, sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
+                    )
+                ) as copy,
+            ):
                 for row in frame.itertuples(index=False):
                     copy.write_row([_value(v, types[c]) for v, c in zip(row, frame.columns, strict=True)])
             doc = docs[table]
@@ -101,7 +104,9 @@ def _sql_type(series: pd.Series, column: str) -> str:
         return "double precision"
     if pd.api.types.is_datetime64_any_dtype(series):
         return "timestamptz"
-    sample = next((v for v in series if v is not None and not (pd.api.types.is_scalar(v) and pd.isna(v))), None)
+    sample = next(
+        (v for v in series if v is not None and not (pd.api.types.is_scalar(v) and pd.isna(v))), None
+    )
     if isinstance(sample, bool):
         return "boolean"
     return "text"
