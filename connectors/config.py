@@ -106,6 +106,17 @@ class DashboardAuthSettings(BaseModel):
         return bool(self.server_metadata_url)
 
 
+class ExportAfterPublishSettings(BaseModel):
+    """Optional deployment: export the marts after every publish (`slotsync export`, flows/export.py).
+
+    `to` unset: no export. A directory gets `format` files; a postgresql:// URL gets `schema`.
+    """
+
+    to: str | None = None
+    format: Literal["parquet", "csv", "xlsx"] = "parquet"
+    schema_name: str = Field(default="slotsync", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+
 class Settings(BaseSettings):
     """Everything slotsync can be configured with."""
 
@@ -124,6 +135,7 @@ class Settings(BaseSettings):
     # (dashboards/disclosure.py).
     disclosure_rule: Literal["nhs-1-4", "nhse-1-7-round-5"] = "nhs-1-4"
     dashboard_auth: DashboardAuthSettings = DashboardAuthSettings()
+    export_after_publish: ExportAfterPublishSettings = ExportAfterPublishSettings()
     patient_hash_key: SecretStr = Field(
         default=SecretStr("change-me-outside-the-sandbox"),
         description="HMAC key for the keyed hash that stands in for patient references",

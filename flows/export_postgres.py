@@ -12,13 +12,17 @@ database gets exactly the suppressed figures a Parquet or CSV reader gets.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 
-from flows.export import Exported, ExportError, dictionary
+from connectors.config import Settings
+from dashboards.disclosure import rule_named
+from flows.export import Cut, Exported, ExportError, collect, dictionary, write_files
 
 METADATA_TABLE = "slotsync_export"
 URL_PREFIXES = ("postgresql://", "postgres://", "postgresql+psycopg://")
@@ -124,3 +128,22 @@ def _value(value: Any, sql_type: str) -> Any:
     if sql_type == "text":
         return str(value)
     return value
+
+
+def export_after_publish(settings: Settings, logger: logging.Logger | logging.LoggerAdapter[Any]) -> bool:
+    """The optional export after a publish (`export_after_publish` settings): the whole snapshot
+    under the rule in force. A failed export is logged and never fails the sync that published."""
+    target = settings.export_after_publish.to
+    if not target:
+        return False
+    try:
+        exported = collect(settings.data_dir, Cut(), rule_named(settings.disclosure_rule))
+        if is_postgres_url(target):
+            write_postgres(exported, target, settings.export_after_publish.schema_name)
+        else:
+            write_files(exported, Path(target), settings.export_after_publish.format)
+    except (ExportError, OSError) as exc:
+        logger.warning("export after publish failed (the sync itself succeeded): %s", exc)
+        return False
+    logger.info("exported load %s after publish", exported.load_id)
+    return True

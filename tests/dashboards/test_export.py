@@ -201,3 +201,29 @@ def test_export_of_a_snapshot_with_one_mart_writes_that_mart(
     assert {r["practice_ods"] for r in rows} == {"A81001", "A81002"}
     assert min(r["slot_day"] for r in rows) == "2026-03-09"
     assert "Grain: one row per practice" in (tmp_path / "o" / "dictionary.md").read_text()
+
+
+def test_export_after_publish_writes_the_snapshot_and_never_fails_the_sync(
+    small_snapshot: Snapshot, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from connectors.config import ExportAfterPublishSettings, Settings
+    from flows.export_postgres import export_after_publish
+
+    logger = logging.getLogger("test-export-after-publish")
+    settings = Settings(
+        data_dir=small_snapshot.data_dir,
+        export_after_publish=ExportAfterPublishSettings(to=str(tmp_path / "out"), format="csv"),
+    )
+    assert export_after_publish(settings, logger)
+    assert (tmp_path / "out" / "mart_111_quota_daily.csv.json").exists()
+    # An unreachable database is a warning, not an exception: the publish already happened.
+    broken = Settings(
+        data_dir=small_snapshot.data_dir,
+        export_after_publish=ExportAfterPublishSettings(to="postgresql://nobody@127.0.0.1:1/none"),
+    )
+    with caplog.at_level(logging.WARNING):
+        assert not export_after_publish(broken, logger)
+    assert "export after publish failed" in caplog.text
+    assert not export_after_publish(Settings(data_dir=small_snapshot.data_dir), logger)
