@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +76,47 @@ class SandboxSettings(BaseModel):
     seed: int = 20261126
 
 
+class DashboardAuthSettings(BaseModel):
+    """Sign-in on the dashboard with the organisation's OpenID Connect provider (`st.login`).
+
+    Unset (no `server_metadata_url`): no sign-in, and the dashboard binds 127.0.0.1 only. Set:
+    these are written into the app's own `.streamlit/secrets.toml` `[auth]` section at start
+    (`dashboards/auth.py`), never committed. A signed-in user is let in only when one of the
+    values of the token claim `allow_claim` (a string or a list: ODS organisation codes,
+    groups) is in `allow`; an empty `allow` lets nobody in.
+    """
+
+    server_metadata_url: str | None = Field(
+        default=None, description="the provider's /.well-known/openid-configuration URL"
+    )
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    redirect_uri: str | None = Field(
+        default=None, description="this dashboard's callback, e.g. https://host/oauth2callback"
+    )
+    cookie_secret: SecretStr | None = Field(
+        default=None, description="signs Streamlit's identity cookie; random per start when unset"
+    )
+    allow_claim: str = Field(default="groups", pattern=r"^[A-Za-z0-9_.:-]+$")
+    allow: list[str] = Field(default_factory=list)
+    scope: str = "openid profile email"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.server_metadata_url)
+
+
+class ExportAfterPublishSettings(BaseModel):
+    """Optional deployment: export the marts after every publish (`slotsync export`, flows/export.py).
+
+    `to` unset: no export. A directory gets `format` files; a postgresql:// URL gets `schema`.
+    """
+
+    to: str | None = None
+    format: Literal["parquet", "csv", "xlsx"] = "parquet"
+    schema_name: str = Field(default="slotsync", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+
 class Settings(BaseSettings):
     """Everything slotsync can be configured with."""
 
@@ -89,6 +131,11 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     sync: SyncSettings = SyncSettings()
     sandbox: SandboxSettings = SandboxSettings()
+    # Which statistical disclosure rule every page, CSV download and export applies
+    # (dashboards/disclosure.py).
+    disclosure_rule: Literal["nhs-1-4", "nhse-1-7-round-5"] = "nhs-1-4"
+    dashboard_auth: DashboardAuthSettings = DashboardAuthSettings()
+    export_after_publish: ExportAfterPublishSettings = ExportAfterPublishSettings()
     patient_hash_key: SecretStr = Field(
         default=SecretStr("change-me-outside-the-sandbox"),
         description="HMAC key for the keyed hash that stands in for patient references",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import ui
+from dashboards import auth, ui
 from dashboards.views import health, nhs111, overview, releases, utilisation
 
 
@@ -22,6 +22,7 @@ def pages() -> list[st.Page]:
 
 def main() -> None:
     st.set_page_config(page_title="slotsync", page_icon=":material/event_available:", layout="wide")
+    auth.gate()  # signed out or not allowed: stops here, no page and no data
     page = st.navigation(pages())
     ui.shell()
     page.run()

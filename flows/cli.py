@@ -22,8 +22,10 @@ from typing import Annotated, Any
 
 import typer
 
+from common.config import get_settings
 from connectors.registry import RegistryError, import_nhs_csv, load_registry
 from flows.environment import prepare_prefect_environment
+from flows.export_cli import export_command
 
 app = typer.Typer(
     help="slotsync: keep a true view of GP appointment capacity and give unused NHS 111 slots back.",
@@ -58,6 +60,9 @@ def add_plugin_commands(target: typer.Typer) -> list[str]:
 
 
 add_plugin_commands(app)
+
+# `slotsync export`: its body lives in flows/export_cli.py.
+app.command(name="export")(export_command)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -167,10 +172,27 @@ def dashboard(
     env = {**os.environ, "SLOTSYNC_DATA_DIR": str(data_dir)}
     if now is not None:
         env["SLOTSYNC_NOW"] = _instant(now, "--now").isoformat()
+    from dashboards.auth import LOOPBACK, write_secrets
+
+    auth = get_settings().dashboard_auth
+    extra: list[str] = []
+    if auth.configured:
+        try:
+            secrets_file = write_secrets(auth, data_dir / "dashboard-secrets", host=host, port=port)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        extra = ["--secrets.files", str(secrets_file)]
+        allowed = ", ".join(auth.allow) or "nobody (set dashboard_auth.allow)"
+        typer.echo(f"sign-in: OpenID Connect; allowed by token claim `{auth.allow_claim}`: {allowed}")
+    else:
+        if host != LOOPBACK:
+            typer.echo(f"no sign-in configured (SLOTSYNC_DASHBOARD_AUTH__*): ignoring --host {host}")
+        host = LOOPBACK
+        typer.echo("no sign-in configured: binding 127.0.0.1 only (configure dashboard_auth to share it)")
     command = [
         sys.executable, "-m", "streamlit", "run", spec.origin, "--server.headless", "true",
         "--server.address", host, "--server.port", str(port),
-        "--browser.gatherUsageStats", "false",
+        "--browser.gatherUsageStats", "false", *extra,
     ]
     typer.echo(f"dashboard on http://{host}:{port} (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):

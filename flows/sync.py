@@ -386,6 +386,10 @@ async def _sync(
             summary.outcomes = list(outcomes)
         async with writer_slot():
             summary = load_and_publish(settings, summary, started_at, clock)
+    if summary.published and settings.export_after_publish.to:
+        from flows.export_postgres import export_after_publish
+
+        export_after_publish(settings, get_run_logger())
     await _publish_artifacts(summary)
     return summary
 
