@@ -27,7 +27,7 @@ practice-day for days whose slots have all started, and it cannot excuse a loss:
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -81,18 +81,18 @@ class WarehouseView:
 
     def covering_checks(self, ods: str, start: datetime, end: datetime) -> list[datetime]:
         """Every general search of `ods` that covered [start, end] before `start`, in order."""
-        return sorted(
-            observed for w_start, w_end, observed in self.general_checks.get(ods, ())
-            if w_start <= start and end <= w_end and observed < start
-        )
+        return sorted(t for t in _covering(self.general_checks.get(ods, ()), start, end) if t < start)
 
     def first_covering(self, ods: str, start: datetime, end: datetime) -> datetime | None:
         """When a search of `ods` first covered [start, end], or None if none ever did."""
-        return min(
-            (observed for w_start, w_end, observed in self.windows.get(ods, ())
-             if w_start <= start and end <= w_end),
-            default=None,
-        )
+        return min(_covering(self.windows.get(ods, ()), start, end), default=None)
+
+
+def _covering(
+    searches: Iterable[tuple[datetime, datetime, datetime]], start: datetime, end: datetime
+) -> Iterator[datetime]:
+    """When each of these searches ran, for those whose window holds [start, end]."""
+    return (observed for w_start, w_end, observed in searches if w_start <= start and end <= w_end)
 
 
 @dataclass
@@ -233,18 +233,14 @@ def read_view(warehouse: Path, first_day: date, last_day: date) -> WarehouseView
                 [first_day, last_day],
             ).fetchall()
         }
-        windows: dict[str, list[tuple[datetime, datetime, datetime]]] = defaultdict(list)
-        for ods, w_start, w_end, observed in con.execute(
+        windows = _searches_by_practice(con.execute(
             "select practice_ods, window_start, window_end, min(observed_at) from raw.gpc_slot_search "
             "where http_status = 200 group by all"
-        ).fetchall():
-            windows[ods].append((w_start, w_end, observed))
-        general: dict[str, list[tuple[datetime, datetime, datetime]]] = defaultdict(list)
-        for ods, w_start, w_end, observed in con.execute(
+        ).fetchall())
+        general = _searches_by_practice(con.execute(
             "select distinct practice_ods, window_start, window_end, observed_at "
             "from raw.gpc_slot_search where http_status = 200 and filter_role = 'general'"
-        ).fetchall():
-            general[ods].append((w_start, w_end, observed))
+        ).fetchall())
         nhs111 = {
             (ods, day): (offered, booked)
             for ods, day, offered, booked in con.execute(
@@ -255,7 +251,17 @@ def read_view(warehouse: Path, first_day: date, last_day: date) -> WarehouseView
         }
     finally:
         con.close()
-    return WarehouseView(slots, dict(windows), nhs111, dict(general))
+    return WarehouseView(slots, windows, nhs111, general)
+
+
+def _searches_by_practice(
+    rows: list[tuple[str, datetime, datetime, datetime]],
+) -> dict[str, list[tuple[datetime, datetime, datetime]]]:
+    """(practice, window start, window end, observed) rows -> per practice, the rest of each row."""
+    by_practice: dict[str, list[tuple[datetime, datetime, datetime]]] = defaultdict(list)
+    for ods, w_start, w_end, observed in rows:
+        by_practice[ods].append((w_start, w_end, observed))
+    return dict(by_practice)
 
 
 def evaluate_view(

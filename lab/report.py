@@ -334,7 +334,6 @@ def _count_or_na(figures: dict[str, Any], key: str) -> str:
     return "n/a (not measured by this run)" if value is None else f"{value:,}"
 
 
-
 def _benchmarks_block(reports: Path) -> str:
     runs = bench_runs(reports)
     latest = _latest(runs)
