@@ -204,51 +204,59 @@ def _decision(
     )
 
 
-@task(name="release-practice", cache_policy=NO_CACHE, task_run_name="release-{practice.ods_code}")
-async def release_practice(
+@dataclass
+class PracticeCheck:
+    """One practice's candidates after the live re-check: settled decisions, and the audit
+    rows ('attempting') of the slots still reserved and free, to release."""
+
+    practice: Practice
+    decisions: list[ReleaseDecision] = field(default_factory=list)
+    to_release: list[tuple[Candidate, ReleaseDecision]] = field(default_factory=list)
+
+
+@task(name="recheck-practice", cache_policy=NO_CACHE, task_run_name="recheck-{practice.ods_code}")
+async def recheck_practice(
     practice: Practice,
     candidates: list[Candidate],
     client: GpConnectClient,
-    releasers: Releasers,
-    settings: Settings,
+    releaser_name: str,
     now: datetime,
     dry_run: bool,
     flow_run_id: str | None,
     clock: Clock,
     interrupted: frozenset[str] = frozenset(),
-) -> list[ReleaseDecision]:
-    """Re-check one practice's candidates live, audit, release, complete the audit.
+) -> PracticeCheck:
+    """Re-check one practice's candidates live and decide each one; nothing is released here.
 
     `interrupted` holds idempotency keys whose earlier attempt never completed (a crash):
     those are sent again with the same key even if the slot already looks released, so
     the supplier can say whether it applied the first attempt, and the audit is completed.
     """
-    releaser = releasers.for_practice(practice)
     dry = dry_run or practice.release_policy.dry_run
     state = "reserved for NHS 111, free at snapshot"
+    check = PracticeCheck(practice)
     try:
         verdicts = await recheck(client, practice, candidates, now)
     except HttpError as exc:
         get_run_logger().warning("%s", exc)
-        return [
-            _decision(c, now=now, releaser=releaser.name, dry_run=dry, outcome="skipped_recheck_failed",
+        check.decisions = [
+            _decision(c, now=now, releaser=releaser_name, dry_run=dry, outcome="skipped_recheck_failed",
                       reason=str(exc), flow_run_id=flow_run_id, state_before=state, clock=clock)
             for c in candidates
         ]
-    decisions: list[ReleaseDecision] = []
-    to_release: list[tuple[Candidate, ReleaseDecision]] = []
+        return check
     for candidate in candidates:
         verdict = verdicts[candidate.slot_id]
         if verdict == "skipped_no_longer_reserved" and candidate.idempotency_key in interrupted:
             verdict = None  # resume the interrupted attempt instead of guessing who released it
         if verdict is not None:
-            decisions.append(_decision(
-                candidate, now=now, releaser=releaser.name, dry_run=dry, outcome=verdict,
+            check.decisions.append(_decision(
+                candidate, now=now, releaser=releaser_name, dry_run=dry, outcome=verdict,
                 reason=_SKIP_REASONS[verdict], flow_run_id=flow_run_id, state_before=state, clock=clock,
             ))
         elif dry:
-            decisions.append(_decision(
-                candidate, now=now, releaser=releaser.name, dry_run=True, outcome="dry_run",
+            check.decisions.append(_decision(
+                candidate, now=now, releaser=releaser_name, dry_run=True, outcome="dry_run",
                 reason=f"would release: still reserved and free at the live re-check, due "
                 f"{format_uk(candidate.due_at)} under {candidate.policy_name}",
                 flow_run_id=flow_run_id, state_before=state + "; live re-check: still reserved",
@@ -256,19 +264,23 @@ async def release_practice(
             ))
         else:
             attempt = _decision(
-                candidate, now=now, releaser=releaser.name, dry_run=False, outcome="attempting",
+                candidate, now=now, releaser=releaser_name, dry_run=False, outcome="attempting",
                 reason=f"due {format_uk(candidate.due_at)} under {candidate.policy_name}",
                 flow_run_id=flow_run_id, state_before=state + "; live re-check: still reserved",
                 clock=clock,
             )
-            to_release.append((candidate, attempt))
-    if to_release:
-        # The audit row exists before the release call: a crash leaves it 'attempting'.
-        async with writer_slot():
-            _write_decisions(settings, [a for _, a in to_release])
-        for candidate, attempt in to_release:
-            decisions.append(await _release_one(practice, candidate, attempt, releaser, clock))
-    return decisions
+            check.to_release.append((candidate, attempt))
+    return check
+
+
+@task(name="release-practice", cache_policy=NO_CACHE, task_run_name="release-{check.practice.ods_code}")
+async def release_practice(check: PracticeCheck, releasers: Releasers, clock: Clock) -> list[ReleaseDecision]:
+    """Release one practice's re-checked slots; each 'attempting' audit row is already written."""
+    releaser = releasers.for_practice(check.practice)
+    return [
+        await _release_one(check.practice, candidate, attempt, releaser, clock)
+        for candidate, attempt in check.to_release
+    ]
 
 
 _SKIP_REASONS = {
@@ -366,11 +378,22 @@ async def run_release(
         GpConnectClient(settings.http, settings.consumer, clock=clock) as client,
         Releasers(settings, settings.data_dir / "worklists", clock=clock) as releasers,
     ):
-        results = await asyncio.gather(*(
-            release_practice(practices_by_ods[ods], group, client, releasers, settings, now, dry_run,
+        checks = await asyncio.gather(*(
+            recheck_practice(practices_by_ods[ods], group, client,
+                             releasers.for_practice(practices_by_ods[ods]).name, now, dry_run,
                              flow_run_id, clock, interrupted)
             for ods, group in sorted(by_practice.items())
         ))
+        attempts = [attempt for check in checks for _, attempt in check.to_release]
+        if attempts:
+            # Every audit row exists before any release call, so a crash leaves it 'attempting';
+            # one write for the whole run, because the writer slot is shared with the syncs.
+            async with writer_slot():
+                _write_decisions(settings, attempts)
+        released = await asyncio.gather(*(
+            release_practice(check, releasers, clock) for check in checks if check.to_release
+        ))
+    results = [check.decisions for check in checks] + released
     run.decisions = [d for group in results for d in group]
     async with writer_slot():
         _write_decisions(settings, run.decisions)
