@@ -11,6 +11,9 @@ scheduled syncs (and their re-runs) complete `slots` units; a backfill completes
 `slots_backfill` units, so it never changes what status reports as the last sync nor what a
 re-run of a scheduled load considers done. No Prefect import here: the status and windows
 commands must start instantly.
+
+The SQL is the warehouse's: one named query per file in `warehouse/sql/ledger/` (read with
+`warehouse.db.sql_text`); this module binds their parameters and shapes the rows into records.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import duckdb
 
 from connectors.gpconnect.windows import SearchWindow, plan_windows
 from dashboards.figures import STALE_AFTER
-from warehouse.db import connect
+from warehouse.db import connect, sql_text, transaction
 
 SCHEDULED_FLOWS = ("nightly_sync", "intraday_sync")
 FULL_HORIZON_FLOW = "nightly_sync"
@@ -155,11 +158,7 @@ def open_for_reading(path: Path) -> duckdb.DuckDBPyConnection:
 
 def record_plan(con: duckdb.DuckDBPyConnection, load_id: str, plan: LoadPlan) -> None:
     con.execute(
-        """
-        insert or replace into meta.load_plan
-            (load_id, mode, stream, plan_start, horizon_days, window_days, practices, rerun_of)
-        values ($load_id, $mode, $stream, $start, $horizon_days, $window_days, $practices, $rerun_of)
-        """,
+        sql_text("ledger/record_load_plan.sql"),
         {
             "load_id": load_id, "mode": plan.mode, "stream": plan.stream, "start": plan.start,
             "horizon_days": plan.horizon_days, "window_days": plan.window_days,
@@ -172,15 +171,7 @@ def record_plan(con: duckdb.DuckDBPyConnection, load_id: str, plan: LoadPlan) ->
 def find_load(con: duckdb.DuckDBPyConnection, reference: str) -> LoadRecord | None:
     """The latest load recorded for a Prefect flow-run id or a load id, with its plan."""
     rows = con.execute(
-        """
-        select l.load_id, l.flow_name, l.flow_run_id, l.as_of, l.status,
-               p.mode, p.stream, p.plan_start, p.horizon_days, p.window_days, p.practices, p.rerun_of
-        from meta.load_ledger as l
-        left join meta.load_plan as p using (load_id)
-        where l.flow_run_id = $ref or l.load_id = $ref
-        order by l.started_at desc
-        limit 1
-        """,
+        sql_text("ledger/find_load.sql"),
         {"ref": reference},
     ).fetchall()
     if not rows:
@@ -202,15 +193,7 @@ def completed_units(
 ) -> dict[str, set[UnitKey]]:
     """Units of `practices` already complete for this stream and observation instant."""
     rows = con.execute(
-        """
-        select w.practice_ods, w.filter_key, w.window_start, w.window_end
-        from meta.sync_window as w
-        -- A quarantined batch is fetched again: the re-run is how it gets promoted.
-        anti join meta.quarantine as q
-            on q.practice_ods = w.practice_ods and q.stream = w.stream and q.load_id = w.load_id
-        where w.stream = $stream and w.observed_at = $observed_at
-          and w.practice_ods in (select unnest($practices::varchar[]))
-        """,
+        sql_text("ledger/completed_units.sql"),
         {"stream": stream, "observed_at": observed_at, "practices": practices},
     ).fetchall()
     done: dict[str, set[UnitKey]] = defaultdict(set)
@@ -232,51 +215,7 @@ def practice_status(
     flow's name and the original instant, so a repaired practice reads as synced then.
     """
     rows = con.execute(
-        """
-        with
-
-        runs as (
-            select r.practice_ods, r.status, r.interaction, r.http_status, r.error_class,
-                   r.message, r.next_step, l.load_id, l.flow_name, l.flow_run_id, l.as_of,
-                   l.started_at
-            from meta.practice_run as r
-            join meta.load_ledger as l using (load_id)
-            where l.flow_name in (select unnest($flows::varchar[]))
-        ),
-
-        successes as (
-            select
-                practice_ods,
-                max(as_of) as last_sync_at,
-                max(as_of) filter (where flow_name = $full_horizon_flow) as last_nightly_at
-            from runs
-            where status = 'ok' and exists (
-                select 1 from meta.sync_window as w
-                where w.stream = $stream and w.practice_ods = runs.practice_ods
-                  and w.observed_at = runs.as_of
-            )
-            group by all
-        ),
-
-        latest as (
-            select *
-            from runs
-            -- A re-run shares its original's as_of (and, replayed, its clock): the wall-clock
-            -- start of the load breaks the tie.
-            qualify row_number() over (
-                partition by practice_ods order by as_of desc, started_at desc
-            ) = 1
-        )
-
-        select
-            p.practice_ods, p.practice_name, p.kind, s.last_sync_at, s.last_nightly_at,
-            latest.status, latest.load_id, latest.flow_run_id, latest.as_of, latest.interaction,
-            latest.http_status, latest.error_class, latest.message, latest.next_step
-        from core.dim_practice as p
-        left join successes as s using (practice_ods)
-        left join latest using (practice_ods)
-        order by p.practice_ods
-        """,
+        sql_text("ledger/practice_status.sql"),
         {"flows": list(SCHEDULED_FLOWS), "full_horizon_flow": FULL_HORIZON_FLOW,
          "stream": SCHEDULED_STREAM},
     ).fetchall()
@@ -304,24 +243,7 @@ def window_observations(
 ) -> list[ObservationSummary]:
     """A practice's completed window units, one line per (stream, observation), newest first."""
     rows = con.execute(
-        """
-        select
-            w.stream, w.observed_at,
-            string_agg(distinct w.load_id, ', ' order by w.load_id) as load_ids,
-            string_agg(distinct coalesce(l.flow_name, '?'), ', ') as flow_names,
-            count(distinct (w.window_start, w.window_end)) as windows,
-            count(distinct w.filter_key) as filters,
-            count(*) as units,
-            sum(w.rows_loaded) as rows_loaded,
-            min(w.window_start) as covers_from,
-            max(w.window_end) as covers_to
-        from meta.sync_window as w
-        left join meta.load_ledger as l using (load_id)
-        where w.practice_ods = $practice_ods
-        group by w.stream, w.observed_at
-        order by w.observed_at desc, w.stream
-        limit $limit
-        """,
+        sql_text("ledger/window_observations.sql"),
         {"practice_ods": practice_ods, "limit": limit},
     ).fetchall()
     return [ObservationSummary(*row) for row in rows]
@@ -331,11 +253,7 @@ def preview_reset(
     con: duckdb.DuckDBPyConnection, practice_ods: str, streams: tuple[str, ...]
 ) -> ResetPreview:
     units, observations, first, last = con.execute(
-        """
-        select count(*), count(distinct observed_at), min(observed_at), max(observed_at)
-        from meta.sync_window
-        where practice_ods = $practice_ods and stream in (select unnest($streams::varchar[]))
-        """,
+        sql_text("ledger/preview_reset.sql"),
         {"practice_ods": practice_ods, "streams": list(streams)},
     ).fetchall()[0]
     return ResetPreview(practice_ods, streams, int(units), int(observations), first, last)
@@ -349,17 +267,11 @@ def reset_windows(
     Raw and staging rows stay (for forensics); without their window rows the marts stop
     using those observations at the next model build, and a re-run fetches them again.
     """
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         deleted = con.execute(
-            "delete from meta.sync_window where practice_ods = $practice_ods "
-            "and stream in (select unnest($streams::varchar[]))",
+            sql_text("ledger/reset_windows.sql"),
             {"practice_ods": practice_ods, "streams": list(streams)},
         ).fetchall()[0][0]
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return int(deleted)
 
 
@@ -427,8 +339,7 @@ class PracticeRunRow:
 
 def practice_runs(con: duckdb.DuckDBPyConnection, load_id: str) -> list[PracticeRunRow]:
     rows = con.execute(
-        "select practice_ods, status, responses, slot_rows, message, next_step "
-        "from meta.practice_run where load_id = $load_id order by practice_ods",
+        sql_text("ledger/practice_runs.sql"),
         {"load_id": load_id},
     ).fetchall()
     return [PracticeRunRow(*row) for row in rows]

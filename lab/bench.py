@@ -651,6 +651,7 @@ def ingest_naive(
         con.execute(_NAIVE_TABLE.format(name=name))
         slots = 0
         began, cpu = time.perf_counter(), time.process_time()
+        # The baseline writes its own BEGIN/COMMIT, as a user would; not the warehouse helper.
         con.execute("begin transaction")
         for raw in _slot_resources(bodies, budget_slots):
             con.execute(f"insert into {name} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", to_row(raw))

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from warehouse.db import sql_text
+from warehouse.db import sql_text, transaction
 from warehouse.quality_suites import (
     BATCH_KEY,
     CHECKS,
@@ -309,55 +309,15 @@ def _record(
         "detail": pa.array([b.detail() for b in batches], pa.string()),
     })
     clock = {"now": now}
-    cursor.execute("BEGIN TRANSACTION")
+    cursor.register("quality_result_rows", result_table)
+    cursor.register("quality_batch_rows", batch_table)
     try:
-        cursor.register("quality_result_rows", result_table)
-        cursor.register("quality_batch_rows", batch_table)
-        cursor.execute(
-            "insert or replace into meta.quality_result by name "
-            "select *, coalesce($now::timestamptz, now()) as validated_at from quality_result_rows",
-            clock,
-        )
-        cursor.execute(
-            "insert or replace into meta.quality_batch by name "
-            "select * exclude (detail), coalesce($now::timestamptz, now()) as validated_at "
-            "from quality_batch_rows",
-            clock,
-        )
-        cursor.execute(
-            """
-            insert or replace into meta.quarantine by name
-            select load_id, practice_ods, stream, observed_at, failed_expectations, detail,
-                   $next_step as next_step, coalesce($now::timestamptz, now()) as quarantined_at,
-                   null as resolved_at, null as resolved_by_load_id, null as resolution
-            from quality_batch_rows
-            where outcome = 'quarantined'
-            """,
-            {**clock, "next_step": NEXT_STEP},
-        )
-        # A passing batch resolves every open quarantine of the practice it re-observes or follows.
-        cursor.execute(
-            """
-            update meta.quarantine as q
-            set resolved_at = coalesce($now::timestamptz, now()),
-                resolved_by_load_id = b.load_id,
-                resolution = case when b.observed_at = q.observed_at then 'promoted' else 'superseded' end
-            from (
-                select practice_ods, stream, arg_max(load_id, observed_at) as load_id,
-                       max(observed_at) as observed_at
-                from quality_batch_rows
-                where outcome = 'passed'
-                group by all
-            ) as b
-            where q.practice_ods = b.practice_ods and q.stream = b.stream
-              and q.resolved_at is null and q.observed_at <= b.observed_at
-            """,
-            clock,
-        )
-        cursor.execute("COMMIT")
-    except Exception:
-        cursor.execute("ROLLBACK")
-        raise
+        with transaction(cursor):
+            cursor.execute(sql_text("quality/record_quality_results.sql"), clock)
+            cursor.execute(sql_text("quality/record_quality_batches.sql"), clock)
+            cursor.execute(sql_text("quality/quarantine_failed_batches.sql"),
+                           {**clock, "next_step": NEXT_STEP})
+            cursor.execute(sql_text("quality/resolve_quarantine.sql"), clock)
     finally:
         cursor.unregister("quality_result_rows")
         cursor.unregister("quality_batch_rows")
@@ -372,10 +332,7 @@ def _snake(class_name: str) -> str:
 
 def open_quarantine(con: duckdb.DuckDBPyConnection) -> list[QuarantinedBatch]:
     """Every unresolved quarantined batch, oldest observation first."""
-    rows = con.execute(
-        "select practice_ods, stream, load_id, observed_at, failed_expectations, detail, next_step "
-        "from meta.quarantine where resolved_at is null order by observed_at, practice_ods, load_id"
-    ).fetchall()
+    rows = con.execute(sql_text("quality/open_quarantine.sql")).fetchall()
     return [QuarantinedBatch(r[0], r[1], r[2], r[3], tuple(r[4]), r[5], r[6]) for r in rows]
 
 
