@@ -28,15 +28,16 @@ SEEN_POLICY = Policy(
 )
 
 # Every column the decisions mart has had, with its label, in display order.
+# Short headers so the by-practice table fits the page; DECISION_HELP says each in full.
 DECISION_COLUMNS: dict[str, str] = {
     "released": "Released",
-    "queued": "Queued on work-list",
-    "refused": "Refused (booked meanwhile)",
-    "skipped": "Skipped at re-check",
-    "failed_or_interrupted": "Failed or interrupted",
+    "queued": "Queued",
+    "refused": "Refused",
+    "skipped": "Skipped",
+    "failed_or_interrupted": "Failed",
     "released_then_booked": "Then booked",
-    "released_unused": "Released, unused",
-    "released_still_free": "Released, still free",
+    "released_unused": "Unused",
+    "released_still_free": "Still free",
     "released_unknown": "Not known yet",
     "uptake": "Uptake (at least)",
 }

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 import streamlit as st
 
-from dashboards import data, disclosure, figures, filters, suppression
+from dashboards import data, disclosure, figures, filters, suppression, tables
 
 UK = ZoneInfo("Europe/London")
 CACHE_TTL_S = 60
@@ -456,8 +456,7 @@ def shared_table(
             config[column] = st.column_config.NumberColumn(title, help=help_text, format="localized")
         else:
             config[column] = st.column_config.TextColumn(title, help=help_text)
-    kwargs: dict[str, Any] = {"height": height} if height else {}
-    st.dataframe(shown, hide_index=True, column_config=config, **kwargs)
+    tables.dataframe(shown, config, height=height)
     export = result.export()[list(columns)]
     for column in export.columns:
         if pd.api.types.is_datetime64_any_dtype(export[column]):

@@ -470,6 +470,7 @@ def status(
 
     from flows.operations import (
         WarehouseUnavailable,
+        freshness_counts,
         open_for_reading,
         practice_status,
         status_report,
@@ -483,13 +484,14 @@ def status(
         raise _fail(str(exc)) from None
     try:
         statuses = practice_status(con, now=now, stale_after=stale_after)
+        counts = freshness_counts(con, now=now, stale_after=stale_after)
     finally:
         con.close()
     if as_json:
         for entry in statuses:
             typer.echo(json.dumps(asdict(entry), default=str))
     else:
-        for line in status_report(statuses, stale_after=stale_after, show_all=show_all):
+        for line in status_report(statuses, counts, stale_after=stale_after, show_all=show_all):
             typer.echo(line)
     if check and any(s.needs_attention for s in statuses):
         raise typer.Exit(code=2)

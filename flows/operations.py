@@ -27,6 +27,7 @@ from typing import Literal
 import duckdb
 
 from connectors.gpconnect.windows import SearchWindow, plan_windows
+from dashboards import figures
 from dashboards.figures import STALE_AFTER
 from warehouse.db import connect, sql_text, transaction
 
@@ -205,20 +206,28 @@ def completed_units(
 # ---------------------------------------------------------------------- status
 
 
+def bind_freshness_mart(con: duckdb.DuckDBPyConnection) -> None:
+    """Bind `mart_pipeline_freshness` on this connection to the mart's own SQL, live over the
+    ledger (a temporary view), so status sees a failure the moment its load records it, even
+    before the next model build, by the very definition the dashboard publishes."""
+    con.execute(
+        "create or replace temp view mart_pipeline_freshness as "
+        + sql_text("models/marts/mart_pipeline_freshness.sql")
+    )
+
+
 def practice_status(
     con: duckdb.DuckDBPyConnection, *, now: datetime, stale_after: timedelta = DEFAULT_STALE_AFTER
 ) -> list[PracticeStatus]:
-    """Every registry practice: last successful sync, freshness and any open failure.
+    """Every registry practice: last successful capture, freshness and any open failure.
 
-    A success counts only while its observation is still in the `slots` window state, so a
-    `windows reset` shows up here as an older (or missing) last sync. Re-runs keep their
-    flow's name and the original instant, so a repaired practice reads as synced then.
+    One definition with the dashboard: the pipeline-freshness mart's SQL (a success counts
+    only while its observation is still in the `slots` window state and not quarantined, so a
+    `windows reset` shows up as an older or missing capture; a re-run that repaired a
+    practice is its latest run) and fig_freshness.sql's stale rule (`freshness_counts`).
     """
-    rows = con.execute(
-        sql_text("ledger/practice_status.sql"),
-        {"flows": list(SCHEDULED_FLOWS), "full_horizon_flow": FULL_HORIZON_FLOW,
-         "stream": SCHEDULED_STREAM},
-    ).fetchall()
+    bind_freshness_mart(con)
+    rows = con.execute(sql_text("ledger/practice_status.sql")).fetchall()
     statuses: list[PracticeStatus] = []
     for (ods, name, kind, last_sync_at, last_nightly_at, latest_status, load_id, flow_run_id,
          failed_as_of, interaction, http_status, error_class, message, next_step) in rows:
@@ -233,6 +242,22 @@ def practice_status(
             failure=failure,
         ))
     return statuses
+
+
+def freshness_counts(
+    con: duckdb.DuckDBPyConnection, *, now: datetime, stale_after: timedelta = DEFAULT_STALE_AFTER
+) -> dict[str, int]:
+    """The dashboard's freshness figures (dashboards/figures/sql/fig_freshness.sql) at `now`:
+    registry_practices, practices_fresh, practices_stale, practices_never_captured and
+    practices_failed, for every practice in the registry."""
+    bind_freshness_mart(con)
+    cursor = con.execute(
+        figures.sql(figures.GROUPS["freshness"].sql_file),
+        {"all_ods": True, "ods": [], "now": now, "stale_after_s": stale_after.total_seconds()},
+    )
+    names = [d[0] for d in cursor.description or ()]
+    row = cursor.fetchone() or ()
+    return {n: int(v) for n, v in zip(names, row, strict=True) if isinstance(v, int)}
 
 
 # ---------------------------------------------------------------------- windows
@@ -288,14 +313,16 @@ def format_age(age: timedelta | None) -> str:
 
 
 def status_report(
-    statuses: list[PracticeStatus], *, stale_after: timedelta, show_all: bool = False
+    statuses: list[PracticeStatus], counts: dict[str, int], *, stale_after: timedelta,
+    show_all: bool = False,
 ) -> list[str]:
-    """The lines `slotsync status` prints: a summary, then the practices to look at."""
-    stale = sum(1 for s in statuses if s.stale)
-    failing = sum(1 for s in statuses if s.failure)
+    """The lines `slotsync status` prints: the summary (`counts`, the dashboard's freshness
+    figures from `freshness_counts`), then the practices to look at."""
     lines = [
-        f"{len(statuses)} practices: {len(statuses) - stale} fresh, {stale} stale, {failing} with "
-        f"an open failure (fresh = a successful nightly sync within {format_age(stale_after)})"
+        f"{counts['registry_practices']} practices: {counts['practices_fresh']} fresh, "
+        f"{counts['practices_stale']} stale ({counts['practices_never_captured']} never captured), "
+        f"{counts['practices_failed']} with an open failure (fresh = a successful nightly sync "
+        f"within {format_age(stale_after)})"
     ]
     shown = statuses if show_all else [s for s in statuses if s.needs_attention]
     if not shown:

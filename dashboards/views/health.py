@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 import streamlit as st
 
-from dashboards import data, figures, health, suppression, ui
+from dashboards import data, figures, health, suppression, tables, ui
 
 TITLE = "Data health"
 URL_PATH = "data-health"
@@ -100,7 +100,7 @@ def _freshness(ctx: ui.Context, fresh: pd.DataFrame) -> None:
     _problems_first(table)
     st.subheader("Every practice and hub")
     shown = health.plain(table[list(FRESH_COLUMNS)])
-    st.dataframe(shown, hide_index=True, column_config=FRESH_COLUMNS)
+    tables.dataframe(shown, FRESH_COLUMNS)
     ui.csv_download(
         shown,
         label="Download capture freshness (CSV)",
@@ -134,8 +134,8 @@ def _problems_first(table: pd.DataFrame) -> None:
 
 
 def _data_quality(ctx: ui.Context) -> None:
-    tables = data.data_quality_tables(ctx.catalogue.tables)
-    if not tables:
+    quality_tables = data.data_quality_tables(ctx.catalogue.tables)
+    if not quality_tables:
         st.info(
             "**Data-quality results: not available yet.** The warehouse does not publish its checks or "
             "quarantined batches to the dashboard yet. Until it does, practices whose latest sync "
@@ -143,7 +143,7 @@ def _data_quality(ctx: ui.Context) -> None:
             icon=":material/schedule:",
         )
         return
-    for name in tables:
+    for name in quality_tables:
         frame = ui.table(ctx, name)
         if frame is None:
             continue
@@ -154,7 +154,7 @@ def _data_quality(ctx: ui.Context) -> None:
         if frame.empty:
             st.success("Nothing recorded for the practices shown.")
             continue
-        st.dataframe(frame, hide_index=True)
+        tables.dataframe(frame)
         ui.csv_download(
             frame,
             label=f"Download {title.lower()} (CSV)",

@@ -12,7 +12,7 @@ import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in th
 import streamlit as st
 from streamlit.elements.lib.column_types import ColumnConfig
 
-from dashboards import figures, quota, ui
+from dashboards import figures, quota, tables, ui
 
 TITLE = "NHS 111 slots vs quota"
 URL_PATH = "nhs111"
@@ -193,33 +193,28 @@ def _scorecard(ctx: ui.Context, values: dict[str, figures.Value]) -> None:
         )
         .reset_index()
     )
-    left, right = st.columns([3, 2])
-    with left:
-        st.caption("Per practice, most slots short first. Weekends carry no quota.")
-        st.dataframe(
-            card[list(SCORECARD_COLUMNS)], hide_index=True, column_config=SCORECARD_COLUMNS, height=320
-        )
-        ui.csv_download(
-            card[["practice_ods", "practice_name", "pcn_code", "accepts_111_booking", "offered_core_days",
-                  "quota", "shortfall_slots", "core_days_below", "verdict"]],
-            label="Download quota scorecard (CSV)",
-            file_name=f"nhs111_scorecard_{ctx.stamp}.csv",
-            key="download_scorecard",
-        )
-    with right:
-        st.caption("Per PCN (practices set up for 111 booking).")
-        st.dataframe(
-            by_pcn,
-            hide_index=True,
-            column_config={
-                "pcn_code": "PCN",
-                "practices": st.column_config.NumberColumn("Practices"),
-                "practices_below": st.column_config.NumberColumn("Below quota"),
-                "offered_core_days": st.column_config.NumberColumn("Offered", format="localized"),
-                "quota": st.column_config.NumberColumn("Quota", format="localized"),
-                "shortfall_slots": st.column_config.NumberColumn("Shortfall", format="localized"),
-            },
-        )
+    # One above the other: side by side, the scorecard's nine columns did not fit 1,400 px.
+    st.caption("Per practice, most slots short first. Weekends carry no quota.")
+    tables.dataframe(card[list(SCORECARD_COLUMNS)], SCORECARD_COLUMNS, height=320)
+    ui.csv_download(
+        card[["practice_ods", "practice_name", "pcn_code", "accepts_111_booking", "offered_core_days",
+              "quota", "shortfall_slots", "core_days_below", "verdict"]],
+        label="Download quota scorecard (CSV)",
+        file_name=f"nhs111_scorecard_{ctx.stamp}.csv",
+        key="download_scorecard",
+    )
+    st.caption("Per PCN (practices set up for 111 booking).")
+    tables.dataframe(
+        by_pcn,
+        column_config={
+            "pcn_code": "PCN",
+            "practices": st.column_config.NumberColumn("Practices"),
+            "practices_below": st.column_config.NumberColumn("Below quota"),
+            "offered_core_days": st.column_config.NumberColumn("Offered", format="localized"),
+            "quota": st.column_config.NumberColumn("Quota", format="localized"),
+            "shortfall_slots": st.column_config.NumberColumn("Shortfall", format="localized"),
+        },
+    )
 
 
 def _heatmap(selected: pd.DataFrame) -> None:
@@ -281,7 +276,7 @@ def _below_quota_table(ctx: ui.Context, selected: pd.DataFrame, stamp: str) -> N
         else:
             st.success(message)
         return
-    st.dataframe(table, hide_index=True, column_config=BELOW_COLUMNS, column_order=list(BELOW_COLUMNS))
+    tables.dataframe(table, BELOW_COLUMNS, column_order=list(BELOW_COLUMNS))
     ui.csv_download(
         table,
         label="Download practices below quota (CSV)",
@@ -320,10 +315,9 @@ def _trend(selected: pd.DataFrame, stamp: str) -> None:
     )
     st.altair_chart(share_chart, width="stretch")
     st.caption("Share of practices whose reserved NHS 111 slots met their quota on each weekday.")
-    st.dataframe(
+    tables.dataframe(
         trend.assign(share_meeting=trend["share_meeting"] * 100),
-        hide_index=True,
-        column_config=TREND_COLUMNS,
+        TREND_COLUMNS,
         column_order=list(TREND_COLUMNS),
     )
     ui.csv_download(
@@ -337,7 +331,7 @@ def _trend(selected: pd.DataFrame, stamp: str) -> None:
 def _daily_table(selected: pd.DataFrame, stamp: str) -> None:
     st.subheader("Practice-days")
     table = selected[list(DAILY_COLUMNS)].assign(slot_day=selected["slot_day"].dt.date)
-    st.dataframe(table, hide_index=True, column_config=DAILY_COLUMNS)
+    tables.dataframe(table, DAILY_COLUMNS)
     ui.csv_download(
         table,
         label="Download practice-days (CSV)",

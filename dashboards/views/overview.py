@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 import streamlit as st
 
-from dashboards import figures, health, overview, quota, suppression, ui, utilisation
+from dashboards import figures, health, overview, quota, suppression, tables, ui, utilisation
 from dashboards.views import health as health_view
 from dashboards.views import nhs111 as nhs111_view
 
@@ -245,7 +245,7 @@ def _below_quota(ctx: ui.Context, quota_rows: pd.DataFrame, stamp: str) -> None:
     compact = [
         c for c in nhs111_view.BELOW_COLUMNS if c not in ("practice_ods", "pcn_code", "clinical_system")
     ]
-    st.dataframe(top, hide_index=True, column_config=nhs111_view.BELOW_COLUMNS, column_order=compact)
+    tables.dataframe(top, nhs111_view.BELOW_COLUMNS, column_order=compact)
     more = f" ({len(table) - TOP_BELOW} more on the NHS 111 page)" if len(table) > TOP_BELOW else ""
     st.caption(f"The {len(top)} practices with the most core days below quota{more}.")
     ui.csv_download(
@@ -274,7 +274,7 @@ def _needs_attention(ctx: ui.Context, table: pd.DataFrame, stamp: str) -> None:
         "latest_next_step": "Next step",
     }
     shown = health.plain(attention[list(columns)]).rename(columns=columns)
-    st.dataframe(shown, hide_index=True)
+    tables.dataframe(shown)
     ui.csv_download(
         attention[list(columns)],
         label="Download practices needing a look (CSV)",

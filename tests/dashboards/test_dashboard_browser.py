@@ -264,6 +264,30 @@ def test_page_renders_and_its_figure_matches_sql_before_and_after_a_filter(
     expect(page.get_by_test_id("stException")).to_have_count(0)
 
 
+# Every table's scroll area, as [content width, visible width] (Streamlit's grid draws on a
+# canvas inside `.dvn-scroller`; content wider than the box means a horizontal scroll bar).
+_TABLE_WIDTHS_JS = """() => Array.from(document.querySelectorAll("[data-testid='stDataFrame']"))
+    .map(table => table.querySelector('.dvn-scroller'))
+    .filter(scroller => scroller !== null)
+    .map(scroller => [scroller.scrollWidth, scroller.clientWidth])"""
+
+
+def test_every_table_fits_1400px_without_horizontal_scrolling(
+    page: Page, demo_server: Server
+) -> None:
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    seen = 0
+    for path, title in PAGES:
+        _open(page, demo_server, path)
+        expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
+        page.wait_for_timeout(1000)  # the grids size their columns after the first paint
+        widths = page.evaluate(_TABLE_WIDTHS_JS)
+        seen += len(widths)
+        too_wide = [w for w in widths if w[0] > w[1] + 1]
+        assert not too_wide, f"{title}: tables scroll sideways at 1,400 px (content, visible): {too_wide}"
+    assert seen >= 10, f"only {seen} tables found: the check would pass on empty pages"
+
+
 def test_small_snapshot_quota_csv_matches_sql(
     page: Page, small_server: Server, small_snapshot: Snapshot, tmp_path: Path, screenshot_dir: Path
 ) -> None:
