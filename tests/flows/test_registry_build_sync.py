@@ -67,16 +67,11 @@ def test_sync_runs_unedited_on_a_built_registry_and_captures_every_practice(
     assert {p.kind for p in registry.practices} == {"practice", "hub"}
 
     # The CLI's sync calls asyncio.run itself: run it where no event loop is running.
-    synced = run_in_thread(
-        lambda: CliRunner().invoke(
-            app,
-            [
-                "sync", "--registry", str(registry_path),
-                "--warehouse", str(tmp_path / "warehouse.duckdb"),
-                "--data-dir", str(tmp_path), "--as-of", AS_OF.isoformat(),
-            ],
-        )  # fmt: skip
-    )
+    sync_args = [
+        "sync", "--registry", str(registry_path), "--warehouse", str(tmp_path / "warehouse.duckdb"),
+        "--data-dir", str(tmp_path), "--as-of", AS_OF.isoformat(),
+    ]  # fmt: skip
+    synced = run_in_thread(lambda: CliRunner().invoke(app, sync_args))
     assert synced.exit_code == 0, synced.output
     assert f"{len(codes)} practice(s) ok, 0 failed" in synced.output
 
