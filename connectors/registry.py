@@ -27,6 +27,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from connectors.registry_yaml import dump_yaml, load_yaml
+
 ODS_PRACTICE_PATTERN = r"^[A-Z][0-9]{5}$"
 ODS_ORG_PATTERN = r"^[A-Z0-9]{3,6}$"
 CCG_CODE_DEPRECATION = (
@@ -193,7 +195,7 @@ class Registry(BaseModel):
             document["booking_organisations"] = [
                 org.model_dump(mode="json") for org in self.booking_organisations
             ]
-        return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+        return dump_yaml(document)
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -292,7 +294,7 @@ def load_registry(path: Path) -> Registry:
             str(path), [f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}"]
         ) from exc
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml(text)
     except yaml.YAMLError as exc:
         raise RegistryError(str(path), [f"not valid YAML: {exc}"]) from exc
     if not isinstance(document, Mapping) or not isinstance(document.get("practices"), list):

@@ -1,13 +1,14 @@
 """The `slotsync` command line.
 
-Heavy libraries (Prefect ~3 s, Great Expectations ~5 s) are imported inside the commands
-that need them, so `slotsync --help` stays instant. Exit codes: 0 success, 1 a fatal
-error (bad input, nothing done), 2 a run that completed but with failed practices.
+Heavy libraries (Prefect ~3 s, Great Expectations ~5 s, pandas and DuckDB ~1 s, pydantic-settings)
+are imported inside the commands that need them, so `slotsync --help` stays instant and the
+registry commands load only the registry (tests/flows/test_cli.py checks what they import).
+Exit codes: 0 success, 1 a fatal error (bad input, nothing done), 2 a run that completed but
+with failed practices.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -22,7 +23,6 @@ from typing import Annotated, Any
 
 import typer
 
-from common.config import get_settings
 from connectors.registry import RegistryError, import_nhs_csv, load_registry
 from flows.environment import prepare_prefect_environment
 from flows.export_cli import export_command
@@ -90,6 +90,8 @@ def sync(
         if instant.tzinfo is None:
             raise _fail("--as-of needs an offset, e.g. 2026-03-29T02:00:00+01:00")
     prepare_prefect_environment()
+    import asyncio
+
     from flows.sync import intraday_sync, nightly_sync
 
     kwargs: dict[str, Any] = {
@@ -135,6 +137,8 @@ def release(
         raise _fail(str(exc)) from None
     instant = _instant(as_of, "--as-of") if as_of else None
     prepare_prefect_environment(quiet=True)
+    import asyncio
+
     from flows.release import release_unused_111
 
     result = asyncio.run(release_unused_111(
@@ -172,6 +176,7 @@ def dashboard(
     env = {**os.environ, "SLOTSYNC_DATA_DIR": str(data_dir)}
     if now is not None:
         env["SLOTSYNC_NOW"] = _instant(now, "--now").isoformat()
+    from common.config import get_settings
     from dashboards.auth import LOOPBACK, write_secrets
 
     auth = get_settings().dashboard_auth
@@ -413,6 +418,8 @@ def rerun(
 ) -> None:
     """Re-run only what failed in a run: same as-of instant, only units not yet complete."""
     prepare_prefect_environment()
+    import asyncio
+
     from flows.deployments import rerun_flow_run
     from flows.operations import WarehouseUnavailable, find_load, open_for_reading, practice_runs
     from flows.run_context import settings_for

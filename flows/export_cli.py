@@ -1,4 +1,8 @@
-"""The `slotsync export` command (registered in `flows/cli.py`): options, checks, one-line errors."""
+"""The `slotsync export` command (registered in `flows/cli.py`): options, checks, one-line errors.
+
+The export machinery (pandas, DuckDB, the dashboards' suppression) is imported when the command
+runs: `flows/cli.py` imports this module for every command, `slotsync registry ...` included.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from dashboards.disclosure import UnknownRuleError, active_rule, rule_named
-from flows.export import FORMATS, Cut, ExportError, collect, parse_day, write_files
-from flows.export_postgres import is_postgres_url, write_postgres
 
 
 def export_command(
@@ -37,6 +37,10 @@ def export_command(
     ] = None,
 ) -> None:
     """Export every published mart, suppressed as the dashboard shows it, for the ICB's own tools."""
+    from dashboards.disclosure import UnknownRuleError, active_rule, rule_named
+    from flows.export import FORMATS, Cut, ExportError, collect, parse_day, write_files
+    from flows.export_postgres import is_postgres_url, write_postgres
+
     try:
         chosen = rule_named(rule) if rule else active_rule()
         cut = Cut(

@@ -8,13 +8,13 @@ logs and appointment reads are stored per load (re-running a load replaces its r
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from common.uktime import parse_fhir_datetime
+from common.uktime import parse_fhir_datetime, uk_day
 from connectors.bookinglog import AppointmentRead, BookingLogExport
 from connectors.http.errors import HttpError
 from connectors.registry import Registry
@@ -77,8 +77,17 @@ def _replace_rows(con: duckdb.DuckDBPyConnection, target: str, table: pa.Table, 
         con.execute(f"insert or replace into {target} by name select * from {view}")
         con.unregister(view)
 
+def _load_day(con: duckdb.DuckDBPyConnection, load_id: str) -> date:
+    row = con.execute(
+        "select (as_of at time zone 'Europe/London')::date from meta.load_ledger where load_id = ?",
+        [load_id],
+    ).fetchone()
+    return row[0] if row else uk_day(datetime.now(UTC))
+
+
 def sync_registry(con: duckdb.DuckDBPyConnection, registry: Registry, load_id: str) -> None:
-    """Replace core.dim_practice with the registry used by this load."""
+    """Replace core.dim_practice with the registry used by this load, and keep its list sizes
+    as of the load's day in core.practice_list_size (so past days keep their quota)."""
     rows = [
         (p.ods_code, p.name, p.kind, p.list_size, p.clinical_system, p.accepts_111_booking,
          p.nhs111_provider_ods, list(p.booking_hubs), p.ccg_code, p.pcn_code,
@@ -106,6 +115,11 @@ def sync_registry(con: duckdb.DuckDBPyConnection, registry: Registry, load_id: s
         con.execute("delete from core.dim_practice")
         con.register("registry_rows", table)
         con.execute("insert into core.dim_practice select * from registry_rows")
+        # Sizes in force from the load's UK day (today for a load not in the ledger).
+        con.execute(
+            sql_text("ledger/record_list_sizes.sql"),
+            {"day": _load_day(con, load_id)},
+        )
         con.unregister("registry_rows")
         con.execute("delete from core.dim_booking_organisation")
         con.register("organisation_rows", organisations)

@@ -25,7 +25,8 @@ DEFINITION = (
     "**How compliance is measured.** A slot counts towards the NHS 111 quota only if it is "
     "*reserved* for NHS 111: returned to the 111 provider's GP Connect search but not to an "
     "unfiltered search. The quota is `max(1, floor(list_size / 3000))` slots per core day "
-    "(Monday to Friday, UK calendar day); weekends have no quota. *Offered* counts every "
+    "(Monday to Friday, UK calendar day), from the list size in force that day, so a past "
+    "day keeps the quota it had; weekends have no quota. *Offered* counts every "
     "reserved slot seen for the day at any capture."
 )
 HELP_PRACTICES = (

@@ -108,3 +108,35 @@ def test_sync_refuses_a_bad_registry_before_doing_anything(tmp_path: Path) -> No
     )
     assert result.exit_code == 1 and "no practices" in result.output
     assert not (tmp_path / "w.duckdb").exists()
+
+
+# Packages the registry commands do not need; any of them at `slotsync` import time cost seconds
+# (pandas, Prefect and Great Expectations most) on a file that takes a fraction of one to read.
+NOT_FOR_REGISTRY_COMMANDS = (
+    "pandas", "numpy", "pyarrow", "duckdb", "prefect", "great_expectations", "sqlalchemy", "sqlmodel",
+    "streamlit", "starlette", "uvicorn", "httpx", "jwt", "pydantic_settings", "sandbox.server", "lab.demo",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["from-csv", "validate"])
+def test_registry_commands_import_only_what_they_need(tmp_path: Path, command: str) -> None:
+    fixture = Path(__file__).parents[1] / "fixtures" / "nhs111" / "workbook-sample.csv"
+    out = tmp_path / "registry.yaml"
+    from_csv = [str(fixture), "--skip-invalid", "-o", str(out), "--service-root-template", "https://h/{ods}/x"]
+    if command == "validate":
+        assert CliRunner().invoke(app, ["registry", "from-csv", *from_csv]).exit_code == 0
+    args = from_csv if command == "from-csv" else [str(out)]
+    probe = (
+        "import sys\n"
+        "from flows.cli import main\n"
+        f"sys.argv = ['slotsync', 'registry', {command!r}, *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
+        f"print('LOADED', sorted(m for m in {NOT_FOR_REGISTRY_COMMANDS!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=cli_env(tmp_path)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "LOADED []" in done.stdout, done.stdout
+    assert load_registry(out).by_ods().keys() == {"J82001", "J82003"}
+

@@ -49,6 +49,10 @@ def test_upgrading_a_previous_version_file_keeps_its_data(tmp_path: Path) -> Non
         assert con.execute("select rows_loaded from meta.sync_window").fetchall() == [(3,)]
         # Tables added by later migrations exist and are empty.
         assert con.execute("select count(*) from core.fct_slot_history").fetchall() == [(0,)]
+        # ...except the list-size history, which starts from the registry the file had.
+        assert con.execute(
+            "select practice_ods, list_size, nhs111_daily_quota, load_id from core.practice_list_size"
+        ).fetchall() == [("J82001", 9000, 3, "old-load")]
     finally:
         con.close()
 

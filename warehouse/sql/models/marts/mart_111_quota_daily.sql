@@ -2,8 +2,10 @@
 -- observation covered. NHS 111 quota compliance counts slots *reserved* for NHS 111
 -- (returned to the 111 provider's search but not to an unfiltered search) that were offered
 -- on that day at any observation, because only those are protected for 111; `quota` is
--- max(1, floor(list_size / 3000)) on core days (Mon-Fri). Unrestricted slots 111 could also
--- see are reported alongside (`nhs111_visible_free`) but do not count.
+-- max(1, floor(list_size / 3000)) on core days (Mon-Fri), from the list size in force on that
+-- day (core.int_list_size_in_force: a monthly change moves the quota from its day on and
+-- leaves earlier days' figures alone). Unrestricted slots 111 could also see are reported
+-- alongside (`nhs111_visible_free`) but do not count.
 with
 
 practices as (
@@ -12,6 +14,10 @@ practices as (
 
 slots as (
     select * from core.int_slot_states
+),
+
+sizes as (
+    select * from core.int_list_size_in_force
 ),
 
 covered_days as (
@@ -50,21 +56,25 @@ final as (
         p.clinical_system,
         p.ccg_code,
         p.pcn_code,
-        p.list_size,
+        -- A practice with no recorded sizes (written straight into dim_practice): its current one.
+        coalesce(z.list_size, p.list_size) as list_size,
         p.accepts_111_booking,
         d.slot_day,
         isodow(d.slot_day) <= 5 as is_core_day,
-        p.nhs111_daily_quota as quota,
+        coalesce(z.nhs111_daily_quota, p.nhs111_daily_quota) as quota,
         coalesce(s.nhs111_reserved_offered, 0) as nhs111_reserved_offered,
         coalesce(s.nhs111_reserved_free, 0) as nhs111_reserved_free,
         coalesce(s.nhs111_visible_free, 0) as nhs111_visible_free,
         coalesce(s.nhs111_reserved_unused, 0) as nhs111_reserved_unused,
         case
-            when isodow(d.slot_day) <= 5 then coalesce(s.nhs111_reserved_offered, 0) >= p.nhs111_daily_quota
+            when isodow(d.slot_day) <= 5
+                then coalesce(s.nhs111_reserved_offered, 0) >= coalesce(z.nhs111_daily_quota, p.nhs111_daily_quota)
         end as meets_quota
     from covered_days as d
     join practices as p using (practice_ods)
     left join per_day as s using (practice_ods, slot_day)
+    left join sizes as z
+        on z.practice_ods = d.practice_ods and d.slot_day >= z.in_force_from and d.slot_day < z.in_force_until
 )
 
 select * from final

@@ -7,6 +7,8 @@
 -- the practice); `unused` = still free at a check within 2 hours of start; `unknown` = free
 -- at a last check earlier than that; `disappeared_unconfirmed` = gone before start with no
 -- confirming appointment (removed from the book, or booked by someone without a log).
+-- `quota` is the day's NHS 111 quota from the list size in force that day
+-- (core.int_list_size_in_force).
 with
 
 seen as (
@@ -52,6 +54,10 @@ per_day as (
     group by all
 ),
 
+sizes as (
+    select * from core.int_list_size_in_force
+),
+
 days as (
     select practice_ods, slot_day from per_day
     union
@@ -66,7 +72,7 @@ select
     p.pcn_code,
     d.slot_day,
     isodow(d.slot_day) <= 5 as is_core_day,
-    p.nhs111_daily_quota as quota,
+    coalesce(z.nhs111_daily_quota, p.nhs111_daily_quota) as quota,
     coalesce(s.seen_offered, 0) + coalesce(u.slots, 0) as offered,
     coalesce(s.seen_booked_by_111, 0) + coalesce(u.slots, 0) as booked_by_111,
     coalesce(u.slots, 0) as booked_before_seen,
@@ -86,4 +92,6 @@ from days as d
 join practices as p using (practice_ods)
 left join per_day as s using (practice_ods, slot_day)
 left join unseen_111_bookings as u using (practice_ods, slot_day)
+left join sizes as z
+    on z.practice_ods = d.practice_ods and d.slot_day >= z.in_force_from and d.slot_day < z.in_force_until
 order by p.practice_ods, d.slot_day
