@@ -300,15 +300,25 @@ def test_consistency_stale_snapshot_shows_red_banner_and_no_reassurance(
 
 
 def test_consistency_status_and_dashboard_agree_at_the_demo_end(demo: Snapshot) -> None:
-    from flows.operations import practice_status
+    from flows.operations import freshness_counts, practice_status, status_report
 
     now = demo_now(demo)
     truth = _truth(demo.marts, ccg=None, now=now)
     con = duckdb.connect(str(demo.warehouse), read_only=True)
     try:
         statuses = practice_status(con, now=now)
+        counts = freshness_counts(con, now=now)
     finally:
         con.close()
+    # The summary `slotsync status` prints is the dashboard's freshness group, figure by figure.
+    for name in ("registry_practices", "practices_fresh", "practices_stale",
+                 "practices_never_captured", "practices_failed"):
+        assert counts[name] == truth[name], name
+    summary = status_report(statuses, counts, stale_after=figures.STALE_AFTER)[0]
+    assert summary.startswith(
+        f"{truth['registry_practices']} practices: {truth['practices_fresh']} fresh, "
+        f"{truth['practices_stale']} stale"
+    ), summary
     assert len(statuses) == truth["registry_practices"]
     assert sum(1 for s in statuses if not s.stale) == truth["practices_fresh"]
     assert sum(1 for s in statuses if s.failure) == truth["practices_failed"]
