@@ -75,6 +75,37 @@ class SandboxSettings(BaseModel):
     seed: int = 20261126
 
 
+class AlertSettings(BaseModel):
+    """Where operator alerts go (flows/alerts.py) and when they fire; secrets never logged.
+
+    A destination is on when its URL (or SMTP host) is set. Each secret comes from the
+    environment (`SLOTSYNC_ALERTS__TEAMS_WEBHOOK_URL`, ...) or, when its `*_block` is set, from
+    that Prefect Secret block, read when `slotsync serve` / `slotsync alerts apply` runs.
+    """
+
+    teams_webhook_url: SecretStr | None = Field(default=None, description="Teams workflow webhook URL")
+    teams_webhook_url_block: str | None = None
+    slack_webhook_url: SecretStr | None = Field(default=None, description="Slack incoming webhook URL")
+    slack_webhook_url_block: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: str = Field(default="starttls", pattern=r"^(starttls|ssl|none)$")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_password_block: str | None = None
+    email_from: str = "slotsync@localhost"
+    email_to: list[str] = Field(default_factory=list)
+    # The nightly runs at 02:00 Europe/London; not Completed by this UK time -> alert.
+    nightly_deadline: str = Field(default="07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    # Seconds from the nightly starting (or going Late) to that alert; None: from the deadline.
+    # Set it when the nightly's schedule is not 02:00, or in tests.
+    nightly_deadline_after_s: float | None = Field(default=None, ge=10)
+    # NHS 111 drift: reserved slots below quota on this many consecutive core days -> finding.
+    drift_core_days: int = Field(default=3, ge=1, le=28)
+    # Where a run's link points (the Prefect UI); default: the API's host without /api.
+    ui_url: str | None = None
+
+
 class Settings(BaseSettings):
     """Everything slotsync can be configured with."""
 
@@ -89,6 +120,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     sync: SyncSettings = SyncSettings()
     sandbox: SandboxSettings = SandboxSettings()
+    alerts: AlertSettings = AlertSettings()
     patient_hash_key: SecretStr = Field(
         default=SecretStr("change-me-outside-the-sandbox"),
         description="HMAC key for the keyed hash that stands in for patient references",

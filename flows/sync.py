@@ -45,6 +45,7 @@ from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow
 from connectors.registry import Practice, Registry, load_registry
 from connectors.uktime import uk_midnight
+from flows.alert_messages import FailedPractice, failed_run_report
 from flows.bookings import BookingsResult, collect_bookings
 from flows.logs import context_fields, log_context
 from flows.operations import (
@@ -55,6 +56,7 @@ from flows.operations import (
     completed_units,
     find_load,
     record_plan,
+    supplier_text,
 )
 from flows.run_context import FixedClock, flow_run_id, settings_for, writer_slot
 from flows.secrets import patient_hash_key
@@ -115,15 +117,13 @@ class TooManyPracticesFailed(RuntimeError):
 
     def __init__(self, summary: SyncSummary, max_failed_fraction: float) -> None:
         self.summary = summary
-        failed = [o.practice_ods for o in summary.failed]
-        shown = ", ".join(failed[:10]) + (", ..." if len(failed) > 10 else "")
-        super().__init__(
-            f"{len(failed)} of {len(summary.outcomes)} practices failed (more than "
-            f"{max_failed_fraction:.0%}) in load {summary.load_id}: {shown}. Next step: if they "
-            "share one error (see the run's summary artifact or `slotsync status`), fix that, "
-            f"then `slotsync rerun {summary.flow_run_id or summary.load_id}` fetches only what "
-            "is missing"
-        )
+        # The message is the run's state message, which the failed-run alert carries to phones.
+        super().__init__(failed_run_report(
+            failed=[FailedPractice(o.practice_ods, o.error_class, o.next_step, supplier_text(o.message))
+                    for o in summary.failed],
+            total=len(summary.outcomes), threshold=max_failed_fraction,
+            rerun_id=summary.flow_run_id or summary.load_id,
+        ))
 
 
 def search_filters(practice: Practice) -> list[tuple[str, SearchFilter]]:
