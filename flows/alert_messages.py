@@ -18,26 +18,6 @@ from datetime import datetime
 
 MAX_LISTED = 8  # practices named in one message; the rest are counted
 
-# Who fixes a drift finding, by its kind (see warehouse/sql/models/marts/mart_nhs111_drift_findings.sql).
-DRIFT_CAUSES: dict[str, tuple[str, str]] = {
-    "NO_RESERVED_111_SLOTS": (
-        "the practice's NHS 111 slot reservation (slot type or session set-up) was switched off, "
-        "changed or expired in its clinical system",
-        "practice (with its clinical system supplier if the set-up looks right)",
-    ),
-    "BELOW_111_QUOTA": (
-        "fewer sessions carry NHS 111 reserved slots than the quota needs (rota change, leave, "
-        "a template that was not rolled forward)",
-        "practice",
-    ),
-    "RESERVED_SLOTS_CHANGED": (
-        "the reserved slots' slot type or delivery channel changed, so the 111 provider's "
-        "booking rules may no longer match them",
-        "practice, then the 111 provider if its booking rules need the new type",
-    ),
-}
-
-
 @dataclass(frozen=True)
 class FailedPractice:
     """One practice's failure, as a run report lists it."""
@@ -54,9 +34,11 @@ class DriftFinding:
 
     practice_ods: str
     practice_name: str
-    kind: str  # a key of DRIFT_CAUSES
+    kind: str  # NO_RESERVED_111_SLOTS | BELOW_111_QUOTA | RESERVED_SLOTS_CHANGED
     since: datetime  # the first nightly observation of the episode
-    evidence: str
+    evidence: str  # which searches returned what
+    likely_cause: str
+    who_fixes: str
 
 
 def failed_run_report(
@@ -141,14 +123,13 @@ def quarantine_message(
 
 def drift_message(finding: DriftFinding, *, dashboard_hint: str = "Data health page") -> tuple[str, str]:
     """(subject, body) for a new NHS 111 configuration drift episode (sent once per episode)."""
-    cause, owner = DRIFT_CAUSES.get(finding.kind, ("unknown", "pipeline operator"))
     subject = f"slotsync: NHS 111 booking at risk at {finding.practice_ods}"
     body = "\n".join([
         f"{finding.practice_name} ({finding.practice_ods}): {finding.kind.replace('_', ' ').lower()}.",
         f"Since: {finding.since:%a %d %b %Y %H:%M} UTC (nightly search).",
         f"Evidence: {finding.evidence}",
-        f"Likely cause: {cause}.",
-        f"Who fixes it: {owner}.",
+        f"Likely cause: {finding.likely_cause}.",
+        f"Who fixes it: {finding.who_fixes}.",
         "111 calls for this practice may fail to book until it is fixed; the practice can check "
         "with the GP Connect Appointment Checker.",
         f"You will not be told again while this lasts; see `slotsync status` or the {dashboard_hint}.",

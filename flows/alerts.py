@@ -4,12 +4,14 @@
 start. Each alert is one automation (update-or-create by name) whose actions send the same
 text to every configured destination, a notification block saved under a fixed name:
 
-| automation | fires when | message |
-|---|---|---|
-| `slotsync: sync run failed` | a nightly_sync or intraday_sync run ends Failed or Crashed | the run's report (state message), rerun command, link |
-| `slotsync: nightly not completed by deadline` | proactive: a nightly went Late or started and no nightly Completed within the window up to `alerts.nightly_deadline` | what to check, how to start one |
-| `slotsync: batch quarantined` | a `slotsync.batch.quarantined` event (flows/validate.py) | failed expectations, who fixes it |
-| `slotsync: NHS 111 configuration drift` | a `slotsync.nhs111.drift` event, once per episode (flows/drift.py) | since when, evidence, likely cause, who fixes it |
+- `slotsync: sync run failed`: a nightly_sync or intraday_sync run ends Failed or Crashed;
+  message: the run's report (its state message), the rerun command and a link to the run.
+- `slotsync: nightly not completed by deadline`: proactive; a nightly went Late or started and
+  no nightly Completed within the window up to `alerts.nightly_deadline`; what to check.
+- `slotsync: batch quarantined`: a `slotsync.batch.quarantined` event (flows/validate.py);
+  failed expectations and who fixes it.
+- `slotsync: NHS 111 configuration drift`: a `slotsync.nhs111.drift` event, once per episode
+  (flows/drift.py); since when, evidence, likely cause, who fixes it.
 
 Destinations (connectors/config.py `AlertSettings`): a Microsoft Teams workflow webhook and a
 Slack incoming webhook, both as Prefect's Custom Webhook block (the URL kept in the block's
@@ -47,7 +49,9 @@ FAILED_RUN = "slotsync: sync run failed"
 NIGHTLY_DEADLINE = "slotsync: nightly not completed by deadline"
 QUARANTINED = "slotsync: batch quarantined"
 DRIFT = "slotsync: NHS 111 configuration drift"
-TEAMS_BLOCK, SLACK_BLOCK, EMAIL_BLOCK = "slotsync-alerts-teams", "slotsync-alerts-slack", "slotsync-alerts-email"
+TEAMS_BLOCK = "slotsync-alerts-teams"
+SLACK_BLOCK = "slotsync-alerts-slack"
+EMAIL_BLOCK = "slotsync-alerts-email"
 
 
 class AlertsError(RuntimeError):
@@ -86,7 +90,7 @@ async def _secret(value: SecretStr | None, block: str | None, what: str) -> str 
     """A secret from its Prefect Secret block (when named) or the environment's value."""
     if block:
         try:
-            loaded = await Secret.aload(block)
+            loaded: Any = await Secret.aload(block)
         except ValueError:
             raise AlertsError(f"{what}: no Prefect Secret block named {block!r} on this server") from None
         return str(loaded.get())

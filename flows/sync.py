@@ -47,6 +47,7 @@ from connectors.registry import Practice, Registry, load_registry
 from connectors.uktime import uk_midnight
 from flows.alert_messages import FailedPractice, failed_run_report
 from flows.bookings import BookingsResult, collect_bookings
+from flows.drift import notify_new_episodes
 from flows.logs import context_fields, log_context
 from flows.operations import (
     BACKFILL_STREAM,
@@ -61,7 +62,7 @@ from flows.operations import (
 from flows.run_context import FixedClock, flow_run_id, settings_for, writer_slot
 from flows.secrets import patient_hash_key
 from flows.validate import validate_batches, writer_places
-from warehouse.db import open_warehouse
+from warehouse.db import connect, open_warehouse
 from warehouse.ingest import Bookings, LoadInput, PracticeFailure, PracticeOutcome, ingest
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
 from warehouse.loader import Warehouse, new_load_id
@@ -386,8 +387,27 @@ async def _sync(
             summary.outcomes = list(outcomes)
         async with writer_slot():
             summary = load_and_publish(settings, summary, started_at, clock)
+            if flow_name == "nightly_sync":
+                tell_drift(settings, observed_at)
     await _publish_artifacts(summary)
     return summary
+
+
+def tell_drift(settings: Settings, observed_at: datetime) -> None:
+    """Notify NHS 111 drift episodes this nightly opened; a failure here never fails the sync."""
+    logger = get_run_logger()
+    try:
+        con = connect(settings.resolved_warehouse_path, read_only=True)
+        try:
+            told = notify_new_episodes(con, observed_at)
+        finally:
+            con.close()
+    except Exception as exc:  # the sync's data is safe; say so and carry on
+        logger.warning("NHS 111 drift check failed, no drift alert sent this night: %r", exc)
+        return
+    for finding in told:
+        logger.warning("NHS 111 configuration drift at %s (%s) since %s: alert sent",
+                       finding.practice_ods, finding.kind, finding.since.isoformat())
 
 
 def _finish(summary: SyncSummary, max_failed_fraction: float) -> dict[str, Any]:
