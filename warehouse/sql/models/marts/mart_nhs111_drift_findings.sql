@@ -5,8 +5,9 @@
 -- practice drifts when, over the core days its searches covered:
 --   NO_RESERVED_111_SLOTS   no slot reserved for NHS 111 at all;
 --   BELOW_111_QUOTA         fewer reserved slots than its quota on 3 consecutive core days;
---   RESERVED_SLOTS_CHANGED  the reserved slots' slot types or delivery channels differ from
---                           the previous nightly observation's.
+--   RESERVED_SLOTS_CHANGED  the reserved slots' slot types, or their delivery channels, have
+--                           nothing in common with the previous nightly observation's (a
+--                           day-to-day mix of channels is normal; a wholesale switch is not).
 -- An episode is the unbroken run of drifting observations up to the latest one; `since` is
 -- its first observation, and `is_new_episode` marks the observation that opened it (the one
 -- night its alert is sent). Likely cause and who fixes it are stated per kind.
@@ -68,8 +69,8 @@ judged as (
             when coalesce(r.longest_below_quota_run, 0) >= (select below_quota_core_days from params)
                 then 'BELOW_111_QUOTA'
             when len(lag(o.reserved_slot_types) over w) > 0
-                and (o.reserved_slot_types <> lag(o.reserved_slot_types) over w
-                     or o.reserved_channels <> lag(o.reserved_channels) over w)
+                and (not list_has_any(o.reserved_slot_types, lag(o.reserved_slot_types) over w)
+                     or not list_has_any(o.reserved_channels, lag(o.reserved_channels) over w))
                 then 'RESERVED_SLOTS_CHANGED'
         end as kind
     from per_observation as o
@@ -91,7 +92,8 @@ episodes as (
 open_episodes as (
     select
         *,
-        min(observed_at) over (partition by practice_ods, episode) as since
+        -- the non-drifting observation that closed the previous episode shares the group
+        min(observed_at) filter (where kind is not null) over (partition by practice_ods, episode) as since
     from episodes
     qualify newest_first = 1 and kind is not null
 ),
