@@ -60,21 +60,26 @@ def failed_run_report(
     return "\n".join(lines)
 
 
+CRASH_NOTE = ("The run's process died (machine, memory or kill). Completed practices are kept in "
+              "the warehouse.")
+
+
 def failed_run_message(
-    *, flow_name: str, run_name: str, state_name: str, run_id: str, state_message: str, run_url: str
+    *, flow_name: str, run_name: str, state_name: str, run_id: str, state_message: str, run_url: str,
+    crash_note: str | None = None,
 ) -> tuple[str, str]:
     """(subject, body) for a sync run that ended Failed or Crashed."""
     subject = f"slotsync: {flow_name} {state_name} ({run_name})"
     report = state_message.strip() or "No report: the run stopped before it could write one."
-    if state_name == "Crashed":
-        report += ("\nThe run's process died (machine, memory or kill). Completed practices are "
-                   "kept in the warehouse.")
-    body = "\n".join([
+    if crash_note is None:
+        crash_note = CRASH_NOTE if state_name == "Crashed" else ""
+    body = "\n".join(line for line in [
         f"{flow_name} run {run_name} ended {state_name}.",
         report,
+        crash_note,
         f"Re-run only what is missing: slotsync rerun {run_id}",
         f"Run: {run_url}",
-    ])
+    ] if line)
     return subject, body
 
 
@@ -85,6 +90,8 @@ def failed_run_template(ui_url: str) -> tuple[str, str]:
         state_name="{{ flow_run.state.name }}", run_id="{{ flow_run.id }}",
         state_message="{{ flow_run.state.message }}",
         run_url=f"{ui_url.rstrip('/')}/runs/flow-run/{{{{ flow_run.id }}}}",
+        # Jinja's own test, so the note appears only for a crash; a blank line otherwise.
+        crash_note=f"{{% if flow_run.state.name == 'Crashed' %}}{CRASH_NOTE}{{% endif %}}",
     )
 
 
