@@ -85,7 +85,8 @@ def test_alert_quarantine_and_deadline_messages_say_who_and_what_next() -> None:
 
 def test_drift_message_carries_since_evidence_cause_and_owner() -> None:
     finding = DriftFinding("A81001", "The Surgery", "NO_RESERVED_111_SLOTS",
-                           datetime(2026, 3, 25, 2, tzinfo=UTC), "0 reserved for 111", "set-up off", "practice")
+                           datetime(2026, 3, 25, 2, tzinfo=UTC), "0 reserved for 111", "set-up off",
+                           "practice")
     subject, body = drift_message(finding)
     assert subject == "slotsync: NHS 111 booking at risk at A81001"
     assert "Since: Wed 25 Mar 2026 02:00 UTC" in body and "Evidence: 0 reserved for 111" in body

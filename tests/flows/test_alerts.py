@@ -124,7 +124,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SLOTSYNC_ALERTS"))}
     env.update(
         PREFECT_HOME=str(home), PREFECT_WORKER_QUERY_SECONDS="1",
-        SLOTSYNC_ALERTS__SLACK_WEBHOOK_URL=f"{hook}/slack", SLOTSYNC_ALERTS__TEAMS_WEBHOOK_URL=f"{hook}/teams",
+        SLOTSYNC_ALERTS__SLACK_WEBHOOK_URL=f"{hook}/slack",
+        SLOTSYNC_ALERTS__TEAMS_WEBHOOK_URL=f"{hook}/teams",
         SLOTSYNC_ALERTS__SMTP_HOST="127.0.0.1", SLOTSYNC_ALERTS__SMTP_PORT=str(smtp_port),
         SLOTSYNC_ALERTS__SMTP_SECURITY="none", SLOTSYNC_ALERTS__EMAIL_TO='["oncall@example.nhs.uk"]',
         SLOTSYNC_ALERTS__NIGHTLY_DEADLINE_AFTER_S=str(DEADLINE_AFTER_S),
