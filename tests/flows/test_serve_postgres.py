@@ -87,6 +87,8 @@ def test_postgres_backed_serve_runs_an_england_sized_night_without_losing_task_r
             messages = on_server(api_url, lambda: run_log_messages(str(run.id)))
             retried = [m for m in messages if "could not grant the duckdb-writer slot" in m]
             assert retried == [], retried
+            dropped = log.read_text().count("Subscription queue is full, dropping message")
+            assert dropped == 0, f"the server dropped {dropped} event(s)"
             print(f"\n{ENGLAND_TASK_RUNS} task runs through PostgreSQL-backed Prefect in {elapsed:.0f} s")
         finally:
             if serve.poll() is None:
