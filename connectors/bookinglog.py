@@ -23,14 +23,14 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from connectors.clock import Clock, SystemClock
-from connectors.config import HttpSettings
+from common.clock import Clock, SystemClock
+from common.config import HttpSettings
+from common.uktime import parse_fhir_datetime
 from connectors.gpconnect.client import GpConnectClient
 from connectors.http.errors import HttpError, NotFound, ResponseInvalid
 from connectors.http.retry import retrying
 from connectors.http.transport import Caller, error_for, new_client, send_capped
 from connectors.registry import ODS_ORG_PATTERN, ODS_PRACTICE_PATTERN, BookingOrganisation, Practice
-from connectors.uktime import parse_fhir_datetime
 
 INTERACTION = "read booking log"
 

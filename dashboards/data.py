@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 
-from connectors.config import get_settings
+from common.config import get_settings
 
 SNAPSHOT_FILE = "dashboard.duckdb"
 CATALOG = Path(SNAPSHOT_FILE).stem

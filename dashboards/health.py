@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 
-from dashboards.suppression import PRIMARY, SECONDARY, Policy, suppress
+from dashboards.suppression import SECONDARY, Policy, suppress
 
 STALE_AFTER = timedelta(hours=26)
 STATUS_OK = "Up to date"
@@ -127,7 +127,9 @@ def reasons_shown(by_reason: pd.DataFrame, unprotected: frozenset[str]) -> tuple
     result = suppress(patient, REASON_POLICY)
     shown, exported = result.display(), result.export()
     for frame in (shown, exported):
-        conceal = frame["reason_code"].isin(unprotected) & ~frame["findings"].isin([PRIMARY, 0, "0"])
+        conceal = frame["reason_code"].isin(unprotected) & ~frame["findings"].isin(
+            [result.rule.primary, 0, "0"]
+        )
         frame.loc[conceal, ["findings", "practices"]] = SECONDARY
     plain = capacity.assign(
         findings=capacity["findings"].map("{:,}".format), practices=capacity["practices"].map("{:,}".format)

@@ -12,7 +12,11 @@ import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in th
 from dashboards.suppression import Policy
 
 NHS111_POLICY = Policy(
-    protected=("booked",), outcomes=("unused", "unknown"), rates=("utilisation",), capacity=("offered",)
+    protected=("booked",),
+    outcomes=("unused", "unknown"),
+    rates=("utilisation",),
+    capacity=("offered",),
+    rate_terms=(("utilisation", ("booked",), ("offered",)),),
 )
 
 HELP = {

@@ -20,7 +20,12 @@ import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in th
 from dashboards.suppression import Policy, suppress, unprotected
 
 SEEN_COUNTS = ("released", "released_then_booked")
-SEEN_POLICY = Policy(protected=("released_then_booked",), rates=("uptake",), capacity=("released",))
+SEEN_POLICY = Policy(
+    protected=("released_then_booked",),
+    rates=("uptake",),
+    capacity=("released",),
+    rate_terms=(("uptake", ("released_then_booked",), ("released",)),),
+)
 
 # Every column the decisions mart has had, with its label, in display order.
 DECISION_COLUMNS: dict[str, str] = {
@@ -57,6 +62,7 @@ DECISION_POLICY = Policy(
     rates=("uptake",),
     capacity=("released", "queued", "failed_or_interrupted"),
     independent=("refused", "skipped"),
+    rate_terms=(("uptake", ("released_then_booked",), ("released", "queued")),),
 )
 KPI_LABELS = {
     "released": "Released",

@@ -1,11 +1,18 @@
-"""Small-number suppression for every figure the dashboards share.
+"""Small-number suppression for every figure the dashboards and exports share.
 
-NHS statistical disclosure practice: a count of events about patients between 1 and 4 is not
-published; it is shown as "<5". Here that applies to counts derived from bookings (booked
-slots, bookings by NHS 111 or a hub, released slots later booked, refused releases because the
-slot was booked, reconciliation findings about appointments) and to any rate computed from
-them. Counts of *capacity* (slots offered, quota, slots released, slots left free) describe a
-practice's appointment book, not patients, and are shown exactly.
+The rule in force is a setting (`dashboards.disclosure`); every function here takes it as
+`rule=` and otherwise applies the active one. Under the default `nhs-1-4` (NHS statistical
+disclosure practice) a count of events about patients between 1 and 4 is not published; it
+is shown as "<5". Under `nhse-1-7-round-5` the small range is 1 to 7, shown as "*", every
+other visible patient-derived count is rounded to the nearest 5 and rates are recomputed
+from the rounded figures (`Policy.rate_terms`; a rate without terms is hidden). The text
+below speaks of "<5" and 1..4; read "*" and 1..7 under the NHS England rule.
+
+Protection applies to counts derived from bookings (booked slots, bookings by NHS 111 or a
+hub, released slots later booked, refused releases because the slot was booked, reconciliation
+findings about appointments) and to any rate computed from them. Counts of *capacity* (slots
+offered, quota, slots released, slots left free) describe a practice's appointment book, not
+patients, and are shown exactly.
 
 Hiding one cell is not enough when the page lets the reader work it out again:
 
@@ -33,17 +40,13 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 
-SMALL_MIN = 1
-SMALL_MAX = 4
-PRIMARY = "<5"
-SECONDARY = "*"
-NOTE = (
-    "Counts of booked slots between 1 and 4 are shown as **<5**, and rates built on them are "
-    "hidden, so no small group of patients can be picked out (NHS statistical disclosure "
-    "practice). Cells marked **\\*** are hidden so that a <5 cannot be worked out from the "
-    "totals. Slot capacity (offered, quota, released, free) is not patient data and is exact, "
-    "unless it is under 5 next to a hidden count, which it would give away."
-)
+from dashboards.disclosure import NHS_1_4, Rule, active_rule
+
+# The default rule's marks and range, for code and tests written against it.
+SMALL_MIN = NHS_1_4.small_min
+SMALL_MAX = NHS_1_4.small_max
+PRIMARY = NHS_1_4.primary
+SECONDARY = NHS_1_4.secondary
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ class Policy:
     capacity: tuple[str, ...] = ()
     totals_by: tuple[tuple[str, ...], ...] = ((),)
     independent: tuple[str, ...] = ()
+    # How each rate is built, (rate, numerator columns, denominator columns), each side a sum:
+    # under a rounding rule a rate is recomputed from the rounded figures.
+    rate_terms: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ class Suppressed:
     values: pd.DataFrame
     marks: pd.DataFrame = field(repr=False)
     policy: Policy = field(repr=False)
+    rule: Rule = NHS_1_4
     # Columns whose total, shown elsewhere, would still pin a "<5" because no count was left to
     # hide with it (every row small): the page must hide that total too (`suppress_one(conceal=)`).
     unprotected: frozenset[str] = frozenset()
@@ -107,16 +114,19 @@ class Suppressed:
         return out
 
 
-def is_small(value: object) -> bool:
-    """True for a count from 1 to 4 (the values that must not be shown)."""
+def is_small(value: object, rule: Rule | None = None) -> bool:
+    """True for a count in the rule's small range (the values that must not be shown)."""
+    rule = rule or active_rule()
     if _missing(value):
         return False
     number = float(value)  # type: ignore[arg-type]
-    return SMALL_MIN <= number <= SMALL_MAX
+    return rule.small_min <= number <= rule.small_max
 
 
-def suppress(frame: pd.DataFrame, policy: Policy) -> Suppressed:
-    """Apply primary, in-row and complementary suppression (see the module docstring)."""
+def suppress(frame: pd.DataFrame, policy: Policy, *, rule: Rule | None = None) -> Suppressed:
+    """Apply primary, in-row and complementary suppression (see the module docstring), then
+    the rule's rounding."""
+    rule = rule or active_rule()
 
     def present(columns: tuple[str, ...]) -> list[str]:
         return [c for c in columns if c in frame.columns]
@@ -133,26 +143,67 @@ def suppress(frame: pd.DataFrame, policy: Policy) -> Suppressed:
         if not counts:
             continue
         numbers = data[counts].apply(pd.to_numeric, errors="coerce").astype("float64")
-        small = (numbers >= SMALL_MIN) & (numbers <= SMALL_MAX)
-        hidden = _complementary(data, numbers, small, small.any(axis=1), policy.totals_by, unprotected)
+        small = (numbers >= rule.small_min) & (numbers <= rule.small_max)
+        hidden = _complementary(
+            data, numbers, small, small.any(axis=1), policy.totals_by, unprotected, rule.small_max
+        )
         for column in [*counts, *linked]:
-            marks.loc[hidden, column] = SECONDARY
+            marks.loc[hidden, column] = rule.secondary
         for column in counts:
-            marks.loc[small[column], column] = PRIMARY
+            marks.loc[small[column], column] = rule.primary
         if counts == protected:
             for column in capacity:
-                marks.loc[hidden & data[column].map(is_small).astype(bool), column] = PRIMARY
+                is_small_capacity = data[column].map(lambda v: is_small(v, rule)).astype(bool)
+                marks.loc[hidden & is_small_capacity, column] = rule.primary
 
     values = data.copy()
     for column in marks.columns:
         hide = marks[column] != ""
         if hide.any():
             values[column] = values[column].astype("float64").mask(hide)
-    return Suppressed(values=values, marks=marks, policy=policy, unprotected=frozenset(unprotected))
+    if rule.round_to is not None:
+        _round(values, marks, policy, rule, [*protected, *outcomes, *independent])
+    return Suppressed(
+        values=values, marks=marks, policy=policy, rule=rule, unprotected=frozenset(unprotected)
+    )
+
+
+def _round(values: pd.DataFrame, marks: pd.DataFrame, policy: Policy, rule: Rule, counts: list[str]) -> None:
+    """Round the visible patient-derived counts, then rebuild each rate from what is shown."""
+    for column in counts:
+        visible = marks[column] == ""
+        values[column] = values[column].astype("float64")
+        values.loc[visible, column] = values.loc[visible, column].map(
+            lambda v: v if _missing(v) else rule.rounded(float(v))
+        )
+    terms = {rate: (top, bottom) for rate, top, bottom in policy.rate_terms}
+    for rate in [c for c in policy.rates if c in marks.columns]:
+        visible = marks[rate] == ""
+        # A term the table lacks (an older mart without `queued`) counts as zero.
+        top, bottom = (
+            [c for c in side if c in values.columns] for side in terms.get(rate, ((), ()))
+        )
+        parts = [*top, *bottom]
+        if not top or not bottom:
+            # No way to rebuild it from rounded figures: hiding it is the only safe choice.
+            marks.loc[visible, rate] = rule.secondary
+            values[rate] = values[rate].astype("float64").mask(marks[rate] != "")
+            continue
+        marked = [marks[c] != "" for c in parts if c in marks.columns]
+        used = pd.concat(marked, axis=1).any(axis=1) if marked else pd.Series(False, index=marks.index)
+        marks.loc[visible & used, rate] = rule.secondary
+        numerator = values[top].astype("float64").sum(axis=1, min_count=len(top))
+        denominator = values[bottom].astype("float64").sum(axis=1, min_count=len(bottom))
+        rebuilt = numerator / denominator.where(denominator > 0)
+        values[rate] = rebuilt.mask(marks[rate] != "")
 
 
 def suppress_one(
-    figures: dict[str, float | int | None], policy: Policy, *, conceal: Collection[str] = ()
+    figures: dict[str, float | int | None],
+    policy: Policy,
+    *,
+    conceal: Collection[str] = (),
+    rule: Rule | None = None,
 ) -> dict[str, str]:
     """One row of totals (the KPIs of a page), each figure formatted as shown.
 
@@ -161,15 +212,16 @@ def suppress_one(
     protected column (the one the outcomes complete and the rates are built on) hides those
     too.
     """
+    rule = rule or active_rule()
     alone = replace(policy, totals_by=())
-    shown = suppress(pd.DataFrame([figures]), alone).display()
+    shown = suppress(pd.DataFrame([figures]), alone, rule=rule).display()
     out = {key: _format(shown.at[0, key], rate=key in policy.rates) for key in figures}
     hide = set(conceal)
     if policy.protected and policy.protected[0] in hide:
         hide |= {*policy.outcomes, *policy.rates}
     for key in hide:
-        if key in out and out[key] not in ("0", "–", PRIMARY):
-            out[key] = SECONDARY
+        if key in out and out[key] not in ("0", "–", rule.primary):
+            out[key] = rule.secondary
     return out
 
 
@@ -186,7 +238,7 @@ def conceal(result: Suppressed, rows: pd.Series, columns: Collection[str]) -> Su
     marks, values = result.marks.copy(), result.values.copy()
     for column in hide:
         target = rows.to_numpy() & (marks[column] == "").to_numpy()
-        marks.loc[target, column] = SECONDARY
+        marks.loc[target, column] = result.rule.secondary
         values[column] = values[column].astype("float64").mask(marks[column] != "")
     return replace(result, marks=marks, values=values)
 
@@ -206,6 +258,7 @@ def _complementary(
     hidden: pd.Series,
     totals_by: Sequence[tuple[str, ...]],
     unprotected: set[str],
+    small_max: int,
 ) -> pd.Series:
     hidden = hidden.copy()
     changed = True
@@ -226,12 +279,12 @@ def _complementary(
                     column = (
                         numbers.columns[0]
                         if alone
-                        else _exposed(numbers.loc[rows], small.loc[rows], hidden.loc[rows])
+                        else _exposed(numbers.loc[rows], small.loc[rows], hidden.loc[rows], small_max)
                     )
                     if column is None:
                         break
                     visible = numbers.loc[rows][~hidden.loc[rows]][column]
-                    candidates = visible[visible > SMALL_MAX]
+                    candidates = visible[visible > small_max]
                     if candidates.empty and alone:
                         candidates = visible
                     if candidates.empty:
@@ -243,7 +296,7 @@ def _complementary(
     return hidden
 
 
-def _exposed(numbers: pd.DataFrame, small: pd.DataFrame, hidden: pd.Series) -> str | None:
+def _exposed(numbers: pd.DataFrame, small: pd.DataFrame, hidden: pd.Series, small_max: int) -> str | None:
     """A protected column in which a reader knowing the total could pin a "<5" to one value."""
     for column in numbers.columns:
         cells = numbers.loc[hidden, column].fillna(0.0)
@@ -254,10 +307,10 @@ def _exposed(numbers: pd.DataFrame, small: pd.DataFrame, hidden: pd.Series) -> s
         # What a reader knows of each hidden cell: "<5" is 1..4; "*" is 0 or more (5 or
         # more when it is a complement, which a reader could guess).
         low = [
-            1.0 if p else (float(SMALL_MAX + 1) if v > SMALL_MAX else 0.0)
+            1.0 if p else (float(small_max + 1) if v > small_max else 0.0)
             for v, p in zip(cells, is_primary, strict=True)
         ]
-        high = [float(SMALL_MAX) if p else math.inf for p in is_primary]
+        high = [float(small_max) if p else math.inf for p in is_primary]
         for i, primary in enumerate(is_primary):
             if not primary:
                 continue

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
 import streamlit as st
 
-from dashboards import data, figures, filters, suppression
+from dashboards import data, disclosure, figures, filters, suppression
 
 UK = ZoneInfo("Europe/London")
 CACHE_TTL_S = 60
@@ -205,6 +205,7 @@ def shell() -> None:
         "period_from": chosen.first_day.isoformat(),
         "period_to": chosen.last_day.isoformat(),
         "filters": _filters_line(chosen),
+        "disclosure_rule": disclosure.active_rule().name,
     }
     st.session_state[_CONTEXT_KEY] = Context(
         snapshot=snapshot,
@@ -333,7 +334,8 @@ def page_header(title: str, intro: str | None = None) -> Context | None:
     st.caption(
         f"Data as of **{format_uk(publication.as_of)}** (UK time), {describe_age(ctx.age)} old at "
         f"{format_uk(ctx.now)} ({clock}) · load `{publication.load_id}` · "
-        f"published {format_uk(publication.published_at)} · showing {ctx.filters.describe()}"
+        f"published {format_uk(publication.published_at)} · showing {ctx.filters.describe()} · "
+        f"disclosure rule `{disclosure.active_rule().name}`"
     )
     if ctx.stale:
         st.error(
@@ -402,7 +404,7 @@ def kpi(column: Any, label: str, value: str, help_text: str, *, caption: str | N
 
 
 def suppression_note() -> None:
-    st.caption(f":material/shield: {suppression.NOTE}")
+    st.caption(f":material/shield: {disclosure.active_rule().note}")
 
 
 def csv_download(frame: pd.DataFrame, *, label: str, file_name: str, key: str) -> None:

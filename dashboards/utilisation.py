@@ -41,6 +41,10 @@ POLICY = Policy(
     outcomes=("unused", "unknown"),
     rates=("utilisation", "utilisation_if_unknown_booked"),
     capacity=("offered",),
+    rate_terms=(
+        ("utilisation", ("booked",), ("offered",)),
+        ("utilisation_if_unknown_booked", ("booked", "unknown"), ("offered",)),
+    ),
 )
 
 

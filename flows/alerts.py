@@ -13,7 +13,7 @@ text to every configured destination, a notification block saved under a fixed n
 - `slotsync: NHS 111 configuration drift`: a `slotsync.nhs111.drift` event, once per episode
   (flows/drift.py); since when, evidence, likely cause, who fixes it.
 
-Destinations (connectors/config.py `AlertSettings`): a Microsoft Teams workflow webhook and a
+Destinations (common/config.py `AlertSettings`): a Microsoft Teams workflow webhook and a
 Slack incoming webhook, both as Prefect's Custom Webhook block (the URL kept in the block's
 secrets), and e-mail through `flows.alert_blocks.SmtpEmail`. Secrets come from the environment
 or a Prefect Secret block and are stored only in block documents, never logged.
@@ -36,7 +36,7 @@ from prefect.events.actions import SendNotification
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from pydantic import SecretStr
 
-from connectors.config import AlertSettings
+from common.config import AlertSettings
 from flows.alert_blocks import SmtpEmail
 from flows.alert_messages import deadline_message, failed_run_template
 

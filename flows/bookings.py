@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from common.clock import Clock
 from connectors.bookinglog import (
     AppointmentRead,
     BookingLogClient,
@@ -24,7 +25,6 @@ from connectors.bookinglog import (
     BookingLogExport,
     confirm_booking,
 )
-from connectors.clock import Clock
 from connectors.gpconnect.client import GpConnectClient
 from connectors.http.errors import HttpError
 from connectors.registry import BookingOrganisation, Registry

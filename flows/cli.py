@@ -13,17 +13,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
+from importlib.metadata import entry_points
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from common.config import get_settings
 from connectors.registry import RegistryError, import_nhs_csv, load_registry
 from flows.environment import prepare_prefect_environment
+from flows.export_cli import export_command
 
 app = typer.Typer(
     help="slotsync: keep a true view of GP appointment capacity and give unused NHS 111 slots back.",
@@ -33,111 +35,39 @@ app = typer.Typer(
 registry_app = typer.Typer(help="Validate or generate practice registry files.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
 
+COMMAND_PLUGINS = "slotsync.commands"
+
+
+def add_plugin_commands(target: typer.Typer) -> list[str]:
+    """Add the commands other installed packages declare in the `slotsync.commands` group.
+
+    The lab (`demo`, `bench`, `replay`) and the sandbox (`sandbox`) plug in this way, so the
+    product never imports them; where they are not installed (the wheel ships the product
+    only) their commands are simply absent. Returns the plugins added.
+    """
+    added = []
+    for plugin in sorted(entry_points(group=COMMAND_PLUGINS), key=lambda ep: ep.name):
+        try:
+            register = plugin.load()
+        except ModuleNotFoundError as exc:
+            # Only "that package is not installed" is expected; a plugin's own broken import is not.
+            if exc.name is None or plugin.module.split(".")[0] != exc.name.split(".")[0]:
+                raise
+            continue
+        register(target)
+        added.append(plugin.name)
+    return added
+
+
+add_plugin_commands(app)
+
+# `slotsync export`: its body lives in flows/export_cli.py.
+app.command(name="export")(export_command)
+
 
 def _fail(message: str) -> typer.Exit:
     typer.secho(message, fg=typer.colors.RED, err=True)
     return typer.Exit(code=1)
-
-
-@app.command()
-def demo(
-    data_dir: Annotated[Path, typer.Option(help="where the demo warehouse and files go")] = Path(
-        "var/demo"
-    ),
-    days: Annotated[
-        int, typer.Option(min=1, max=28, help="simulated days to replay (7: the longer week)")
-    ] = 1,
-    start: Annotated[str, typer.Option(help="first simulated day (YYYY-MM-DD)")] = "2026-03-23",
-    seed: Annotated[int, typer.Option(help="sandbox random seed")] = 20261126,
-    horizon_days: Annotated[
-        int, typer.Option(min=1, max=90, help="days ahead each nightly sync reads (deployed: 28)")
-    ] = 7,
-) -> None:
-    """Run the main job on the built-in sandbox estate: simulated days of syncs and releases."""
-    # Set before anything reads the settings; a week ahead keeps the first run short.
-    os.environ["SLOTSYNC_SYNC__HORIZON_DAYS"] = str(horizon_days)
-    try:
-        first_day = date.fromisoformat(start)
-    except ValueError:
-        raise _fail(f"--start {start!r} is not a date like 2026-03-23") from None
-    # Said before the slow imports, so a newcomer sees at once what is happening.
-    from flows.demo import CADENCE, demo_schedule, estimate_seconds, summary_lines
-
-    schedule = demo_schedule(first_day, days)
-    minutes = max(1, round(estimate_seconds(schedule) / 60))
-    typer.echo(
-        f"slotsync demo: replaying {days} simulated day(s) from {first_day:%a %d %b %Y} on a sandbox "
-        f"estate of GP practices and hubs, {len(schedule)} scheduled runs; about {minutes} min on a "
-        "quiet 2-core machine"
-    )
-    typer.echo(f"  cadence: {CADENCE}; the nightly reads {horizon_days} days ahead (deployed: 28)")
-    prepare_prefect_environment(quiet=True)
-    from flows.demo import run_demo
-
-    began = time.monotonic()
-    try:
-        report = run_demo(data_dir, start=first_day, days=days, seed=seed)
-    except KeyboardInterrupt:
-        typer.echo("\ninterrupted: sandbox stopped, the warehouse keeps every completed load")
-        raise typer.Exit(code=130) from None
-    typer.echo("")
-    for line in summary_lines(report):
-        typer.echo(line)
-    typer.echo(
-        f"Replayed {report.runs} scheduled runs for {report.practices} practices and hubs in "
-        f"{time.monotonic() - began:.0f} s; {report.failures} practice capture(s) failed."
-    )
-    assert report.ended_at is not None
-    now = report.ended_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
-    typer.echo(
-        "The dashboard judges freshness at the simulated end of the replay (--now). Open it with:"
-    )
-    typer.echo(f"  {_launcher()} dashboard --data-dir {data_dir} --now {now}")
-    typer.echo("  then browse http://127.0.0.1:8501")
-
-
-def _launcher() -> str:
-    """How this command was started, so a printed follow-up command runs as printed."""
-    if os.environ.get("UV_INTERNAL__PARENT_INTERPRETER"):
-        parent = Path(os.environ["UV_INTERNAL__PARENT_INTERPRETER"]).name
-        return f"{parent} -m uv run slotsync"
-    if os.environ.get("UV"):
-        return "uv run slotsync"
-    return "slotsync"
-
-
-@app.command()
-def sandbox(
-    host: Annotated[str, typer.Option(help="interface to bind; loopback by default")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port (0 = any free port)")] = 8080,
-    registry_out: Annotated[Path, typer.Option(help="where to write the estate's registry")] = Path(
-        "var/sandbox-registry.yaml"
-    ),
-    seed: Annotated[int, typer.Option(help="sandbox random seed")] = 20261126,
-) -> None:
-    """Serve the sandbox GP Connect estate standalone (wall clock) until Ctrl-C."""
-    from connectors.clock import SystemClock
-    from connectors.sandbox.server import SandboxServer
-
-    with SandboxServer(clock=SystemClock(), seed=seed, host=host, port=port) as server:
-        server.registry.write(registry_out)
-        typer.echo(f"sandbox serving {len(server.registry.practices)} practices at {server.base_url}")
-        typer.echo(f"registry written to {registry_out}; sync it with:")
-        typer.echo(f"  slotsync sync --registry {registry_out} --warehouse var/warehouse.duckdb")
-        typer.echo("Ctrl-C to stop")
-        stop = False
-
-        def _stop(*_: Any) -> None:
-            nonlocal stop
-            stop = True
-
-        signal.signal(signal.SIGTERM, _stop)
-        try:
-            while not stop:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
-    typer.echo("sandbox stopped")
 
 
 @app.command()
@@ -242,83 +172,31 @@ def dashboard(
     env = {**os.environ, "SLOTSYNC_DATA_DIR": str(data_dir)}
     if now is not None:
         env["SLOTSYNC_NOW"] = _instant(now, "--now").isoformat()
+    from dashboards.auth import LOOPBACK, write_secrets
+
+    auth = get_settings().dashboard_auth
+    extra: list[str] = []
+    if auth.configured:
+        try:
+            secrets_file = write_secrets(auth, data_dir / "dashboard-secrets", host=host, port=port)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        extra = ["--secrets.files", str(secrets_file)]
+        allowed = ", ".join(auth.allow) or "nobody (set dashboard_auth.allow)"
+        typer.echo(f"sign-in: OpenID Connect; allowed by token claim `{auth.allow_claim}`: {allowed}")
+    else:
+        if host != LOOPBACK:
+            typer.echo(f"no sign-in configured (SLOTSYNC_DASHBOARD_AUTH__*): ignoring --host {host}")
+        host = LOOPBACK
+        typer.echo("no sign-in configured: binding 127.0.0.1 only (configure dashboard_auth to share it)")
     command = [
         sys.executable, "-m", "streamlit", "run", spec.origin, "--server.headless", "true",
         "--server.address", host, "--server.port", str(port),
-        "--browser.gatherUsageStats", "false",
+        "--browser.gatherUsageStats", "false", *extra,
     ]
     typer.echo(f"dashboard on http://{host}:{port} (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
         subprocess.run(command, env=env, check=False)
-
-
-@app.command()
-def bench(
-    size: Annotated[
-        str, typer.Option(help="small (a few practices, CI) | region (42-row estate) | england")
-    ] = "small",
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="also write the figures as JSON here")
-    ] = None,
-    repetitions: Annotated[
-        int | None, typer.Option(min=1, help="ingest repetitions (default: 3 small, 5 region)")
-    ] = None,
-    work_dir: Annotated[
-        Path | None, typer.Option(help="parent for the scratch folder (default: system temp)")
-    ] = None,
-    practices: Annotated[
-        int | None,
-        typer.Option(min=1, help="england only: serve the first N practices' networks (default all 6,300)"),
-    ] = None,
-) -> None:
-    """Benchmark: ingest vs DuckDB's read_json and a naive baseline, the nightly run end to end."""
-    prepare_prefect_environment(quiet=True)
-    from flows.bench import BenchSize, format_report, run_bench, write_json
-
-    try:
-        chosen = BenchSize(size)
-    except ValueError:
-        raise _fail(f"--size must be one of: {', '.join(s.value for s in BenchSize)}") from None
-    try:
-        report = run_bench(
-            chosen, repetitions=repetitions, work_dir=work_dir, practices=practices,
-            progress=lambda line: typer.echo(line, err=True),
-        )
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    typer.echo(format_report(report))
-    if json_path is not None:
-        write_json(report, json_path)
-        typer.echo(f"figures written to {json_path}")
-
-
-@app.command()
-def replay(
-    days: Annotated[int, typer.Option(min=1, max=28, help="judged days (+ warm-up, closing night)")],
-    json_path: Annotated[Path, typer.Option("--json", help="where to write the figures")],
-    rebook_rates: Annotated[
-        str, typer.Option(help="practice's chance of rebooking a released slot, e.g. 0.2,0.5,0.9")
-    ] = "0.2,0.5,0.9",
-    data_dir: Annotated[Path, typer.Option(help="where the replay's warehouse goes")] = Path("var/replay"),
-) -> None:
-    """With/without-release replay at the deployed cadence: coverage, displacement, accuracy."""
-    prepare_prefect_environment(quiet=True)
-    from flows.replay import bound_failures, parse_rates, run_replay, write_json
-
-    try:
-        rates = parse_rates(rebook_rates)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    result = run_replay(
-        data_dir, days=days, rebook_rates=rates, progress=lambda line: typer.echo(line, err=True)
-    )
-    write_json(result, json_path)
-    typer.echo(f"figures written to {json_path}")
-    failed = bound_failures(result)
-    for name in failed:
-        typer.secho(f"bound not met: {name}", fg=typer.colors.YELLOW, err=True)
-    if failed:
-        raise typer.Exit(code=2)
 
 
 @app.command()
@@ -335,7 +213,7 @@ def validate(
     practice, load, the expectations it failed and what to do. Data Docs are rebuilt in
     DATA_DIR/quality/data_docs/.
     """
-    from connectors.config import get_settings
+    from common.config import get_settings
 
     settings = get_settings()
     path = warehouse or settings.resolved_warehouse_path
@@ -484,7 +362,7 @@ def alerts_apply() -> None:
     prepare_prefect_environment(quiet=True)
     import httpx
 
-    from connectors.config import get_settings
+    from common.config import get_settings
     from flows.alerts import AlertsError, apply_alerts
 
     try:
@@ -536,7 +414,7 @@ def serve(
         # Before Prefect is imported: it reads its logging settings once, and children inherit them.
         os.environ.update(JSON_LOGGING_ENVIRONMENT)
     prepare_prefect_environment()
-    from connectors.config import get_settings
+    from common.config import get_settings
     from flows.serve import ServeConfig, ServeError, SlotsyncStack
 
     if database is not None and not database.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
@@ -632,7 +510,7 @@ def status(
     error text beside our error class, and any open NHS 111 drift finding.
     """
     import json
-    from datetime import UTC, timedelta
+    from datetime import timedelta
 
     import duckdb
 
@@ -748,7 +626,7 @@ def windows_reset(
 
 
 def _warehouse_path(warehouse: Path | None) -> Path:
-    from connectors.config import get_settings
+    from common.config import get_settings
 
     return warehouse or get_settings().resolved_warehouse_path
 

@@ -8,7 +8,7 @@ run by an hour during British Summer Time.
 | `nightly_sync/nightly` | 02:00 daily | the new run waits (ENQUEUE): re-runs queue behind it |
 | `intraday_sync/intraday` | 10:00 and 15:00, Monday to Friday | the new run is cancelled |
 | `backfill/backfill` | none: operators run it with `first_day`/`last_day` | waits |
-| `release_unused_111/core-hours` | every 15 min 08:00-18:30 Mon-Fri (with `flows.release`) | cancelled |
+| `release_unused_111/core-hours` | every 15 min 06:00-18:30 Mon-Fri (with `flows.release`) | cancelled |
 | `validate/after-sync` | after each completed sync run (with `flows.validate`) | waits |
 
 `concurrency_limit=1` stops runs of one deployment overlapping; the nightly, intraday and
@@ -47,8 +47,10 @@ NIGHTLY_CRON = "0 2 * * *"
 # Hourly in core hours: a slot's last snapshot is then within an hour of its start, which
 # bounds the bookings GP Connect never shows us (see the README's accuracy notes).
 INTRADAY_CRON = "0 8-18 * * 1-5"
-# GP core hours are 08:00-18:30 on weekdays.
-CORE_HOURS_EVERY_15_MIN = ("*/15 8-17 * * 1-5", "0,15,30 18 * * 1-5")
+# GP core hours are 08:00-18:30 on weekdays. Releases start two hours earlier: the default
+# policy gives a slot back 120 minutes before it starts, so the 08:00 slots fall due at 06:00
+# (the release flow re-checks each candidate live, so it needs no fresher snapshot).
+CORE_HOURS_EVERY_15_MIN = ("*/15 6-17 * * 1-5", "0,15,30 18 * * 1-5")
 SYNC_FLOWS = ("nightly_sync", "intraday_sync")
 SyncFlow = Flow[..., Coroutine[Any, Any, dict[str, Any]]]
 RERUNNABLE_FLOWS: dict[str, SyncFlow] = {

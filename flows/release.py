@@ -33,15 +33,16 @@ import orjson
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from connectors.clock import Clock, SystemClock
-from connectors.config import Settings
+from common.clock import Clock, SystemClock
+from common.config import Settings
+from common.uktime import format_uk, to_uk, uk_day, uk_local
 from connectors.gpconnect.client import GpConnectClient
 from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow
 from connectors.http.errors import HttpError
 from connectors.registry import Practice, Registry, ReleasePolicy, load_registry
-from connectors.release import ReleaseOutcome, ReleaseRequest, ReleaseResult, Releasers
-from connectors.uktime import format_uk, to_uk, uk_day, uk_local
+from connectors.release.model import ReleaseOutcome, ReleaseRequest, ReleaseResult
+from connectors.release.releasers import Releasers
 from flows.run_context import FixedClock, flow_run_id, settings_for, writer_slot
 from warehouse.audit import ReleaseDecision, attempting_keys, audit_engine, save, settled_keys
 from warehouse.db import open_warehouse, sql_text
@@ -50,6 +51,10 @@ CORE_DAY_START = time(8, 0)
 CORE_DAY_END = time(18, 30)
 # How far ahead candidates are looked for: more than any lead time or daily cut-off needs.
 LOOKAHEAD = timedelta(hours=36)
+# The deployed release cadence (flows/deployments.py runs the flow every 15 minutes). A run
+# releases every slot falling due before the next run, so no slot is released up to one
+# interval after `start - lead`; the cost is releasing at most one interval early.
+RELEASE_EVERY = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -122,9 +127,10 @@ def idempotency_key(practice_ods: str, slot_id: str, policy: str, due: datetime)
 
 
 def select_candidates(
-    rows: list[tuple[Any, ...]], registry: Registry, now: datetime, practices: set[str] | None = None
+    rows: list[tuple[Any, ...]], registry: Registry, now: datetime, practices: set[str] | None = None,
+    due_within: timedelta = timedelta(0),
 ) -> list[Candidate]:
-    """Slots from the warehouse whose release is due now under their practice's policy."""
+    """Slots whose release falls due by `now + due_within` under their practice's policy."""
     known = registry.by_ods()
     chosen: list[Candidate] = []
     for ods, slot_id, start_at, end_at, start_text, slot_type, schedule_id, last_checked in rows:
@@ -135,7 +141,7 @@ def select_candidates(
         if start_at <= now or (policy.core_hours_only and not in_core_hours(start_at)):
             continue  # never release a started slot; policy may keep out-of-hours slots
         due = due_at(policy, start_at)
-        if due > now:
+        if due > now + due_within:
             continue
         name = policy_name(policy)
         chosen.append(Candidate(
@@ -331,6 +337,7 @@ def _write_decisions(settings: Settings, decisions: list[ReleaseDecision]) -> No
 async def run_release(
     registry: Registry, settings: Settings, *, as_of: datetime | None, dry_run: bool,
     practices: list[str] | None = None, flow_run_id: str | None = None,
+    due_within: timedelta = RELEASE_EVERY,
 ) -> ReleaseRun:
     clock: Clock = FixedClock(as_of) if as_of else SystemClock()
     now = clock.now().astimezone(UTC)
@@ -341,7 +348,8 @@ async def run_release(
             rows = con.execute(
                 sql_text("release/release_candidates.sql"), {"now": now, "until": now + LOOKAHEAD}
             ).fetchall()
-            candidates = select_candidates(rows, registry, now, set(practices) if practices else None)
+            candidates = select_candidates(rows, registry, now, set(practices) if practices else None,
+                                           due_within)
             engine = audit_engine(con)
             settled = settled_keys(engine, [c.idempotency_key for c in candidates])
             interrupted = frozenset(attempting_keys(engine) - settled)
@@ -377,10 +385,15 @@ async def release_unused_111(
     as_of: datetime | None = None,
     dry_run: bool = False,
     practices: list[str] | None = None,
+    due_within_minutes: int = int(RELEASE_EVERY.total_seconds() // 60),
 ) -> dict[str, Any]:
-    """Give NHS 111 slots that nobody booked back to their practice before they go to waste."""
+    """Give NHS 111 slots that nobody booked back to their practice before they go to waste.
+
+    `due_within_minutes` is the gap to the next scheduled run: slots due before it go now.
+    """
     settings = settings_for(warehouse_path, data_dir)
     registry = load_registry(Path(registry_path))
     run = await run_release(registry, settings, as_of=as_of, dry_run=dry_run, practices=practices,
-                            flow_run_id=flow_run_id())
+                            flow_run_id=flow_run_id(),
+                            due_within=timedelta(minutes=max(0, due_within_minutes)))
     return run.as_dict()

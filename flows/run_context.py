@@ -20,7 +20,7 @@ from prefect.context import get_run_context
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
-from connectors.config import Settings, get_settings
+from common.config import Settings, get_settings
 
 WRITER_LIMIT = "duckdb-writer"  # global concurrency limit: one DuckDB writer at a time
 # How long a run keeps asking a busy Prefect API for the writer slot (503s while the API's

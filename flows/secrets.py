@@ -12,7 +12,7 @@ from typing import cast
 from prefect.blocks.system import Secret
 from pydantic import SecretStr
 
-from connectors.config import Settings
+from common.config import Settings
 
 
 async def patient_hash_key(settings: Settings) -> SecretStr:

@@ -44,7 +44,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.workers.process import ProcessWorker
 
-from connectors.config import AlertSettings
+from common.config import AlertSettings
 from flows.deployments import WORK_POOL, slotsync_deployments
 from flows.run_context import WRITER_LIMIT
 

@@ -37,14 +37,14 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from common.clock import Clock, SystemClock
+from common.config import Settings
+from common.uktime import uk_midnight
 from connectors.bookinglog import BookingLogClient
-from connectors.clock import Clock, SystemClock
-from connectors.config import Settings
 from connectors.gpconnect.client import GpConnectClient
 from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow
 from connectors.registry import Practice, Registry, load_registry
-from connectors.uktime import uk_midnight
 from flows.alert_messages import FailedPractice, failed_run_report
 from flows.bookings import BookingsResult, collect_bookings
 from flows.drift import notify_new_episodes
@@ -389,6 +389,10 @@ async def _sync(
             summary = load_and_publish(settings, summary, started_at, clock)
             if flow_name == "nightly_sync":
                 tell_drift(settings, observed_at)
+    if summary.published and settings.export_after_publish.to:
+        from flows.export_postgres import export_after_publish
+
+        export_after_publish(settings, get_run_logger())
     await _publish_artifacts(summary)
     return summary
 

@@ -19,7 +19,7 @@ import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from connectors.config import Settings, get_settings
+from common.config import Settings, get_settings
 from flows.alert_messages import quarantine_message
 from flows.run_context import flow_run_id, settings_for, writer_slot
 from warehouse.db import open_warehouse

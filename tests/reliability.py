@@ -1,4 +1,4 @@
-"""Reliability results: tests record what they injected and survived; flows/report.py renders them.
+"""Reliability results: tests record what they injected and survived; lab/report.py renders them.
 
 Each reliability test calls `record(...)` with the numbers of its own run; one JSON file per
 row under `test-artifacts/reliability/` (re-running a test overwrites its row). A test run never
@@ -70,13 +70,16 @@ def main() -> int:
     bad = [r for r in rows if (r.data_lost or 0) or (r.duplicate_rows or 0) or r.survived != r.injected]
     if bad:
         for r in bad:
-            print(f"{r.area} {r.fault}: lost {r.data_lost}, duplicates {r.duplicate_rows}, "
-                  f"survived {r.survived}/{r.injected} ({r.test})", file=sys.stderr)
+            print(
+                f"{r.area} {r.fault}: lost {r.data_lost}, duplicates {r.duplicate_rows}, "
+                f"survived {r.survived}/{r.injected} ({r.test})",
+                file=sys.stderr,
+            )
         return 1
     COMMITTED_DIR.mkdir(parents=True, exist_ok=True)
     for row in sorted(RESULTS_DIR.glob("*.json")):
         shutil.copyfile(row, COMMITTED_DIR / row.name)
-    from flows.report import main as render
+    from lab.report import main as render
 
     return render(["render"])
 

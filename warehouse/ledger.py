@@ -14,10 +14,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from common.uktime import parse_fhir_datetime
 from connectors.bookinglog import AppointmentRead, BookingLogExport
 from connectors.http.errors import HttpError
 from connectors.registry import Registry
-from connectors.uktime import parse_fhir_datetime
 from warehouse.db import sql_text, transaction
 
 _UTC = pa.timestamp("us", tz="UTC")

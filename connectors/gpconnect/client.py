@@ -22,8 +22,8 @@ import httpx
 import orjson
 from pydantic import ValidationError
 
-from connectors.clock import Clock, SystemClock
-from connectors.config import ConsumerIdentity, HttpSettings
+from common.clock import Clock, SystemClock
+from common.config import ConsumerIdentity, HttpSettings
 from connectors.gpconnect.errors import classify
 from connectors.gpconnect.models import Appointment, OperationOutcome
 from connectors.gpconnect.spine import FHIR_JSON, Interaction, SearchFilter, spine_headers

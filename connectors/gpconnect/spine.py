@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt
 
-from connectors.config import ConsumerIdentity
+from common.config import ConsumerIdentity
 
 FHIR_JSON = "application/fhir+json;charset=utf-8"
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"

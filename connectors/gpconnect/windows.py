@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from connectors.uktime import format_uk, uk_day, uk_midnight
+from common.uktime import format_uk, uk_day, uk_midnight
 
 MAX_WINDOW_DAYS = 14
 

@@ -16,7 +16,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from connectors.config import HttpSettings
+from common.config import HttpSettings
 from connectors.http.errors import HttpError, RateLimited
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from connectors.config import HttpSettings
+from common.config import HttpSettings
 from connectors.http.errors import HttpError, ResponseInvalid, TransportFailure, classify_status
 
 

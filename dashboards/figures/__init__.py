@@ -5,7 +5,7 @@ Why: the same words used to mean different numbers on different pages (released 
 answers, "111 slots offered" two). A tile, a table total, a CSV, the demo summary and the CLI
 now read a figure by name from here, so they cannot disagree.
 
-No Streamlit import, so `flows.cli` and `flows.demo` can use it. "Now" comes from an
+No Streamlit import, so `flows.cli` and `lab.demo` can use it. "Now" comes from an
 injectable clock: `SLOTSYNC_NOW` (ISO instant) pins it, as the demo does for its simulated
 week and tests do for a stale snapshot; otherwise the wall clock.
 """

@@ -14,6 +14,7 @@ import streamlit as st
 from dashboards import data, figures, health, suppression, ui
 
 TITLE = "Data health"
+URL_PATH = "data-health"
 INTRO = (
     "Whether every practice's slots were captured recently, which checks failed, and where the slot "
     "captures, the booking organisations' logs and the practices' own answers disagree."
@@ -38,6 +39,11 @@ REASON_COLUMNS = {
     "findings": "Findings",
     "practices": "Practices",
 }
+
+
+def page() -> st.Page:
+    """This view as a navigation page (the app lists it; other pages link to it)."""
+    return st.Page(render, title=TITLE, url_path=URL_PATH, icon=":material/monitor_heart:")
 
 
 def render() -> None:

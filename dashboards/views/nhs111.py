@@ -15,6 +15,7 @@ from streamlit.elements.lib.column_types import ColumnConfig
 from dashboards import figures, quota, ui
 
 TITLE = "NHS 111 slots vs quota"
+URL_PATH = "nhs111"
 # colour-blind safe: blue / orange / red, and grey for practices not set up for 111 booking
 STATUS_COLOURS = ("#2c7bb6", "#fdae61", "#d7191c", "#bababa")
 MAX_DAYS_WITH_CELL_TEXT = 31
@@ -92,6 +93,11 @@ TREND_COLUMNS: dict[str, ColumnConfig | str] = {
 def load(ctx: ui.Context) -> pd.DataFrame | None:
     frame = ui.mart(ctx, "quota_daily")
     return None if frame is None else quota.prepare(frame)
+
+
+def page() -> st.Page:
+    """This view as a navigation page (the app lists it; other pages link to it)."""
+    return st.Page(render, title=TITLE, url_path=URL_PATH, icon=":material/call:")
 
 
 def render() -> None:

@@ -14,9 +14,11 @@ import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in th
 import streamlit as st
 
 from dashboards import figures, health, overview, quota, suppression, ui, utilisation
+from dashboards.views import health as health_view
 from dashboards.views import nhs111 as nhs111_view
 
 TITLE = "Overview"
+URL_PATH = "overview"
 INTRO = (
     "Where NHS 111 slots fall short of the quota, how much GP capacity went unused, and whether "
     "the data behind it is complete. Hover over **?** for how each figure is worked out. Figures about "
@@ -34,6 +36,11 @@ STALE_NO_VERDICT = (
     "No practice is below quota in this snapshot, but the snapshot is stale: it says nothing about "
     "the days since it was captured."
 )
+
+
+def page() -> st.Page:
+    """This view as a navigation page (the app lists it; other pages link to it)."""
+    return st.Page(render, title=TITLE, url_path=URL_PATH, icon=":material/dashboard:", default=True)
 
 
 def render() -> None:
@@ -247,7 +254,7 @@ def _below_quota(ctx: ui.Context, quota_rows: pd.DataFrame, stamp: str) -> None:
         file_name=f"overview_practices_below_quota_{stamp}.csv",
         key="overview_below",
     )
-    st.page_link(_page("nhs111"), label="Open the NHS 111 page", icon=":material/arrow_forward:")
+    st.page_link(nhs111_view.page(), label="Open the NHS 111 page", icon=":material/arrow_forward:")
 
 
 def _needs_attention(ctx: ui.Context, table: pd.DataFrame, stamp: str) -> None:
@@ -274,10 +281,5 @@ def _needs_attention(ctx: ui.Context, table: pd.DataFrame, stamp: str) -> None:
         file_name=f"overview_data_attention_{stamp}.csv",
         key="overview_attention",
     )
-    st.page_link(_page("data-health"), label="Open the Data health page", icon=":material/arrow_forward:")
+    st.page_link(health_view.page(), label="Open the Data health page", icon=":material/arrow_forward:")
 
-
-def _page(url_path: str) -> st.Page:
-    from dashboards.app import pages
-
-    return next(p for p in pages() if p.url_path == url_path)

@@ -17,6 +17,7 @@ import streamlit as st
 from dashboards import figures, releases, suppression, ui
 
 TITLE = "Released NHS 111 slots"
+URL_PATH = "releases"
 INTRO = (
     "A slot reserved for NHS 111 that 111 has not booked can be given back to the practice shortly "
     "before it starts (2 hours by default), so another patient can use it. This page shows how many "
@@ -44,6 +45,11 @@ COLOURS = {
     "skipped": "#fdae61",
     "failed_or_interrupted": "#7b3294",
 }
+
+
+def page() -> st.Page:
+    """This view as a navigation page (the app lists it; other pages link to it)."""
+    return st.Page(render, title=TITLE, url_path=URL_PATH, icon=":material/lock_open:")
 
 
 def render() -> None:

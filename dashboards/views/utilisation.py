@@ -17,6 +17,7 @@ import streamlit as st
 from dashboards import figures, suppression, ui, utilisation
 
 TITLE = "Slot utilisation"
+URL_PATH = "utilisation"
 INTRO = (
     "How many of the slots practices and hubs offered were booked. GP Connect shows free slots "
     "only, so a slot is **booked** when a booking organisation's log and the practice confirm it, "
@@ -61,6 +62,11 @@ COUNT_HELP = {
     "utilisation": "Booked ÷ offered.",
     "utilisation_if_unknown_booked": "(Booked + unknown) ÷ offered: the highest the utilisation can be.",
 }
+
+
+def page() -> st.Page:
+    """This view as a navigation page (the app lists it; other pages link to it)."""
+    return st.Page(render, title=TITLE, url_path=URL_PATH, icon=":material/event_available:")
 
 
 def render() -> None:

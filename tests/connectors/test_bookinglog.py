@@ -14,14 +14,19 @@ LOGS = Path(__file__).resolve().parents[1] / "fixtures" / "booking_logs"
 
 
 def org(fmt: str) -> BookingOrganisation:
-    return BookingOrganisation(ods_code="RYE", name="NHS 111 provider", kind="nhs111",
-                               booking_log_url=f"https://x.example/bookings.{fmt}",
-                               booking_log_format=fmt)  # type: ignore[arg-type]
+    return BookingOrganisation(
+        ods_code="RYE",
+        name="NHS 111 provider",
+        kind="nhs111",
+        booking_log_url=f"https://x.example/bookings.{fmt}",
+        booking_log_format=fmt,
+    )  # type: ignore[arg-type]
 
 
 def test_json_export_parses_and_hashes_patients() -> None:
-    entries = parse_booking_log((LOGS / "nhs111.json").read_bytes(), organisation=org("json"),
-                                hash_secret="k")
+    entries = parse_booking_log(
+        (LOGS / "nhs111.json").read_bytes(), organisation=org("json"), hash_secret="k"
+    )
     first, second = entries
     assert first.slot_ids == ("958000342",) and first.status == "booked"
     assert first.patient_key == patient_key("k", "J82308", "1005443") and "1005443" not in first.patient_key

@@ -64,7 +64,7 @@ def test_valid_registry_round_trips(tmp_path: Path) -> None:
 
 def test_every_problem_is_reported_with_row_and_field(tmp_path: Path) -> None:
     rows = [
-        practice_row(ods_code="j8201"),                  # malformed ODS code
+        practice_row(ods_code="j8201"),  # malformed ODS code
         practice_row(ods_code="J82002", service_root=None),  # missing URL
         practice_row(ods_code="J82003", accepts_111_booking=True, nhs111_provider_ods=None),
         practice_row(ods_code="J82004", service_root="http://host/J82004/STU3/1/gpconnect/"),
@@ -106,7 +106,9 @@ def test_nhs_digital_csv_becomes_a_registry() -> None:
         "J82002,GOSPORT MEDICAL,PO12 1AA,10K,5823,TPP,SystmOne\n"
     )
     registry = registry_from_nhs_csv(
-        text, source="list.csv", service_root_template="https://gp.example/{ods}/STU3/1/gpconnect",
+        text,
+        source="list.csv",
+        service_root_template="https://gp.example/{ods}/STU3/1/gpconnect",
         nhs111_provider_ods="RYE",
     )
     first, second = registry.practices
@@ -126,18 +128,32 @@ def test_csv_problems_name_the_line() -> None:
 
 def test_csv_without_needed_columns_lists_accepted_names() -> None:
     with pytest.raises(RegistryError, match="no column for list_size"):
-        registry_from_nhs_csv("ods_code,name\nJ82001,A\n", source="x.csv",
-                              service_root_template="https://h/{ods}")
+        registry_from_nhs_csv(
+            "ods_code,name\nJ82001,A\n", source="x.csv", service_root_template="https://h/{ods}"
+        )
 
 
 # ---------------------------------------------------------------------- properties and fuzzing
 
-VALID_YAML = yaml.safe_dump({
-    "practices": [practice_row(), practice_row(ods_code="J82002", name="Hub", kind="hub",
-                                               accepts_111_booking=False, nhs111_provider_ods=None)],
-    "booking_organisations": [{"ods_code": "RYE", "name": "NHS 111", "kind": "nhs111",
-                               "booking_log_url": "http://127.0.0.1:8080/_booking-orgs/RYE"}],
-}, sort_keys=False)
+VALID_YAML = yaml.safe_dump(
+    {
+        "practices": [
+            practice_row(),
+            practice_row(
+                ods_code="J82002", name="Hub", kind="hub", accepts_111_booking=False, nhs111_provider_ods=None
+            ),
+        ],
+        "booking_organisations": [
+            {
+                "ods_code": "RYE",
+                "name": "NHS 111",
+                "kind": "nhs111",
+                "booking_log_url": "http://127.0.0.1:8080/_booking-orgs/RYE",
+            }
+        ],
+    },
+    sort_keys=False,
+)
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
@@ -158,10 +174,12 @@ def test_111_quota_is_max_1_floor_list_size_over_3000_for_any_list_size(tmp_path
             assert quota == max(1, math.floor(size / 3000)) and quota >= 1
             assert quota * 3000 <= max(size, 3000) < (quota + 1) * 3000 or size < 3000
             assert nhs111_daily_quota(size + 3000) == size // 3000 + 1  # one more per 3,000
-        registry = Registry(practices=tuple(
-            Practice.model_validate(practice_row(ods_code=f"J{i:05d}", list_size=size))
-            for i, size in enumerate(sizes)
-        ))
+        registry = Registry(
+            practices=tuple(
+                Practice.model_validate(practice_row(ods_code=f"J{i:05d}", list_size=size))
+                for i, size in enumerate(sizes)
+            )
+        )
         con = duckdb.connect()
         try:
             migrate(con)
@@ -175,17 +193,26 @@ def test_111_quota_is_max_1_floor_list_size_over_3000_for_any_list_size(tmp_path
         assert sorted(stored) == sorted((s, max(1, s // 3000), max(1, s // 3000)) for s in sizes)
 
     check()
-    record(Result("property", "NHS 111 quota max(1, floor(list_size/3000))", examples["n"], examples["n"],
-                  None, None, "Python and the stored dim_practice value agree with the formula",
-                  "tests/connectors/test_registry.py::"
-                  "test_111_quota_is_max_1_floor_list_size_over_3000_for_any_list_size",
-                  not_measured="a registry check: no slot data involved"))
+    record(
+        Result(
+            "property",
+            "NHS 111 quota max(1, floor(list_size/3000))",
+            examples["n"],
+            examples["n"],
+            None,
+            None,
+            "Python and the stored dim_practice value agree with the formula",
+            "tests/connectors/test_registry.py::"
+            "test_111_quota_is_max_1_floor_list_size_over_3000_for_any_list_size",
+            not_measured="a registry check: no slot data involved",
+        )
+    )
 
 
 def _mutate_bytes(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
     for position, delete, insert in edits:
         at = position % (len(data) + 1)
-        data = data[:at] + insert + data[at + delete:]
+        data = data[:at] + insert + data[at + delete :]
     return data
 
 
@@ -195,11 +222,34 @@ def test_a_mutated_registry_file_loads_or_fails_with_a_registry_error_naming_it(
     path = tmp_path / "fuzzed-registry.yaml"
 
     @settings(max_examples=400, deadline=None)
-    @given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 40),
-                              st.binary(max_size=12) | st.sampled_from(
-                                  [b":", b"- ", b"\n  ", b"{", b"[", b"&a", b"*a", b"!!python/object", b"\t",
-                                   b"\xff\xfe", b"'", b'"', b"%YAML 9.9\n---\n"])),
-                    min_size=1, max_size=6))
+    @given(
+        st.lists(
+            st.tuples(
+                st.integers(0, 10_000),
+                st.integers(0, 40),
+                st.binary(max_size=12)
+                | st.sampled_from(
+                    [
+                        b":",
+                        b"- ",
+                        b"\n  ",
+                        b"{",
+                        b"[",
+                        b"&a",
+                        b"*a",
+                        b"!!python/object",
+                        b"\t",
+                        b"\xff\xfe",
+                        b"'",
+                        b'"',
+                        b"%YAML 9.9\n---\n",
+                    ]
+                ),
+            ),
+            min_size=1,
+            max_size=6,
+        )
+    )
     def check(edits: list[tuple[int, int, bytes]]) -> None:
         examples["n"] += 1
         path.write_bytes(_mutate_bytes(VALID_YAML.encode(), edits))
@@ -211,11 +261,20 @@ def test_a_mutated_registry_file_loads_or_fails_with_a_registry_error_naming_it(
 
     check()
     assert examples["refused"] > 0
-    record(Result("fuzz", "registry file: byte mutations", examples["n"], examples["n"], None, None,
-                  f"{examples['refused']} refused with a RegistryError naming the file, the rest loaded",
-                  "tests/connectors/test_registry.py::"
-                  "test_a_mutated_registry_file_loads_or_fails_with_a_registry_error_naming_it",
-                  not_measured="a registry check: no slot data involved"))
+    record(
+        Result(
+            "fuzz",
+            "registry file: byte mutations",
+            examples["n"],
+            examples["n"],
+            None,
+            None,
+            f"{examples['refused']} refused with a RegistryError naming the file, the rest loaded",
+            "tests/connectors/test_registry.py::"
+            "test_a_mutated_registry_file_loads_or_fails_with_a_registry_error_naming_it",
+            not_measured="a registry check: no slot data involved",
+        )
+    )
 
 
 def test_mutated_registry_fields_fail_with_the_row_and_field_named(tmp_path: Path) -> None:
@@ -244,10 +303,19 @@ def test_mutated_registry_fields_fail_with_the_row_and_field_named(tmp_path: Pat
             assert any(f"row {row_index + 1}" in p for p in exc.problems), exc.problems
 
     check()
-    record(Result("fuzz", "registry rows: any value in any field", examples["n"], examples["n"], None, None,
-                  "loaded, or RegistryError naming the file, row and field",
-                  "tests/connectors/test_registry.py::test_mutated_registry_fields_fail_with_the_row_and_field_named",
-                  not_measured="a registry check: no slot data involved"))
+    record(
+        Result(
+            "fuzz",
+            "registry rows: any value in any field",
+            examples["n"],
+            examples["n"],
+            None,
+            None,
+            "loaded, or RegistryError naming the file, row and field",
+            "tests/connectors/test_registry.py::test_mutated_registry_fields_fail_with_the_row_and_field_named",
+            not_measured="a registry check: no slot data involved",
+        )
+    )
 
 
 def test_any_nhs_csv_becomes_a_registry_or_a_registry_error(tmp_path: Path) -> None:
@@ -259,13 +327,25 @@ def test_any_nhs_csv_becomes_a_registry_or_a_registry_error(tmp_path: Path) -> N
     def check(body: str, with_header: bool) -> None:
         examples["n"] += 1
         try:
-            registry_from_nhs_csv((header if with_header else "") + body, source="fuzz.csv",
-                                  service_root_template="http://127.0.0.1:1/{ods}/STU3/1/gpconnect")
+            registry_from_nhs_csv(
+                (header if with_header else "") + body,
+                source="fuzz.csv",
+                service_root_template="http://127.0.0.1:1/{ods}/STU3/1/gpconnect",
+            )
         except RegistryError as exc:
             assert "fuzz.csv" in str(exc)
 
     check()
-    record(Result("fuzz", "NHS Digital practice CSV: random text", examples["n"], examples["n"], None, None,
-                  "a registry, or RegistryError naming the source and line",
-                  "tests/connectors/test_registry.py::test_any_nhs_csv_becomes_a_registry_or_a_registry_error",
-                  not_measured="a registry check: no slot data involved"))
+    record(
+        Result(
+            "fuzz",
+            "NHS Digital practice CSV: random text",
+            examples["n"],
+            examples["n"],
+            None,
+            None,
+            "a registry, or RegistryError naming the source and line",
+            "tests/connectors/test_registry.py::test_any_nhs_csv_becomes_a_registry_or_a_registry_error",
+            not_measured="a registry check: no slot data involved",
+        )
+    )

@@ -16,27 +16,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.clock import SimulatedClock
-from connectors.config import HttpSettings, Settings
+from common.clock import SimulatedClock
+from common.config import HttpSettings, Settings
 from connectors.gpconnect.spine import SearchFilter
 from connectors.http.errors import NotFound, ResponseInvalid
 from connectors.registry import Practice, ReleasePolicy
-from connectors.release import (
-    WORKLIST_COLUMNS,
-    ReleaseOutcome,
-    ReleaseRequest,
-    Releasers,
-    SupplierApiReleaser,
-    WorkListReleaser,
-    releaser_for,
-    supplier_api_root,
-)
-from connectors.sandbox import SandboxServer
-from connectors.sandbox.state import GroundTruthRow
+from connectors.release.model import ReleaseOutcome, ReleaseRequest
+from connectors.release.releasers import Releasers, releaser_for
+from connectors.release.supplier_api import SupplierApiReleaser, supplier_api_root
+from connectors.release.worklist import WORKLIST_COLUMNS, WorkListReleaser
 from flows.release import idempotency_key
-from tests.connectors.sandbox.helpers import START, GpcClient, practices_of
+from sandbox import SandboxServer
+from sandbox.state import GroundTruthRow
 from tests.flows.conftest import run_async
 from tests.reliability import Result, record
+from tests.sandbox.helpers import START, GpcClient, practices_of
 
 RELEASE_NOT_COUNTED = "not counted: each example asserts every key is queued exactly once"
 
@@ -619,14 +613,25 @@ def test_requests_are_validated() -> None:
 def test_release_idempotency_keys_are_stable_per_slot_and_policy_window() -> None:
     """Property: one key per (practice, slot, policy, due instant), whatever the due time's zone."""
     examples = {"n": 0}
-    instants = st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2030, 1, 1),
-                            timezones=st.just(UTC))
+    instants = st.datetimes(
+        min_value=datetime(2025, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
+    )
 
     @settings(max_examples=300, deadline=None)
-    @given(st.tuples(st.sampled_from(["J82001", "J82002"]), st.sampled_from(["1", "2", "10"]),
-                     st.sampled_from(["lead-120m-core", "cutoff-1600"]), instants),
-           st.tuples(st.sampled_from(["J82001", "J82002"]), st.sampled_from(["1", "2", "10"]),
-                     st.sampled_from(["lead-120m-core", "cutoff-1600"]), instants))
+    @given(
+        st.tuples(
+            st.sampled_from(["J82001", "J82002"]),
+            st.sampled_from(["1", "2", "10"]),
+            st.sampled_from(["lead-120m-core", "cutoff-1600"]),
+            instants,
+        ),
+        st.tuples(
+            st.sampled_from(["J82001", "J82002"]),
+            st.sampled_from(["1", "2", "10"]),
+            st.sampled_from(["lead-120m-core", "cutoff-1600"]),
+            instants,
+        ),
+    )
     def check(a: tuple[str, str, str, datetime], b: tuple[str, str, str, datetime]) -> None:
         examples["n"] += 1
         key = idempotency_key(*a)
@@ -634,12 +639,20 @@ def test_release_idempotency_keys_are_stable_per_slot_and_policy_window() -> Non
         assert (key == idempotency_key(*b)) == (a == b)
 
     check()
-    record(Result("property", "release idempotency key: one per slot and policy window", examples["n"],
-                  examples["n"], None, None,
-                  "same decision, same key (any zone); another decision, another key",
-                  "tests/connectors/test_release.py::"
-                  "test_release_idempotency_keys_are_stable_per_slot_and_policy_window",
-                  not_measured=RELEASE_NOT_COUNTED))
+    record(
+        Result(
+            "property",
+            "release idempotency key: one per slot and policy window",
+            examples["n"],
+            examples["n"],
+            None,
+            None,
+            "same decision, same key (any zone); another decision, another key",
+            "tests/connectors/test_release.py::"
+            "test_release_idempotency_keys_are_stable_per_slot_and_policy_window",
+            not_measured=RELEASE_NOT_COUNTED,
+        )
+    )
 
 
 def test_any_sequence_of_repeated_releases_queues_each_key_exactly_once(tmp_path: Path) -> None:
@@ -648,8 +661,13 @@ def test_any_sequence_of_repeated_releases_queues_each_key_exactly_once(tmp_path
     practice = _worklist_practice()
     clock = SimulatedClock(START)
     pool = [
-        _request(_fake_row(practice.ods_code, datetime(2026, 3, 24, 9 + i % 4, 15 * (i % 4), tzinfo=UTC),
-                           str(5000 + i)), None, decision_id=f"d-{i}")
+        _request(
+            _fake_row(
+                practice.ods_code, datetime(2026, 3, 24, 9 + i % 4, 15 * (i % 4), tzinfo=UTC), str(5000 + i)
+            ),
+            None,
+            decision_id=f"d-{i}",
+        )
         for i in range(6)
     ]
     examples = {"n": 0, "sends": 0}
@@ -681,8 +699,17 @@ def test_any_sequence_of_repeated_releases_queues_each_key_exactly_once(tmp_path
         assert sorted(keys) == sorted(pool[i].idempotency_key for i in first)
 
     check()
-    record(Result("property", "release idempotency: repeated sends and restarts", examples["sends"],
-                  examples["sends"], None, None, "each key queued exactly once (work-list releaser)",
-                  "tests/connectors/test_release.py::"
-                  "test_any_sequence_of_repeated_releases_queues_each_key_exactly_once",
-                  not_measured=RELEASE_NOT_COUNTED))
+    record(
+        Result(
+            "property",
+            "release idempotency: repeated sends and restarts",
+            examples["sends"],
+            examples["sends"],
+            None,
+            None,
+            "each key queued exactly once (work-list releaser)",
+            "tests/connectors/test_release.py::"
+            "test_any_sequence_of_repeated_releases_queues_each_key_exactly_once",
+            not_measured=RELEASE_NOT_COUNTED,
+        )
+    )

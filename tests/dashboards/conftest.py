@@ -39,7 +39,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from connectors.config import get_settings
+from common.config import get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

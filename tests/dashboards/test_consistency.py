@@ -101,8 +101,16 @@ EXPECTED: dict[str, Expect] = {
 }
 # Tiles that are not named figures (context, or one audience's subset): checked for `None` only.
 OTHER_TILES = {
-    "Data captured", "Practices", "Slots offered", "Booked", "Unused", "Unknown outcome", "Utilisation",
-    "Queued", "Refused", "Skipped",
+    "Data captured",
+    "Practices",
+    "Slots offered",
+    "Booked",
+    "Unused",
+    "Unknown outcome",
+    "Utilisation",
+    "Queued",
+    "Refused",
+    "Skipped",
 }
 
 
@@ -135,9 +143,15 @@ def _open(page: Page, server: Server, path: str, title: str) -> None:
     _wait(page)
 
 
-def _tiles(page: Page) -> dict[str, str]:
-    """Every KPI tile of the current run: label -> value as shown."""
+def _tiles(page: Page, *, require: str | None = None) -> dict[str, str]:
+    """Every KPI tile of the current run: label -> value as shown.
+
+    ``require`` names a tile the page must show; waiting for it first closes the race where the
+    status widget has not yet appeared and the tiles of the new run are still being drawn.
+    """
     tiles = page.locator("[data-testid='stElementContainer'][data-stale='false'] [data-testid='stMetric']")
+    if require is not None:
+        expect(tiles.filter(has_text=require).first).to_be_visible(timeout=RENDER_TIMEOUT_MS)
     out: dict[str, str] = {}
     for index in range(tiles.count()):
         tile = tiles.nth(index)
@@ -224,7 +238,7 @@ def test_consistency_same_figure_equal_in_csv_and_demo_summary(
     truth = _truth(demo.marts, ccg=None, now=now)
     # The CSV: the scorecard's totals are the tiles' figures, and it says how it was cut.
     _open(page, demo_server_at_end, "nhs111", "NHS 111 slots vs quota")
-    tiles = _tiles(page)
+    tiles = _tiles(page, require=figures.LABELS["nhs111_offered_core_days"])
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Download quota scorecard (CSV)").click()
     target = tmp_path / "scorecard.csv"
@@ -246,7 +260,8 @@ def test_consistency_same_figure_equal_in_csv_and_demo_summary(
     found = re.search(rf"{re.escape(figures.LABELS['practice_utilisation'])}: ([\d.]+%)", summary)
     assert found and found.group(1) == _pct(truth["practice_utilisation"])
     _open(page, demo_server_at_end, "releases", "Released NHS 111 slots")
-    assert _tiles(page)[figures.LABELS["released"]] == _count(truth["released"])
+    released = figures.LABELS["released"]
+    assert _tiles(page, require=released)[released] == _count(truth["released"])
     # No internal names, and the assumption behind any saving is named.
     assert "release_unused_111" not in summary and "skipped_gone" not in summary
     assert "REBOOK_AFTER_RELEASE_CHANCE" in summary
@@ -322,9 +337,12 @@ def _failed_copy(demo: Snapshot, root: Path, failed: list[str]) -> Path:
 def test_consistency_failed_practices_are_counted_everywhere(
     page: Page, demo: Snapshot, tmp_path: Path, screenshot_dir: Path
 ) -> None:
-    ods = [str(r[0]) for r in duckdb.connect(str(demo.marts), read_only=True).execute(
-        "select practice_ods from dashboard.marts.mart_pipeline_freshness order by 1 limit 2"
-    ).fetchall()]
+    ods = [
+        str(r[0])
+        for r in duckdb.connect(str(demo.marts), read_only=True)
+        .execute("select practice_ods from dashboard.marts.mart_pipeline_freshness order by 1 limit 2")
+        .fetchall()
+    ]
     marts = _failed_copy(demo, tmp_path / "data", ods)
     now = demo_now(demo)
     truth = _truth(marts, ccg=None, now=now)

@@ -8,14 +8,13 @@ possible value.
 
 from __future__ import annotations
 
-import itertools
-
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dashboards import health, releases, utilisation
+from dashboards.disclosure import NHS_1_4, NHSE_1_7_ROUND_5, Rule
 from dashboards.suppression import PRIMARY, SECONDARY, Policy, suppress, suppress_one
 from dashboards.suppression import conceal as suppress_conceal
 
@@ -202,23 +201,49 @@ def test_independent_counts_do_not_hide_each_other() -> None:
 # ---------------------------------------------------------------------------- the reader
 
 
-def _possible_values(shown: list[str], values: list[int]) -> list[set[int]]:
-    """Every value each cell can take given what is shown and the column's total."""
-    total = sum(values)
-    hidden = [i for i, mark in enumerate(shown) if mark in (PRIMARY, SECONDARY)]
-    known = sum(v for i, v in enumerate(values) if i not in hidden)
-    ranges = [range(1, 5) if shown[i] == PRIMARY else range(total + 1) for i in hidden]
-    possible: list[set[int]] = [set() for _ in values]
-    for combo in itertools.product(*ranges):
-        if known + sum(combo) == total:
-            for i, v in zip(hidden, combo, strict=True):
-                possible[i].add(v)
+def _known(shown: str, rule: Rule) -> tuple[int, int]:
+    """What a reader knows of a visible cell: its exact value, or under a rounding rule every
+    value that rounds to what is shown (0 is exact: 1 and 2 would have been suppressed)."""
+    value = int(shown.replace(",", ""))
+    if rule.round_to is None or value == 0:
+        return value, value
+    half = rule.round_to // 2
+    return value - half, value + half
+
+
+def _possible_values(
+    shown: list[str], hidden: list[bool], values: list[int], total_shown: str, rule: Rule
+) -> list[tuple[int, int]]:
+    """The values each hidden cell can take given what is shown and the column's total.
+
+    The reader is told which hidden cells are small (the strongest reader: under the NHS
+    England rule both kinds are "*"); a small one lies in the rule's range, any other hidden
+    cell is 0 or more. All constraints are integer intervals and one sum, so the values a cell
+    can take form the interval returned (exactly what enumerating every table would find).
+    """
+    total_low, total_high = _known(total_shown, rule)
+    cells = [
+        ((rule.small_min, rule.small_max) if rule.small_min <= value <= rule.small_max else (0, total_high))
+        if is_hidden
+        else _known(text, rule)
+        for text, is_hidden, value in zip(shown, hidden, values, strict=True)
+    ]
+    low_all, high_all = sum(c[0] for c in cells), sum(c[1] for c in cells)
+    possible = []
+    for (low, high), is_hidden, value in zip(cells, hidden, values, strict=True):
+        if not is_hidden:
+            continue
+        lowest = max(low, total_low - (high_all - high))
+        highest = min(high, total_high - (low_all - low))
+        assert lowest <= value <= highest  # the truth is always possible
+        possible.append((lowest, highest))
     return possible
 
 
+@pytest.mark.parametrize("rule", [NHS_1_4, NHSE_1_7_ROUND_5], ids=lambda r: r.name)
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from([0, 1, 2, 3, 4, 5, 6, 8, 12, 20]), min_size=1, max_size=5))
-def test_no_small_count_can_be_worked_out_from_the_total(booked: list[int]) -> None:
+@given(st.lists(st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 20]), min_size=1, max_size=5))
+def test_disclosure_no_small_count_can_be_worked_out_from_the_total(rule: Rule, booked: list[int]) -> None:
     frame = pd.DataFrame(
         {
             "practice_ods": [f"P{i}" for i in range(len(booked))],
@@ -229,16 +254,24 @@ def test_no_small_count_can_be_worked_out_from_the_total(booked: list[int]) -> N
         }
     )
     policy = Policy(("booked",), ("unused", "unknown"), (), ("offered",))
-    result = suppress(frame, policy)
-    marks = [m if m in (PRIMARY, SECONDARY) else "" for m in result.display()["booked"]]
-    total = suppress_one({"booked": sum(booked)}, policy, conceal=result.unprotected)["booked"]
-    if total in (PRIMARY, SECONDARY):
+    result = suppress(frame, policy, rule=rule)
+    hidden = (result.marks["booked"] != "").tolist()
+    shown = [str(s) for s in result.display()["booked"]]
+    # Every small count is hidden; every other shown count is the rule's figure for the truth.
+    for value, is_hidden, text in zip(booked, hidden, shown, strict=True):
+        if rule.small_min <= value <= rule.small_max:
+            assert is_hidden and text == rule.primary
+        elif not is_hidden:
+            assert text == f"{rule.rounded(value):,.0f}"
+    total = suppress_one({"booked": sum(booked)}, policy, conceal=result.unprotected, rule=rule)["booked"]
+    if total in (rule.primary, rule.secondary):
         return  # the reader does not get the total
     assert not result.unprotected
-    possible = _possible_values(marks, booked)
-    for mark, options in zip(marks, possible, strict=True):
-        if mark == PRIMARY:
-            assert len(options) > 1, (booked, marks, possible)
+    hidden_values = [v for v, h in zip(booked, hidden, strict=True) if h]
+    possible = _possible_values(shown, hidden, booked, total, rule)
+    for value, (lowest, highest) in zip(hidden_values, possible, strict=True):
+        if rule.small_min <= value <= rule.small_max:
+            assert highest > lowest, (rule.name, booked, shown, total, possible)
 
 
 def test_a_total_that_would_pin_every_small_count_is_concealed() -> None:

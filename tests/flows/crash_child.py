@@ -66,8 +66,13 @@ def main(spec: dict[str, Any]) -> None:
     try:
         warehouse = Warehouse(con)
         warehouse.begin_load(load_id, flow_name="nightly_sync", as_of=as_of, started_at=as_of)
-        record_plan(con, load_id, LoadPlan("scheduled", "slots", as_of, spec["horizon_days"],
-                                           spec["window_days"], tuple(practices)))
+        record_plan(
+            con,
+            load_id,
+            LoadPlan(
+                "scheduled", "slots", as_of, spec["horizon_days"], spec["window_days"], tuple(practices)
+            ),
+        )
         warehouse.sync_registry(load_registry(data_dir / "registry.yaml"), load_id)
         print("loading", flush=True)
         files = [LandingFile(ods, data_dir / "landing" / load_id / f"{ods}.ndjson") for ods in practices]
@@ -85,8 +90,9 @@ def main(spec: dict[str, Any]) -> None:
             raise SystemExit(f"batches quarantined: {report.quarantined}")
         warehouse.record_practice_runs(load_id, outcomes, finished_at=as_of)
         warehouse.build_models(load_id)
-        warehouse.finish_load(load_id, status="completed", completed_at=as_of,
-                              practices_ok=len(outcomes), practices_failed=0)
+        warehouse.finish_load(
+            load_id, status="completed", completed_at=as_of, practices_ok=len(outcomes), practices_failed=0
+        )
         warehouse.publish(data_dir / "published", load_id=load_id, as_of=as_of)
     finally:
         con.close()

@@ -7,7 +7,7 @@ from uuid import uuid4
 
 from jinja2 import Environment
 
-from connectors.config import AlertSettings
+from common.config import AlertSettings
 from flows.alert_messages import (
     MAX_LISTED,
     DriftFinding,

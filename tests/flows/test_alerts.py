@@ -32,10 +32,10 @@ from prefect.client.schemas.actions import WorkPoolUpdate
 from prefect.deployments import arun_deployment
 from prefect.states import Scheduled
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox.faults import FaultRule
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
 from flows.alerts import DRIFT, FAILED_RUN, NIGHTLY_DEADLINE, QUARANTINED
+from sandbox.faults import FaultRule
+from sandbox.server import SandboxServer
 from tests.flows.test_serve import CLI, STARTUP_TIMEOUT_S, free_port, on_server, processes_under, wait_until
 
 AS_OF = datetime(2026, 3, 24, 2, 0, tzinfo=UTC)  # Tuesday 02:00 GMT

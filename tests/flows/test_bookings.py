@@ -10,11 +10,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from connectors.clock import SimulatedClock
+from common.clock import SimulatedClock
 from connectors.registry import Registry
-from connectors.sandbox.faults import FaultRule
-from connectors.sandbox.server import SandboxServer
 from flows.sync import nightly_sync
+from sandbox.faults import FaultRule
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 
 AS_OF = datetime(2026, 3, 26, 14, 0, tzinfo=UTC)  # Thursday afternoon: the day's bookings exist
@@ -30,8 +30,13 @@ def sync(sandbox: SandboxServer, tmp_path: Path) -> dict[str, Any]:
     registry_path = tmp_path / "registry.yaml"
     sandbox.registry.write(registry_path)
     result: dict[str, Any] = run_async(
-        nightly_sync(registry_path=str(registry_path), warehouse_path=str(tmp_path / "wh.duckdb"),
-                     data_dir=str(tmp_path), as_of=AS_OF, horizon_days=14)
+        nightly_sync(
+            registry_path=str(registry_path),
+            warehouse_path=str(tmp_path / "wh.duckdb"),
+            data_dir=str(tmp_path),
+            as_of=AS_OF,
+            horizon_days=14,
+        )
     )
     return result
 
@@ -75,7 +80,8 @@ def _facts_since(tmp_path: Path, since: datetime) -> list[tuple[Any, ...]]:
     try:
         return con.execute(
             "select practice_ods, appointment_id, booking_org_ods, confirmation, status "
-            "from core.fct_appointment where end_at >= ?", [since],
+            "from core.fct_appointment where end_at >= ?",
+            [since],
         ).fetchall()
     finally:
         con.close()
@@ -111,15 +117,23 @@ def test_a_failing_export_does_not_fail_the_slot_sync(sandbox: SandboxServer, tm
     good = sandbox.registry.booking_organisations[0]
     broken_url = good.booking_log_url.replace("_booking-orgs", "nowhere")
     broken = good.model_copy(update={"booking_log_url": broken_url})
-    registry = Registry(practices=sandbox.registry.practices,
-                        booking_organisations=(broken, *sandbox.registry.booking_organisations[1:]))
+    registry = Registry(
+        practices=sandbox.registry.practices,
+        booking_organisations=(broken, *sandbox.registry.booking_organisations[1:]),
+    )
     registry_path = tmp_path / "registry.yaml"
     registry.write(registry_path)
-    sandbox.state.faults.add(FaultRule(practice="*", interaction="READ_APPOINTMENT", kind="status",
-                                       status=503, count=1))
+    sandbox.state.faults.add(
+        FaultRule(practice="*", interaction="READ_APPOINTMENT", kind="status", status=503, count=1)
+    )
     result: dict[str, Any] = run_async(
-        nightly_sync(registry_path=str(registry_path), warehouse_path=str(tmp_path / "wh.duckdb"),
-                     data_dir=str(tmp_path), as_of=AS_OF, horizon_days=14)
+        nightly_sync(
+            registry_path=str(registry_path),
+            warehouse_path=str(tmp_path / "wh.duckdb"),
+            data_dir=str(tmp_path),
+            as_of=AS_OF,
+            horizon_days=14,
+        )
     )
     assert all(o["status"] == "ok" for o in result["outcomes"])
     failures = result["booking_logs"]["failures"]

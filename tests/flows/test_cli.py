@@ -29,7 +29,10 @@ def test_demo_replays_a_day_and_prints_the_summary(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo"
     done = subprocess.run(
         [*CLI, "demo", "--days", "1", "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=600, env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=cli_env(tmp_path),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
@@ -48,7 +51,10 @@ def test_standalone_sandbox_can_be_synced_through_its_registry(tmp_path: Path) -
     registry_file = tmp_path / "sandbox-registry.yaml"
     sandbox = subprocess.Popen(
         [*CLI, "sandbox", "--port", "0", "--registry-out", str(registry_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(tmp_path),
     )
     try:
         deadline = time.monotonic() + 60
@@ -60,9 +66,21 @@ def test_standalone_sandbox_can_be_synced_through_its_registry(tmp_path: Path) -
         assert all(p.service_root.startswith("http://127.0.0.1:") for p in registry.practices)
         first = registry.practices[0].ods_code
         synced = subprocess.run(
-            [*CLI, "sync", "--registry", str(registry_file), "--warehouse",
-             str(tmp_path / "wh" / "warehouse.duckdb"), "--practice", first, "--intraday"],
-            capture_output=True, text=True, timeout=600, env=cli_env(tmp_path),
+            [
+                *CLI,
+                "sync",
+                "--registry",
+                str(registry_file),
+                "--warehouse",
+                str(tmp_path / "wh" / "warehouse.duckdb"),
+                "--practice",
+                first,
+                "--intraday",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=cli_env(tmp_path),
         )
         assert synced.returncode == 0, synced.stdout + synced.stderr
         assert "1 practice(s) ok, 0 failed" in synced.stdout

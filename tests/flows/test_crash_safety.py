@@ -28,18 +28,20 @@ from typing import Any
 import duckdb
 import pytest
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
 from flows.operations import find_load
 from flows.sync import nightly_sync
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 from tests.flows.crash_child import KILL_POINTS
 from tests.reliability import Result, record
 from warehouse.db import open_warehouse
 from warehouse.integrity import table_hashes
 
-CRASH_NOT_COUNTED = ("not counted row by row: every core and mart table of the healed warehouse "
-                     "hashes equal to a clean run's (asserted)")
+CRASH_NOT_COUNTED = (
+    "not counted row by row: every core and mart table of the healed warehouse "
+    "hashes equal to a clean run's (asserted)"
+)
 
 AS_OF = datetime(2026, 3, 25, 2, 0, tzinfo=UTC)
 PRACTICES = 8  # four transactions of two practices on the loader's four connections
@@ -69,10 +71,16 @@ class Template:
 def nightly(sandbox: SandboxServer, data_dir: Path, practices: list[str], **kwargs: Any) -> dict[str, Any]:
     registry_path = data_dir / "registry.yaml"
     sandbox.registry.write(registry_path)
-    result: dict[str, Any] = run_async(nightly_sync(
-        registry_path=str(registry_path), data_dir=str(data_dir),
-        warehouse_path=str(data_dir / "wh.duckdb"), as_of=AS_OF, practices=practices, **kwargs,
-    ))
+    result: dict[str, Any] = run_async(
+        nightly_sync(
+            registry_path=str(registry_path),
+            data_dir=str(data_dir),
+            warehouse_path=str(data_dir / "wh.duckdb"),
+            as_of=AS_OF,
+            practices=practices,
+            **kwargs,
+        )
+    )
     return result
 
 
@@ -111,30 +119,48 @@ def template(sandbox: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -
         con.close()
     assert loaded is not None and loaded.plan is not None
     units = dict(read(data_dir, "select practice_ods, count(*) from meta.sync_window group by all"))
-    rows = dict(read(data_dir, "select practice_ods, count(*) from staging.stg_gpconnect__slots "
-                               "group by all"))
-    return Template(data_dir, result["load_id"], practices, units, rows, warehouse_tables(data_dir),
-                    loaded.plan.horizon_days, loaded.plan.window_days)
+    rows = dict(
+        read(data_dir, "select practice_ods, count(*) from staging.stg_gpconnect__slots group by all")
+    )
+    return Template(
+        data_dir,
+        result["load_id"],
+        practices,
+        units,
+        rows,
+        warehouse_tables(data_dir),
+        loaded.plan.horizon_days,
+        loaded.plan.window_days,
+    )
 
 
 def prepare(template: Template, data_dir: Path) -> None:
     """A fresh data dir holding the template's landed files (the fetch already happened)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(template.data_dir / "registry.yaml", data_dir / "registry.yaml")
-    shutil.copytree(template.data_dir / "landing" / template.load_id,
-                    data_dir / "landing" / template.load_id)
+    shutil.copytree(template.data_dir / "landing" / template.load_id, data_dir / "landing" / template.load_id)
 
 
 def child(template: Template, data_dir: Path, kill_at: str | None = None) -> subprocess.Popen[str]:
-    spec = {"data_dir": str(data_dir), "load_id": template.load_id, "as_of": AS_OF.isoformat(),
-            "practices": template.practices, "horizon_days": template.horizon_days,
-            "window_days": template.window_days, "kill_at": kill_at,
-            # One practice a batch (a batch is one transaction): kills land between commits too.
-            "batch_bytes": 1}
+    spec = {
+        "data_dir": str(data_dir),
+        "load_id": template.load_id,
+        "as_of": AS_OF.isoformat(),
+        "practices": template.practices,
+        "horizon_days": template.horizon_days,
+        "window_days": template.window_days,
+        "kill_at": kill_at,
+        # One practice a batch (a batch is one transaction): kills land between commits too.
+        "batch_bytes": 1,
+    }
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.flows.crash_child", json.dumps(spec)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -151,22 +177,41 @@ def uninterrupted_seconds(template: Template, tmp_path_factory: pytest.TempPathF
     elapsed = time.monotonic() - started
     assert proc.returncode == 0 and "done" in out, err
     assert read(data_dir, "select status from meta.load_ledger") == [("completed",)]
-    assert dict(read(data_dir, "select practice_ods, count(*) from staging.stg_gpconnect__slots "
-                               "group by all")) == template.slot_rows
+    assert (
+        dict(read(data_dir, "select practice_ods, count(*) from staging.stg_gpconnect__slots group by all"))
+        == template.slot_rows
+    )
     return elapsed
 
 
 def check_after_crash(template: Template, data_dir: Path) -> tuple[str, int]:
     """What must hold after any kill; returns (ledger status, practices fully in)."""
     open_warehouse(data_dir / "wh.duckdb").close()  # opens read-write: migrations, WAL replay
-    ((status,),) = read(data_dir, "select status from meta.load_ledger where load_id = ?",
-                        [template.load_id]) or [("never started",)]
-    staged = dict(read(data_dir, "select practice_ods, count(*) from staging.stg_gpconnect__slots "
-                                 "where observed_at = ? group by all", [AS_OF]))
-    units = dict(read(data_dir, "select practice_ods, count(*) from meta.sync_window "
-                                "where load_id = ? group by all", [template.load_id]))
-    raw = dict(read(data_dir, "select practice_ods, count(*) from raw.gpc_slot_search "
-                              "where load_id = ? group by all", [template.load_id]))
+    ((status,),) = read(
+        data_dir, "select status from meta.load_ledger where load_id = ?", [template.load_id]
+    ) or [("never started",)]
+    staged = dict(
+        read(
+            data_dir,
+            "select practice_ods, count(*) from staging.stg_gpconnect__slots "
+            "where observed_at = ? group by all",
+            [AS_OF],
+        )
+    )
+    units = dict(
+        read(
+            data_dir,
+            "select practice_ods, count(*) from meta.sync_window where load_id = ? group by all",
+            [template.load_id],
+        )
+    )
+    raw = dict(
+        read(
+            data_dir,
+            "select practice_ods, count(*) from raw.gpc_slot_search where load_id = ? group by all",
+            [template.load_id],
+        )
+    )
     fully_in = 0
     for ods in template.practices:
         parts = (staged.get(ods, 0), units.get(ods, 0), raw.get(ods, 0))
@@ -189,8 +234,7 @@ def heal(sandbox: SandboxServer, template: Template, data_dir: Path, *, rerun: b
     bookings a real run loads before completing; a `rerun_of` of a completed load rightly
     skips them, so such a load is healed by a plain run.
     """
-    ((status,),) = read(data_dir, "select status from meta.load_ledger where load_id = ?",
-                        [template.load_id])
+    ((status,),) = read(data_dir, "select status from meta.load_ledger where load_id = ?", [template.load_id])
     rerun = rerun and status != "completed"
     kwargs = {"rerun_of": template.load_id} if rerun else {}
     result = nightly(sandbox, data_dir, template.practices, **kwargs)
@@ -199,9 +243,11 @@ def heal(sandbox: SandboxServer, template: Template, data_dir: Path, *, rerun: b
     # lack the appointment suite a real run's have: that one mart is left out of the
     # comparison; every other core and mart table must equal the clean run's.
     tables = warehouse_tables(data_dir)
-    differing = sorted(k for k in set(tables) | set(template.table_hashes)
-                       if k != CHILD_VALIDATES_WITHOUT_BOOKINGS
-                       and tables.get(k) != template.table_hashes.get(k))
+    differing = sorted(
+        k
+        for k in set(tables) | set(template.table_hashes)
+        if k != CHILD_VALIDATES_WITHOUT_BOOKINGS and tables.get(k) != template.table_hashes.get(k)
+    )
     assert not differing, f"the healed warehouse differs from a clean run: {differing}"
     return "`rerun`" if rerun else "a plain re-run"
 
@@ -224,12 +270,21 @@ def test_kill_9_at_a_warehouse_step_then_a_re_run_equals_a_clean_run(
     how = heal(sandbox, template, tmp_path, rerun=True)
     leftovers = sorted(p.name for p in (tmp_path / "published").glob(".dashboard-*.tmp*"))
     assert not leftovers, f"the re-run's publish removes a dead writer's half-written snapshot: {leftovers}"
-    record(Result("crash", f"kill -9 in {kill_at.strip('_')} (call {NTH.get(kill_at, 1)})", 1, 1, None, None,
-                  f"ledger '{status}', {fully_in}/{len(template.practices)} practices fully in, "
-                  f"none partly; {how} heals to the clean hash",
-                  "tests/flows/test_crash_safety.py::"
-                  "test_kill_9_at_a_warehouse_step_then_a_re_run_equals_a_clean_run",
-                  not_measured=CRASH_NOT_COUNTED))
+    record(
+        Result(
+            "crash",
+            f"kill -9 in {kill_at.strip('_')} (call {NTH.get(kill_at, 1)})",
+            1,
+            1,
+            None,
+            None,
+            f"ledger '{status}', {fully_in}/{len(template.practices)} practices fully in, "
+            f"none partly; {how} heals to the clean hash",
+            "tests/flows/test_crash_safety.py::"
+            "test_kill_9_at_a_warehouse_step_then_a_re_run_equals_a_clean_run",
+            not_measured=CRASH_NOT_COUNTED,
+        )
+    )
 
 
 @pytest.mark.slow
@@ -248,11 +303,19 @@ def test_kill_9_after_a_random_delay_then_a_re_run_equals_a_clean_run(
     status, fully_in = check_after_crash(template, tmp_path)
     how = heal(sandbox, template, tmp_path, rerun=seed % 2 == 1)
     killed = proc.returncode == -9
-    record(Result("crash", f"kill -9 after a random delay (seed {seed})", int(killed), int(killed),
-                  None, None,
-                  f"{'killed' if killed else 'finished first'}: ledger '{status}', "
-                  f"{fully_in}/{len(template.practices)} practices fully in; "
-                  f"{how} heals to the clean hash",
-                  "tests/flows/test_crash_safety.py::"
-                  "test_kill_9_after_a_random_delay_then_a_re_run_equals_a_clean_run",
-                  not_measured=CRASH_NOT_COUNTED))
+    record(
+        Result(
+            "crash",
+            f"kill -9 after a random delay (seed {seed})",
+            int(killed),
+            int(killed),
+            None,
+            None,
+            f"{'killed' if killed else 'finished first'}: ledger '{status}', "
+            f"{fully_in}/{len(template.practices)} practices fully in; "
+            f"{how} heals to the clean hash",
+            "tests/flows/test_crash_safety.py::"
+            "test_kill_9_after_a_random_delay_then_a_re_run_equals_a_clean_run",
+            not_measured=CRASH_NOT_COUNTED,
+        )
+    )

@@ -19,12 +19,12 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
 from flows.alert_messages import drift_message
 from flows.cli import app
 from flows.drift import episode_event_id, open_drift
 from flows.sync import nightly_sync
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 
 FIRST_NIGHT = datetime(2026, 3, 24, 2, 0, tzinfo=UTC)  # Tuesday 02:00 GMT

@@ -1,6 +1,6 @@
 """Fault injection: one practice misbehaves, the run completes and nobody else is touched.
 
-Every case arms the sandbox's fault switches (connectors/sandbox/faults.py) for one victim
+Every case arms the sandbox's fault switches (sandbox/faults.py) for one victim
 practice's slot searches and runs the real nightly flow over a few practices. For each: the
 run completes; the victim is retried to a clean result, or fails alone with a clear error;
 every other practice's rows in staging, core and marts are exactly a clean run's (content
@@ -23,11 +23,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from connectors.clock import SimulatedClock
-from connectors.config import get_settings
-from connectors.sandbox.faults import FaultRule
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
+from common.config import get_settings
 from flows.sync import nightly_sync
+from sandbox.faults import FaultRule
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 from tests.reliability import Result, record
 from warehouse.integrity import practice_table_hashes
@@ -84,24 +84,30 @@ def run_and_snapshot(sandbox: SandboxServer, data_dir: Path) -> Snapshot:
     sandbox.registry.write(registry_path)
     practices = codes(sandbox)
     sandbox.state.traffic.reset()
-    result: dict[str, Any] = run_async(nightly_sync(
-        registry_path=str(registry_path), data_dir=str(data_dir),
-        warehouse_path=str(data_dir / "wh.duckdb"), as_of=AS_OF, practices=practices,
-        max_failed_fraction=0.5,
-    ))
+    result: dict[str, Any] = run_async(
+        nightly_sync(
+            registry_path=str(registry_path),
+            data_dir=str(data_dir),
+            warehouse_path=str(data_dir / "wh.duckdb"),
+            as_of=AS_OF,
+            practices=practices,
+            max_failed_fraction=0.5,
+        )
+    )
     # The booking-log leg must have worked too, or other practices' rows differ for that reason.
     assert not result["booking_logs"]["failures"], result["booking_logs"]["failures"]
     con = duckdb.connect(str(data_dir / "wh.duckdb"), read_only=True)
     try:
-        slot_rows = dict(con.execute(
-            "select practice_ods, count(*) from staging.stg_gpconnect__slots group by all"
-        ).fetchall())
+        slot_rows = dict(
+            con.execute(
+                "select practice_ods, count(*) from staging.stg_gpconnect__slots group by all"
+            ).fetchall()
+        )
         staged_duplicates = con.execute(
             f"select count(*) - count(distinct ({SLOT_KEY})) from staging.stg_gpconnect__slots"
         ).fetchall()[0][0]
         history_duplicates = con.execute(
-            "select count(*) - count(distinct (practice_ods, slot_id)) "
-            "from core.fct_slot_history"
+            "select count(*) - count(distinct (practice_ods, slot_id)) from core.fct_slot_history"
         ).fetchall()[0][0]
         return Snapshot(
             outcomes={o["practice_ods"]: o for o in result["outcomes"]},
@@ -133,8 +139,10 @@ def lost_rows(clean: Snapshot, faulted: Snapshot, practices: list[str]) -> int:
 
 def arm(sandbox: SandboxServer, victim: str, rules: list[dict[str, Any]]) -> list[int]:
     sandbox.state.faults.clear()
-    return [sandbox.state.faults.add(FaultRule(practice=victim, interaction="SEARCH_SLOTS", **fields))
-            for fields in rules]
+    return [
+        sandbox.state.faults.add(FaultRule(practice=victim, interaction="SEARCH_SLOTS", **fields))
+        for fields in rules
+    ]
 
 
 def inject(
@@ -167,9 +175,11 @@ def inject(
 RETRIED: dict[str, list[dict[str, Any]]] = {
     # Over the 5 s read timeout (HTTP_ENV), so each delayed search times out and is retried.
     "latency spike (7 s, over the 5 s read timeout)": [{"kind": "latency", "delay_s": 7, "count": 2}],
-    "5xx burst (502, 503 and 504)": [{"kind": "status", "status": 502, "count": 2},
-                                     {"kind": "status", "status": 503, "count": 1},
-                                     {"kind": "status", "status": 504, "count": 1}],
+    "5xx burst (502, 503 and 504)": [
+        {"kind": "status", "status": 502, "count": 2},
+        {"kind": "status", "status": 503, "count": 1},
+        {"kind": "status", "status": 504, "count": 1},
+    ],
     "429 storm with Retry-After": [{"kind": "status", "status": 429, "retry_after_s": 1, "count": 6}],
     "connection reset mid-body": [{"kind": "reset", "count": 3}],
     "truncated JSON (transient)": [{"kind": "truncate", "count": 3}],
@@ -188,9 +198,18 @@ def test_transient_faults_are_retried_to_a_clean_result(
     # Every faulted search was sent again: the provider saw that many more searches.
     retries = faulted.victim_searches - clean.victim_searches
     assert retries >= injected, f"{retries} retries for {injected} faulted searches"
-    record(Result("fault", fault, injected, injected, lost_rows(clean, faulted, codes(sandbox)),
-                  faulted.duplicate_rows, f"retried (connectors/http/retry.py): {retries} retries counted",
-                  "tests/flows/test_fault_injection.py::test_transient_faults_are_retried_to_a_clean_result"))
+    record(
+        Result(
+            "fault",
+            fault,
+            injected,
+            injected,
+            lost_rows(clean, faulted, codes(sandbox)),
+            faulted.duplicate_rows,
+            f"retried (connectors/http/retry.py): {retries} retries counted",
+            "tests/flows/test_fault_injection.py::test_transient_faults_are_retried_to_a_clean_result",
+        )
+    )
 
 
 # -- faults that never heal: the victim fails alone, with a clear error -----------------------
@@ -198,9 +217,15 @@ def test_transient_faults_are_retried_to_a_clean_result(
 REFUSED: dict[str, tuple[dict[str, Any], str, str]] = {
     "truncated JSON (persistent)": ({"kind": "truncate"}, "IncompleteResponse", "not a complete JSON"),
     "wrong content type (HTML proxy page)": (
-        {"kind": "wrong_content_type"}, "IncompleteResponse", "is not FHIR JSON"),
+        {"kind": "wrong_content_type"},
+        "IncompleteResponse",
+        "is not FHIR JSON",
+    ),
     "oversized response (8 MiB over a 4 MiB cap)": (
-        {"kind": "oversize"}, "ResponseInvalid", "max_response_bytes"),
+        {"kind": "oversize"},
+        "ResponseInvalid",
+        "max_response_bytes",
+    ),
     "5xx that never clears (500)": ({"kind": "status", "status": 500}, "GpConnectError", "HTTP 500"),
 }
 
@@ -217,22 +242,40 @@ def test_persistent_faults_fail_the_practice_alone_with_a_clear_error(
     assert "Next step" in outcome["message"]
     # Nothing of a refused response reaches the warehouse.
     assert faulted.slot_rows[victim] == 0
-    record(Result("fault", fault, injected, injected, lost_rows(clean, faulted, codes(sandbox)[1:]),
-                  faulted.duplicate_rows, f"practice failed alone: {error_class}, re-run later",
-                  "tests/flows/test_fault_injection.py::"
-                  "test_persistent_faults_fail_the_practice_alone_with_a_clear_error"))
+    record(
+        Result(
+            "fault",
+            fault,
+            injected,
+            injected,
+            lost_rows(clean, faulted, codes(sandbox)[1:]),
+            faulted.duplicate_rows,
+            f"practice failed alone: {error_class}, re-run later",
+            "tests/flows/test_fault_injection.py::"
+            "test_persistent_faults_fail_the_practice_alone_with_a_clear_error",
+        )
+    )
 
 
 # -- schema drift: unknown elements ignored, missing optional elements tolerated --------------
+
 
 def test_unknown_elements_are_ignored(sandbox: SandboxServer, tmp_path: Path, clean: Snapshot) -> None:
     victim, faulted, injected = inject(sandbox, tmp_path, clean, kind="schema_extra")
     assert faulted.outcomes[victim]["status"] == "ok"
     assert faulted.victim == clean.victim, "unknown elements changed what was loaded"
-    record(Result("fault", "schema drift: unknown elements and extensions", injected, injected,
-                  lost_rows(clean, faulted, codes(sandbox)), faulted.duplicate_rows,
-                  "ignored; rows identical to a clean run",
-                  "tests/flows/test_fault_injection.py::test_unknown_elements_are_ignored"))
+    record(
+        Result(
+            "fault",
+            "schema drift: unknown elements and extensions",
+            injected,
+            injected,
+            lost_rows(clean, faulted, codes(sandbox)),
+            faulted.duplicate_rows,
+            "ignored; rows identical to a clean run",
+            "tests/flows/test_fault_injection.py::test_unknown_elements_are_ignored",
+        )
+    )
 
 
 def test_missing_optional_elements_lose_no_slot(
@@ -241,13 +284,22 @@ def test_missing_optional_elements_lose_no_slot(
     victim, faulted, injected = inject(sandbox, tmp_path, clean, kind="schema_missing")
     assert faulted.outcomes[victim]["status"] == "ok"
     assert faulted.slot_rows[victim] == clean.slot_rows[victim], "a slot was dropped"
-    record(Result("fault", "schema drift: optional elements missing", injected, injected,
-                  lost_rows(clean, faulted, codes(sandbox)), faulted.duplicate_rows,
-                  "loaded; missing attributes are NULL, every slot kept",
-                  "tests/flows/test_fault_injection.py::test_missing_optional_elements_lose_no_slot"))
+    record(
+        Result(
+            "fault",
+            "schema drift: optional elements missing",
+            injected,
+            injected,
+            lost_rows(clean, faulted, codes(sandbox)),
+            faulted.duplicate_rows,
+            "loaded; missing attributes are NULL, every slot kept",
+            "tests/flows/test_fault_injection.py::test_missing_optional_elements_lose_no_slot",
+        )
+    )
 
 
 # -- semantically wrong data: quarantined by the data-quality gate (warehouse/quality.py) ----
+
 
 @dataclass(frozen=True)
 class Semantic:
@@ -283,8 +335,15 @@ def test_semantically_wrong_data_never_touches_other_practices(
     case = SEMANTIC[fault]
     victim, faulted, injected = inject(sandbox, tmp_path, clean, kind=case.kind)
     _quarantined(victim, faulted, clean, case.expectation)
-    record(Result("fault", fault, injected, injected, lost_rows(clean, faulted, codes(sandbox)[1:]),
-                  faulted.duplicate_rows,
-                  f"quarantined by the data-quality gate ({case.expectation}); kept, not published",
-                  "tests/flows/test_fault_injection.py::"
-                  "test_semantically_wrong_data_never_touches_other_practices"))
+    record(
+        Result(
+            "fault",
+            fault,
+            injected,
+            injected,
+            lost_rows(clean, faulted, codes(sandbox)[1:]),
+            faulted.duplicate_rows,
+            f"quarantined by the data-quality gate ({case.expectation}); kept, not published",
+            "tests/flows/test_fault_injection.py::test_semantically_wrong_data_never_touches_other_practices",
+        )
+    )

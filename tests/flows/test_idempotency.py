@@ -10,9 +10,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
 from flows.sync import nightly_sync
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 from warehouse import fold
 from warehouse import load as loader
@@ -32,8 +32,12 @@ def sync(sandbox: SandboxServer, data_dir: Path) -> dict[str, Any]:
     data_dir.mkdir(parents=True, exist_ok=True)
     sandbox.registry.write(registry_path)
     result: dict[str, Any] = run_async(
-        nightly_sync(registry_path=str(registry_path), data_dir=str(data_dir),
-                     warehouse_path=str(data_dir / "wh.duckdb"), as_of=AS_OF)
+        nightly_sync(
+            registry_path=str(registry_path),
+            data_dir=str(data_dir),
+            warehouse_path=str(data_dir / "wh.duckdb"),
+            as_of=AS_OF,
+        )
     )
     return result
 
@@ -67,7 +71,9 @@ def test_running_the_same_sync_twice_changes_nothing(
 
 
 def test_a_crash_mid_write_then_a_re_run_equals_a_clean_run(
-    sandbox: SandboxServer, tmp_path: Path, clean_run: tuple[str, dict[str, str]],
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    clean_run: tuple[str, dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Batches of about four practices, one transaction each; the 4th dies before its commit.
@@ -115,7 +121,9 @@ def test_a_crash_mid_write_then_a_re_run_equals_a_clean_run(
 
 
 def test_a_crash_between_loading_and_folding_is_healed_by_the_next_load(
-    sandbox: SandboxServer, tmp_path: Path, clean_run: tuple[str, dict[str, str]],
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    clean_run: tuple[str, dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Every practice's staging is committed, then the fold dies half-way through its rounds.
@@ -139,9 +147,7 @@ def test_a_crash_between_loading_and_folding_is_healed_by_the_next_load(
             "select count(distinct practice_ods) from staging.stg_gpconnect__slots"
         ).fetchall()
         history = con.execute("select count(*) from core.fct_slot_history").fetchall()
-        pending = con.execute(
-            "select count(*) from meta.sync_window where folded_at is null"
-        ).fetchall()
+        pending = con.execute("select count(*) from meta.sync_window where folded_at is null").fetchall()
     finally:
         con.close()
     assert staged == [(42,)]

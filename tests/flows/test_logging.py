@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from prefect.logging.configuration import DEFAULT_LOGGING_SETTINGS_PATH, load_logging_config
 
-from connectors.clock import SimulatedClock
-from connectors.config import get_settings
-from connectors.sandbox.faults import FaultRule
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
+from common.config import get_settings
 from flows.logs import JSON_LOGGING_ENVIRONMENT, JsonLinesFormatter, log_context, redact
 from flows.sync import nightly_sync
+from sandbox.faults import FaultRule
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 
 AS_OF = datetime(2026, 3, 26, 14, 0, tzinfo=UTC)  # Thursday afternoon: the day's bookings exist
@@ -68,10 +68,15 @@ def test_a_real_sync_logs_context_but_no_tokens_or_patient_data(
         sandbox.registry.write(registry_path)
         victim = sandbox.registry.practices[2].ods_code
         sandbox.state.faults.add(FaultRule(practice=victim, kind="status", status=401))
-        result: dict[str, Any] = run_async(nightly_sync(
-            registry_path=str(registry_path), warehouse_path=str(tmp_path / "wh.duckdb"),
-            data_dir=str(tmp_path), as_of=AS_OF, horizon_days=7,
-        ))
+        result: dict[str, Any] = run_async(
+            nightly_sync(
+                registry_path=str(registry_path),
+                warehouse_path=str(tmp_path / "wh.duckdb"),
+                data_dir=str(tmp_path),
+                as_of=AS_OF,
+                horizon_days=7,
+            )
+        )
         patient_refs = {
             row.patient_ref
             for org in sandbox.registry.booking_organisations
@@ -94,9 +99,7 @@ def test_a_real_sync_logs_context_but_no_tokens_or_patient_data(
 
     records = [json.loads(line) for line in every_log_record.lines if line.startswith("{")]
     calls = [r for r in records if r["message"] == "gpconnect call"]
-    assert calls and all(
-        {"practice_ods", "interaction", "trace_id", "load_id"} <= set(r) for r in calls
-    )
+    assert calls and all({"practice_ods", "interaction", "trace_id", "load_id"} <= set(r) for r in calls)
     assert {r["load_id"] for r in calls} == {result["load_id"]}
     assert {r["interaction"] for r in calls} >= {"search free slots", "read appointment"}
     failure = next(r for r in records if r["level"] == "WARNING" and r.get("practice_ods") == victim)
@@ -114,7 +117,10 @@ def test_redaction_and_the_json_line_shape() -> None:
         line = json.loads(JsonLinesFormatter().format(record))
     assert line["message"] == "sent [redacted]"
     assert (line["load_id"], line["practice_ods"], line["interaction"]) == (
-        "nightly_sync-x", "J82001", "search free slots")
+        "nightly_sync-x",
+        "J82001",
+        "search free slots",
+    )
 
 
 def test_the_json_environment_makes_prefect_log_json_lines(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,12 +18,12 @@ from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from typer.testing import CliRunner
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox.faults import FaultRule
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
 from flows.cli import app
 from flows.operations import BACKFILL_STREAM, SCHEDULED_STREAM
 from flows.sync import TooManyPracticesFailed, backfill, nightly_sync
+from sandbox.faults import FaultRule
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async, run_in_thread
 from warehouse import load
 from warehouse.integrity import table_hashes
@@ -50,10 +50,16 @@ def practices(sandbox: SandboxServer, count: int) -> list[str]:
 
 
 def run_nightly(registry_path: Path, tmp_path: Path, **kwargs: Any) -> dict[str, Any]:
-    result: dict[str, Any] = run_async(nightly_sync(
-        registry_path=str(registry_path), warehouse_path=str(tmp_path / "warehouse.duckdb"),
-        data_dir=str(tmp_path), as_of=AS_OF, horizon_days=7, **kwargs,
-    ))
+    result: dict[str, Any] = run_async(
+        nightly_sync(
+            registry_path=str(registry_path),
+            warehouse_path=str(tmp_path / "warehouse.duckdb"),
+            data_dir=str(tmp_path),
+            as_of=AS_OF,
+            horizon_days=7,
+            **kwargs,
+        )
+    )
     return result
 
 
@@ -112,8 +118,9 @@ def test_a_failed_practice_is_listed_then_rerun_alone_and_status_clears(
     assert sandbox.state.traffic.practices() == {victim}
 
     # Same observation instant, so the victim's units complete the original observation.
-    (observed,) = query(tmp_path, f"select distinct observed_at from meta.sync_window "
-                                  f"where practice_ods = '{victim}'")
+    (observed,) = query(
+        tmp_path, f"select distinct observed_at from meta.sync_window where practice_ods = '{victim}'"
+    )
     assert observed[0] == AS_OF
     after = cli("status", "--warehouse", warehouse, "--as-of", LATER.isoformat(), "--all")
     assert "0 with an open failure" in after.output
@@ -122,10 +129,15 @@ def test_a_failed_practice_is_listed_then_rerun_alone_and_status_clears(
 
     # A second re-run finds every planned unit complete and fetches nothing.
     sandbox.state.traffic.reset()
-    again = run_async(nightly_sync(
-        registry_path=str(registry_path), warehouse_path=warehouse, data_dir=str(tmp_path),
-        as_of=AS_OF, rerun_of=run_id,
-    ))
+    again = run_async(
+        nightly_sync(
+            registry_path=str(registry_path),
+            warehouse_path=warehouse,
+            data_dir=str(tmp_path),
+            as_of=AS_OF,
+            rerun_of=run_id,
+        )
+    )
     assert again["outcomes"] == [] and again["skipped_practices"] == 6
     assert sandbox.state.traffic.practices() == set()
 
@@ -151,11 +163,17 @@ def test_a_backfill_records_its_own_windows_and_leaves_the_scheduled_state(
     warehouse = str(tmp_path / "warehouse.duckdb")
     before = cli("status", "--warehouse", warehouse, "--as-of", LATER.isoformat(), "--all").output
 
-    result = run_async(backfill(
-        registry_path=str(registry_path), first_day=date(2026, 4, 6), last_day=date(2026, 4, 12),
-        warehouse_path=warehouse, data_dir=str(tmp_path), as_of=AS_OF,
-        practices=ods,
-    ))
+    result = run_async(
+        backfill(
+            registry_path=str(registry_path),
+            first_day=date(2026, 4, 6),
+            last_day=date(2026, 4, 12),
+            warehouse_path=warehouse,
+            data_dir=str(tmp_path),
+            as_of=AS_OF,
+            practices=ods,
+        )
+    )
     assert result["stream"] == BACKFILL_STREAM and result["outcomes"][0]["status"] == "ok"
     streams = dict(query(tmp_path, "select stream, min(window_start) from meta.sync_window group by all"))
     assert set(streams) == {SCHEDULED_STREAM, BACKFILL_STREAM}
@@ -206,18 +224,30 @@ def test_rerun_of_a_crashed_load_equals_a_clean_run(
         raise RuntimeError("simulated crash after two practices were loaded")
 
     monkeypatch.setattr(load, "load_practice_files", load_two_then_crash)
-    crashed = run_async(nightly_sync(
-        registry_path=str(registry_path), warehouse_path=str(tmp_path / "warehouse.duckdb"),
-        data_dir=str(tmp_path), as_of=AS_OF, horizon_days=7, practices=chosen, return_state=True,
-    ))
+    crashed = run_async(
+        nightly_sync(
+            registry_path=str(registry_path),
+            warehouse_path=str(tmp_path / "warehouse.duckdb"),
+            data_dir=str(tmp_path),
+            as_of=AS_OF,
+            horizon_days=7,
+            practices=chosen,
+            return_state=True,
+        )
+    )
     assert crashed.is_failed()
     monkeypatch.setattr(load, "load_practice_files", real_load)
 
     sandbox.state.traffic.reset()
-    repaired = run_async(nightly_sync(
-        registry_path=str(registry_path), warehouse_path=str(tmp_path / "warehouse.duckdb"),
-        data_dir=str(tmp_path), as_of=AS_OF, rerun_of=str(crashed.state_details.flow_run_id),
-    ))
+    repaired = run_async(
+        nightly_sync(
+            registry_path=str(registry_path),
+            warehouse_path=str(tmp_path / "warehouse.duckdb"),
+            data_dir=str(tmp_path),
+            as_of=AS_OF,
+            rerun_of=str(crashed.state_details.flow_run_id),
+        )
+    )
     # Two practices were loaded before the crash: only the other four are searched again.
     assert repaired["skipped_practices"] == 2 and len(repaired["outcomes"]) == 4
     searched = {ods for (ods, name) in sandbox.state.traffic.counts() if name == "SEARCH_SLOTS"}

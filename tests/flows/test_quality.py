@@ -11,11 +11,11 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox import FaultRule
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
 from flows.cli import app
 from flows.sync import nightly_sync
+from sandbox import FaultRule
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 from warehouse.integrity import content_hash, table_hashes
 
@@ -44,8 +44,12 @@ def sync(sandbox: SandboxServer, data_dir: Path, **kwargs: Any) -> dict[str, Any
     data_dir.mkdir(parents=True, exist_ok=True)
     sandbox.registry.write(registry_path)
     result: dict[str, Any] = run_async(
-        nightly_sync(registry_path=str(registry_path), data_dir=str(data_dir),
-                     warehouse_path=str(data_dir / "wh.duckdb"), **kwargs)
+        nightly_sync(
+            registry_path=str(registry_path),
+            data_dir=str(data_dir),
+            warehouse_path=str(data_dir / "wh.duckdb"),
+            **kwargs,
+        )
     )
     return result
 
@@ -80,8 +84,7 @@ def test_bad_batches_are_quarantined_the_rest_publish_and_a_re_run_promotes_them
     data_dir = tmp_path_factory.mktemp("faulty")
     victims = dict(zip(practices(sandbox, len(DEFECTS)), DEFECTS, strict=True))
     for ods, defect in victims.items():
-        sandbox.state.faults.add(FaultRule(practice=ods, interaction="SEARCH_SLOTS",
-                                           kind=defect))  # type: ignore[arg-type]
+        sandbox.state.faults.add(FaultRule(practice=ods, interaction="SEARCH_SLOTS", kind=defect))  # type: ignore[arg-type]
     try:
         result = sync(sandbox, data_dir, as_of=AS_OF)
     finally:
@@ -90,17 +93,28 @@ def test_bad_batches_are_quarantined_the_rest_publish_and_a_re_run_promotes_them
     failed = {o["practice_ods"]: o for o in result["outcomes"] if o["status"] != "ok"}
     assert set(failed) == set(victims), "only the practices with bad data are held back"
     assert all(o["error_class"] == "QuarantinedBatch" for o in failed.values())
-    quarantined = dict(query(data_dir, "select practice_ods, failed_expectations from meta.quarantine "
-                                       "where resolved_at is null"))
+    quarantined = dict(
+        query(
+            data_dir,
+            "select practice_ods, failed_expectations from meta.quarantine where resolved_at is null",
+        )
+    )
     for ods, defect in victims.items():
         assert DEFECTS[defect] in quarantined[ods], (defect, quarantined[ods])
     # Quarantined practices are not in history; the others are, as in a clean run.
     in_history = {r[0] for r in query(data_dir, "select distinct practice_ods from core.fct_slot_history")}
     assert not in_history & set(victims)
-    assert len(in_history) == len({r[0] for r in query(
-        clean_dir, "select distinct practice_ods from core.fct_slot_history")}) - len(victims)
-    assert query(data_dir, "select count(*) from staging.stg_gpconnect__slots where practice_ods = ?",
-                 next(iter(victims)))[0][0] > 0, "staging rows of a quarantined batch stay"
+    assert len(in_history) == len(
+        {r[0] for r in query(clean_dir, "select distinct practice_ods from core.fct_slot_history")}
+    ) - len(victims)
+    assert (
+        query(
+            data_dir,
+            "select count(*) from staging.stg_gpconnect__slots where practice_ods = ?",
+            next(iter(victims)),
+        )[0][0]
+        > 0
+    ), "staging rows of a quarantined batch stay"
     # The dashboard's snapshot carries the quarantined batches and the checks.
     snapshot = duckdb.connect(str(data_dir / "published" / "dashboard.duckdb"), read_only=True)
     try:
@@ -145,9 +159,11 @@ def test_a_practice_returning_no_slots_after_returning_some_is_quarantined(
     finally:
         sandbox.state.faults.clear()
     assert {o["practice_ods"]: o["status"] for o in result["outcomes"]} == {empty: "failed", steady: "ok"}
-    assert query(tmp_path, "select failed_expectations from meta.quarantine where practice_ods = ?",
-                 empty) == [(["slot_count_continuity"],)]
+    assert query(
+        tmp_path, "select failed_expectations from meta.quarantine where practice_ods = ?", empty
+    ) == [(["slot_count_continuity"],)]
     # Its history still shows the last good observation.
-    checked = query(tmp_path, "select max(last_checked_at) from core.fct_slot_history "
-                              "where practice_ods = ?", empty)[0][0]
+    checked = query(
+        tmp_path, "select max(last_checked_at) from core.fct_slot_history where practice_ods = ?", empty
+    )[0][0]
     assert checked == AS_OF

@@ -10,16 +10,18 @@ from typing import Any
 import duckdb
 import pytest
 
-from connectors.clock import SimulatedClock
+from common.clock import SimulatedClock
 from connectors.registry import ReleasePolicy
-from connectors.release import SupplierApiReleaser
-from connectors.sandbox.server import SandboxServer
-from flows.release import due_at, in_core_hours, release_unused_111
+from connectors.release.supplier_api import SupplierApiReleaser
+from flows.release import RELEASE_EVERY, due_at, in_core_hours, release_unused_111
 from flows.sync import nightly_sync
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 
 SNAPSHOT_AT = datetime(2026, 3, 24, 2, 0, tzinfo=UTC)  # Tuesday 02:00 GMT
 RELEASE_AT = datetime(2026, 3, 24, 10, 0, tzinfo=UTC)  # Tuesday 10:00 GMT
+# A run hands back what falls due before the next deployed run, 15 minutes on.
+NEXT_RUN = RELEASE_AT + RELEASE_EVERY
 
 
 @pytest.fixture
@@ -28,17 +30,28 @@ def estate(tmp_path: Path) -> Iterator[tuple[SandboxServer, SimulatedClock, Path
     with SandboxServer(clock=clock) as server:
         registry_path = tmp_path / "registry.yaml"
         server.registry.write(registry_path)
-        run_async(nightly_sync(registry_path=str(registry_path), data_dir=str(tmp_path),
-                               warehouse_path=str(tmp_path / "wh.duckdb"), as_of=SNAPSHOT_AT,
-                               horizon_days=2))
+        run_async(
+            nightly_sync(
+                registry_path=str(registry_path),
+                data_dir=str(tmp_path),
+                warehouse_path=str(tmp_path / "wh.duckdb"),
+                as_of=SNAPSHOT_AT,
+                horizon_days=2,
+            )
+        )
         yield server, clock, registry_path
 
 
 def release(tmp_path: Path, registry_path: Path, at: datetime, **kwargs: Any) -> dict[str, Any]:
-    result: dict[str, Any] = run_async(release_unused_111(
-        registry_path=str(registry_path), data_dir=str(tmp_path),
-        warehouse_path=str(tmp_path / "wh.duckdb"), as_of=at, **kwargs,
-    ))
+    result: dict[str, Any] = run_async(
+        release_unused_111(
+            registry_path=str(registry_path),
+            data_dir=str(tmp_path),
+            warehouse_path=str(tmp_path / "wh.duckdb"),
+            as_of=at,
+            **kwargs,
+        )
+    )
     return result
 
 
@@ -69,19 +82,34 @@ def test_unused_reserved_slots_are_released_from_two_hours_before_start_and_book
     for key in released:
         row = after[key]
         assert row.audience == "nhs111" and row.released_at == RELEASE_AT
-        assert row.start_utc - timedelta(hours=2) <= RELEASE_AT < row.start_utc
+        assert row.start_utc - timedelta(hours=2) <= NEXT_RUN and row.start_utc > RELEASE_AT
         assert before[key].state == "free"
-    # Due, reserved, and still free when the run started: every one was released or queued.
+    # Due before the next run, reserved, and still free when the run started: every one was
+    # released or queued.
     due_and_free = {
-        key for key, row in before.items()
-        if row.audience == "nhs111" and row.state == "free" and row.bookable
-        and row.start_utc - timedelta(hours=2) <= RELEASE_AT < row.start_utc
+        key
+        for key, row in before.items()
+        if row.audience == "nhs111"
+        and row.state == "free"
+        and row.bookable
+        and row.start_utc - timedelta(hours=2) <= NEXT_RUN
+        and row.start_utc > RELEASE_AT
     }
     assert due_and_free == released | queued
-    # Booked slots were never touched; not-yet-due ones neither.
+    # Booked slots were never touched; slots due after the next run neither.
     for key, row in after.items():
-        if before[key].state == "booked" or row.start_utc - timedelta(hours=2) > RELEASE_AT:
+        if before[key].state == "booked" or row.start_utc - timedelta(hours=2) > NEXT_RUN:
             assert row.released_at is None
+
+
+def test_a_run_without_lookahead_releases_only_what_is_already_due(
+    estate: tuple[SandboxServer, SimulatedClock, Path], tmp_path: Path
+) -> None:
+    _server, clock, registry_path = estate
+    clock.set(RELEASE_AT)
+    release(tmp_path, registry_path, RELEASE_AT, due_within_minutes=0)
+    dues = [due for *_, due, _releaser in audit(tmp_path)]
+    assert dues and all(due <= RELEASE_AT for due in dues)
 
 
 def test_a_111_booking_racing_the_release_wins_and_the_refusal_is_audited(
@@ -100,7 +128,7 @@ def test_a_111_booking_racing_the_release_wins_and_the_refusal_is_audited(
 
     monkeypatch.setattr(SupplierApiReleaser, "release", book_first)
     release(tmp_path, registry_path, RELEASE_AT)
-    (ods, slot_id), = raced
+    ((ods, slot_id),) = raced
     decisions = [row for row in audit(tmp_path) if (row[0], row[1]) == (ods, slot_id)]
     assert [d[2] for d in decisions] == ["refused_version"]
     truth = next(r for r in server.state.ground_truth(ods) if r.slot_id == slot_id)
@@ -153,9 +181,14 @@ def test_a_slot_found_gone_at_the_live_re_check_waits_for_the_next_snapshot(
     server, clock, registry_path = estate
     clock.set(RELEASE_AT)
     due = sorted(
-        (r for r in server.state.ground_truth()
-         if r.audience == "nhs111" and r.state == "free" and r.bookable
-         and r.start_utc - timedelta(hours=2) <= RELEASE_AT < r.start_utc),
+        (
+            r
+            for r in server.state.ground_truth()
+            if r.audience == "nhs111"
+            and r.state == "free"
+            and r.bookable
+            and r.start_utc - timedelta(hours=2) <= RELEASE_AT < r.start_utc
+        ),
         key=lambda r: (r.practice_ods, r.start_utc),
     )
     assert due, "the sandbox estate has due reserved slots at 10:00"

@@ -30,9 +30,9 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.deployments import arun_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox.faults import FaultRule
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
+from sandbox.faults import FaultRule
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_in_thread
 
 CLI = [sys.executable, "-m", "flows.cli"]
@@ -64,8 +64,10 @@ def processes_under(prefect_home: Path) -> list[int]:
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
         try:
-            if needle in (entry / "environ").read_bytes().split(b"\0") and \
-                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            if (
+                needle in (entry / "environ").read_bytes().split(b"\0")
+                and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            ):
                 found.append(int(entry.name))
         except OSError:
             continue
@@ -97,9 +99,22 @@ def test_serve_runs_the_nightly_deployment_and_rerun_fetches_only_the_failed_pra
         victim = sandbox.registry.practices[5].ods_code
         with log.open("wb") as output:
             serve = subprocess.Popen(
-                [*CLI, "serve", "--registry", str(registry), "--data-dir", str(data_dir),
-                 "--port", str(port), "--log-format", "json"],
-                stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                [
+                    *CLI,
+                    "serve",
+                    "--registry",
+                    str(registry),
+                    "--data-dir",
+                    str(data_dir),
+                    "--port",
+                    str(port),
+                    "--log-format",
+                    "json",
+                ],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
             )
         try:
             wait_until(lambda: "slotsync is serving" in log.read_text(), serve, log)
@@ -113,8 +128,11 @@ def test_serve_runs_the_nightly_deployment_and_rerun_fetches_only_the_failed_pra
 
             async def nightly() -> Any:
                 return await arun_deployment(
-                    "nightly_sync/nightly", parameters={"as_of": AS_OF.isoformat(), "horizon_days": 7},
-                    timeout=STARTUP_TIMEOUT_S, poll_interval=1, as_subflow=False,
+                    "nightly_sync/nightly",
+                    parameters={"as_of": AS_OF.isoformat(), "horizon_days": 7},
+                    timeout=STARTUP_TIMEOUT_S,
+                    poll_interval=1,
+                    as_subflow=False,
                 )
 
             first = on_server(api_url, nightly)
@@ -125,7 +143,8 @@ def test_serve_runs_the_nightly_deployment_and_rerun_fetches_only_the_failed_pra
             assert practice_runs(data_dir, str(first.id)) == {"failed": [victim], "ok": 41}
             # The flow-run process logged the failure as a JSON line with its run context.
             failure = next(
-                json.loads(line) for line in log.read_text().splitlines()
+                json.loads(line)
+                for line in log.read_text().splitlines()
                 if line.startswith("{") and f'"practice_ods":"{victim}"' in line and '"WARNING"' in line
             )
             assert failure["interaction"] == "search free slots" and failure["status"] == 401
@@ -134,7 +153,10 @@ def test_serve_runs_the_nightly_deployment_and_rerun_fetches_only_the_failed_pra
             sandbox.state.faults.clear()
             sandbox.state.traffic.reset()
             rerun = subprocess.run(
-                [*CLI, "rerun", str(first.id)], capture_output=True, text=True, timeout=STARTUP_TIMEOUT_S,
+                [*CLI, "rerun", str(first.id)],
+                capture_output=True,
+                text=True,
+                timeout=STARTUP_TIMEOUT_S,
                 env={**env, "PREFECT_API_URL": api_url},
             )
             assert rerun.returncode == 0, rerun.stdout + rerun.stderr
@@ -162,8 +184,11 @@ async def read_configuration() -> dict[str, Any]:
     async with get_client() as client:
         deployments = {
             name: await client.read_deployment_by_name(full)
-            for name, full in (("nightly", "nightly_sync/nightly"), ("intraday", "intraday_sync/intraday"),
-                               ("backfill", "backfill/backfill"))
+            for name, full in (
+                ("nightly", "nightly_sync/nightly"),
+                ("intraday", "intraday_sync/intraday"),
+                ("backfill", "backfill/backfill"),
+            )
         }
         writer = await client.read_global_concurrency_limit_by_name("duckdb-writer")
 
@@ -196,9 +221,12 @@ def practice_runs(data_dir: Path, flow_run_id: str) -> dict[str, Any]:
     try:
         rows = con.execute(
             "select r.practice_ods, r.status from meta.practice_run as r "
-            "join meta.load_ledger as l using (load_id) where l.flow_run_id = ?", [flow_run_id],
+            "join meta.load_ledger as l using (load_id) where l.flow_run_id = ?",
+            [flow_run_id],
         ).fetchall()
     finally:
         con.close()
-    return {"failed": sorted(ods for ods, status in rows if status == "failed"),
-            "ok": sum(1 for _, status in rows if status == "ok")}
+    return {
+        "failed": sorted(ods for ods, status in rows if status == "failed"),
+        "ok": sum(1 for _, status in rows if status == "ok"),
+    }

@@ -24,8 +24,9 @@ def deployments(tmp_path: Path) -> dict[str, RunnerDeployment]:
 
 def test_sync_deployments_run_on_london_time_and_never_overlap(tmp_path: Path) -> None:
     found = deployments(tmp_path)
-    nightly, intraday, backfill = (found[name] for name in
-                                   ("nightly_sync/nightly", "intraday_sync/intraday", "backfill/backfill"))
+    nightly, intraday, backfill = (
+        found[name] for name in ("nightly_sync/nightly", "intraday_sync/intraday", "backfill/backfill")
+    )
     assert nightly.entrypoint == "flows.sync.nightly_sync"
     schedules = {
         name: [(s.schedule.cron, s.schedule.timezone) for s in d.schedules]
@@ -41,7 +42,9 @@ def test_sync_deployments_run_on_london_time_and_never_overlap(tmp_path: Path) -
         for name, d in (("nightly", nightly), ("intraday", intraday), ("backfill", backfill))
     }
     assert strategies == {
-        "nightly": (1, "ENQUEUE"), "intraday": (1, "CANCEL_NEW"), "backfill": (1, "ENQUEUE"),
+        "nightly": (1, "ENQUEUE"),
+        "intraday": (1, "CANCEL_NEW"),
+        "backfill": (1, "ENQUEUE"),
     }
     assert nightly.parameters == {
         "registry_path": str((tmp_path / "registry.yaml").resolve()),
@@ -55,7 +58,7 @@ def test_the_release_deployment_exists_exactly_when_its_flow_does(tmp_path: Path
     assert (release is not None) == (find_spec("flows.release") is not None)
     if release is not None:
         crons = [(s.schedule.cron, s.schedule.timezone) for s in release.schedules]
-        assert crons == [("*/15 8-17 * * 1-5", "Europe/London"), ("0,15,30 18 * * 1-5", "Europe/London")]
+        assert crons == [("*/15 6-17 * * 1-5", "Europe/London"), ("0,15,30 18 * * 1-5", "Europe/London")]
 
 
 def test_validate_is_deployed_to_run_after_each_completed_sync(

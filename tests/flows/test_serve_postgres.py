@@ -27,9 +27,9 @@ from prefect.deployments import arun_deployment
 from prefect.deployments.runner import RunnerDeployment
 from prefect.types.entrypoint import EntrypointType
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox.server import SandboxServer
+from common.clock import SimulatedClock
 from flows.deployments import WORK_POOL
+from sandbox.server import SandboxServer
 from tests.flows.england_sized_flow import ENGLAND_TASK_RUNS, england_sized_night
 from tests.flows.test_serve import CLI, free_port, on_server, processes_under, wait_until
 from tests.support.postgres import throwaway_cluster

@@ -23,11 +23,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox.server import SandboxServer
-from connectors.uktime import uk_local
+from common.clock import SimulatedClock
+from common.uktime import uk_local
 from flows.release import release_unused_111
 from flows.sync import backfill, nightly_sync
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 from tests.reliability import Result, record
 
@@ -70,8 +70,11 @@ def test_a_day_of_releases_every_15_minutes_beside_backfills_loses_and_repeats_n
     other.registry.write(backfill_registry)
     paths = {"warehouse_path": str(tmp_path / "wh.duckdb"), "data_dir": str(tmp_path)}
 
-    nightly = run_async(nightly_sync(registry_path=str(registry_path), as_of=NIGHTLY, horizon_days=2,
-                                     practices=practices, **paths))
+    nightly = run_async(
+        nightly_sync(
+            registry_path=str(registry_path), as_of=NIGHTLY, horizon_days=2, practices=practices, **paths
+        )
+    )
     assert all(o["status"] == "ok" for o in nightly["outcomes"])
 
     stop = threading.Event()
@@ -84,10 +87,18 @@ def test_a_day_of_releases_every_15_minutes_beside_backfills_loses_and_repeats_n
             while not stop.is_set() and hour < MAX_BACKFILLS:
                 at = NIGHTLY + timedelta(minutes=30 + 20 * hour)
                 backfill_clock.set(at)
-                backfills.append(run_async(backfill(
-                    registry_path=str(backfill_registry), first_day=DAY + timedelta(days=1 + hour % 5),
-                    last_day=DAY + timedelta(days=3 + hour % 5), as_of=at, practices=practices, **paths,
-                )))
+                backfills.append(
+                    run_async(
+                        backfill(
+                            registry_path=str(backfill_registry),
+                            first_day=DAY + timedelta(days=1 + hour % 5),
+                            last_day=DAY + timedelta(days=3 + hour % 5),
+                            as_of=at,
+                            practices=practices,
+                            **paths,
+                        )
+                    )
+                )
                 hour += 1
         except BaseException as exc:  # surfaced by the main thread
             errors.append(exc)
@@ -99,8 +110,9 @@ def test_a_day_of_releases_every_15_minutes_beside_backfills_loses_and_repeats_n
     try:
         for index, at in enumerate(RELEASES):
             clock.set(at)
-            result = run_async(release_unused_111(registry_path=str(registry_path), as_of=at,
-                                                  practices=practices, **paths))
+            result = run_async(
+                release_unused_111(registry_path=str(registry_path), as_of=at, practices=practices, **paths)
+            )
             returned.extend(result["decisions"])
             if index + 1 == WARM_UP_RUNS:
                 warm = rss_mib()
@@ -148,13 +160,18 @@ def test_a_day_of_releases_every_15_minutes_beside_backfills_loses_and_repeats_n
     assert growth <= RSS_BOUND_MIB, f"RSS grew {growth:.0f} MiB after warm-up ({warm:.0f} -> {end:.0f})"
 
     runs = len(RELEASES) + len(backfills)
-    record(Result("soak", "a day of releases every 15 min beside backfills", runs, runs,
-                  len(returned) - len(stored), len(first_time) - len(key_counts),
-                  f"{len(RELEASES)} release runs, {len(backfills)} backfills; {len(stored)} audit records, "
-                  f"{len(first_time)} released/queued once each; RSS {warm:.0f} -> {end:.0f} MiB "
-                  f"(bound +{RSS_BOUND_MIB})",
-                  "tests/flows/test_soak.py::"
-                  "test_a_day_of_releases_every_15_minutes_beside_backfills_loses_and_repeats_nothing"))
-
-
-
+    record(
+        Result(
+            "soak",
+            "a day of releases every 15 min beside backfills",
+            runs,
+            runs,
+            len(returned) - len(stored),
+            len(first_time) - len(key_counts),
+            f"{len(RELEASES)} release runs, {len(backfills)} backfills; {len(stored)} audit records, "
+            f"{len(first_time)} released/queued once each; RSS {warm:.0f} -> {end:.0f} MiB "
+            f"(bound +{RSS_BOUND_MIB})",
+            "tests/flows/test_soak.py::"
+            "test_a_day_of_releases_every_15_minutes_beside_backfills_loses_and_repeats_nothing",
+        )
+    )

@@ -15,13 +15,13 @@ import pytest
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from tenacity import wait_none
 
-from connectors.clock import SimulatedClock
-from connectors.sandbox.faults import FaultRule
-from connectors.sandbox.server import SandboxServer
-from connectors.uktime import uk_day, uk_midnight
+from common.clock import SimulatedClock
+from common.uktime import uk_day, uk_midnight
 from flows import run_context as sync_module
 from flows.run_context import WRITER_LIMIT, writer_slot
 from flows.sync import nightly_sync
+from sandbox.faults import FaultRule
+from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
 
 AS_OF = datetime(2026, 3, 24, 2, 0, tzinfo=UTC)  # Tuesday 02:00 GMT
@@ -67,8 +67,11 @@ def test_nightly_sync_matches_the_sandbox_ground_truth(sandbox: SandboxServer, t
     truth: Counter[tuple[str, Any]] = Counter(
         (row.practice_ods, uk_day(row.start_utc))
         for row in sandbox.state.ground_truth()
-        if row.audience == "nhs111" and row.bookable and row.state == "free"
-        and row.start_utc >= AS_OF and row.end_utc <= horizon_end
+        if row.audience == "nhs111"
+        and row.bookable
+        and row.state == "free"
+        and row.start_utc >= AS_OF
+        and row.end_utc <= horizon_end
     )
     observed = {
         (ods, day): free
@@ -99,9 +102,7 @@ def test_an_unauthorised_practice_fails_alone_with_an_actionable_message(
     assert sum(1 for s in statuses.values() if s == "ok") == 41
 
 
-def test_transient_faults_are_retried_without_duplicate_rows(
-    sandbox: SandboxServer, tmp_path: Path
-) -> None:
+def test_transient_faults_are_retried_without_duplicate_rows(sandbox: SandboxServer, tmp_path: Path) -> None:
     victim = sandbox.registry.practices[0].ods_code
     sandbox.state.faults.add(FaultRule(practice=victim, kind="status", status=503, count=2))
     sandbox.state.faults.add(
@@ -126,6 +127,7 @@ def test_a_sync_builds_schedule_location_and_practitioner_dimensions(
     run_nightly(sandbox, tmp_path)
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
     try:
+
         def scalar(sql: str) -> Any:
             return con.execute(sql).fetchall()[0][0]
 
@@ -134,36 +136,54 @@ def test_a_sync_builds_schedule_location_and_practitioner_dimensions(
         for table in ("dim_schedule", "dim_location", "dim_practitioner"):
             assert scalar(f"select count(distinct practice_ods) from core.{table}") == practices, table
         # Latest row per (practice, id): the keys are unique.
-        for table, key in (("dim_schedule", "schedule_id"), ("dim_location", "location_id"),
-                           ("dim_practitioner", "practitioner_id")):
+        for table, key in (
+            ("dim_schedule", "schedule_id"),
+            ("dim_location", "location_id"),
+            ("dim_practitioner", "practitioner_id"),
+        ):
             duplicates = scalar(f"select count(*) - count(distinct (practice_ods, {key})) from core.{table}")
             assert duplicates == 0, table
         # Referential integrity: slot -> schedule -> location (and practitioner when named).
-        assert scalar(
-            "select count(*) from core.fct_slot_history as h anti join core.dim_schedule as s "
-            "using (practice_ods, schedule_id)"
-        ) == 0
-        assert scalar(
-            "select count(*) from staging.stg_gpconnect__slots as h anti join core.dim_schedule as s "
-            "using (practice_ods, schedule_id)"
-        ) == 0
-        assert scalar(
-            "select count(*) from core.dim_schedule as s anti join core.dim_location as l "
-            "using (practice_ods, location_id)"
-        ) == 0
+        assert (
+            scalar(
+                "select count(*) from core.fct_slot_history as h anti join core.dim_schedule as s "
+                "using (practice_ods, schedule_id)"
+            )
+            == 0
+        )
+        assert (
+            scalar(
+                "select count(*) from staging.stg_gpconnect__slots as h anti join core.dim_schedule as s "
+                "using (practice_ods, schedule_id)"
+            )
+            == 0
+        )
+        assert (
+            scalar(
+                "select count(*) from core.dim_schedule as s anti join core.dim_location as l "
+                "using (practice_ods, location_id)"
+            )
+            == 0
+        )
         assert scalar("select count(*) from core.dim_schedule where location_id is null") == 0
-        assert scalar(
-            "select count(*) from core.dim_schedule as s anti join core.dim_practitioner as p "
-            "using (practice_ods, practitioner_id) where s.practitioner_id is not null"
-        ) == 0
+        assert (
+            scalar(
+                "select count(*) from core.dim_schedule as s anti join core.dim_practitioner as p "
+                "using (practice_ods, practitioner_id) where s.practitioner_id is not null"
+            )
+            == 0
+        )
         # What the dimensions carry: a session name, a job role, identifiers; no staff names.
         assert scalar("select count(*) from core.dim_schedule where service_category is null") == 0
         assert scalar("select count(*) from core.dim_schedule where practitioner_role_code is null") == 0
         assert scalar("select count(*) from core.dim_practitioner where sds_user_id is null") == 0
         assert scalar("select count(*) from core.dim_location where location_name is null") == 0
-        columns = {c for (c,) in con.execute(
-            "select column_name from information_schema.columns where table_name = 'dim_practitioner'"
-        ).fetchall()}
+        columns = {
+            c
+            for (c,) in con.execute(
+                "select column_name from information_schema.columns where table_name = 'dim_practitioner'"
+            ).fetchall()
+        }
         assert not columns & {"name", "family", "given", "gender", "practitioner_name"}
     finally:
         con.close()

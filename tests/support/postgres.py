@@ -90,21 +90,54 @@ def throwaway_cluster(database: str = "slotsync") -> Iterator[Cluster]:
             shutil.chown(path, owner)
     port = _free_port()
     run = {"check": True, "capture_output": True, "text": True}
-    subprocess.run(_as_owner([
-        str(binaries / "initdb"), "-D", str(data), "-U", SUPERUSER, "--pwfile", str(password_file),
-        "-A", "scram-sha-256", "-E", "UTF8", "--no-sync",
-    ], owner), **run)  # type: ignore[call-overload]
+    subprocess.run(
+        _as_owner(
+            [
+                str(binaries / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                "--pwfile",
+                str(password_file),
+                "-A",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            owner,
+        ),
+        **run,
+    )  # type: ignore[call-overload]
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {socket_dir} -c fsync=off"
-    subprocess.run(_as_owner([
-        str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start",
-    ], owner), **run)  # type: ignore[call-overload]
+    subprocess.run(
+        _as_owner(
+            [
+                str(binaries / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(root / "log"),
+                "-w",
+                "start",
+            ],
+            owner,
+        ),
+        **run,
+    )  # type: ignore[call-overload]
     try:
         subprocess.run(
             [str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", SUPERUSER, database],
-            env={**os.environ, "PGPASSWORD": PASSWORD}, **run,  # type: ignore[call-overload]
+            env={**os.environ, "PGPASSWORD": PASSWORD},
+            **run,  # type: ignore[call-overload]
         )
         yield Cluster("127.0.0.1", port, SUPERUSER, PASSWORD, database)
     finally:
-        subprocess.run(_as_owner([str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                                 owner), capture_output=True)
+        subprocess.run(
+            _as_owner([str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], owner),
+            capture_output=True,
+        )
         shutil.rmtree(root, ignore_errors=True)

@@ -14,7 +14,10 @@ def test_postgres_throwaway_cluster_answers_on_loopback_and_is_removed() -> None
     with throwaway_cluster() as cluster:
         answer = subprocess.run(
             [str(binaries / "psql"), cluster.url(), "-tAc", "select current_database(), inet_server_addr()"],
-            env={**os.environ, "PGPASSWORD": PASSWORD}, capture_output=True, text=True, check=True,
+            env={**os.environ, "PGPASSWORD": PASSWORD},
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         assert answer == "slotsync|127.0.0.1"
         port = cluster.port

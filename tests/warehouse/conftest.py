@@ -38,8 +38,13 @@ def land(
     responses = [
         LandedResponse(
             SlotSearchResponse(
-                practice_ods=practice_ods, filter_key=key, window=WINDOW, fetched_at=observed_at,
-                http_status=200, trace_id=f"trace-{i}", body=body,
+                practice_ods=practice_ods,
+                filter_key=key,
+                window=WINDOW,
+                fetched_at=observed_at,
+                http_status=200,
+                trace_id=f"trace-{i}",
+                body=body,
             ),
             role,
         )

@@ -34,15 +34,21 @@ LATER = OBSERVED_AT + timedelta(hours=8)
 def bundle(*slot_ids: str) -> bytes:
     """A searchset with the given slots (10 minutes each from DAY) and their schedule."""
     entries = [
-        {"resource": {
-            "resourceType": "Slot", "id": slot_id, "schedule": {"reference": "Schedule/S1"},
-            "status": "free", "start": (DAY + timedelta(minutes=10 * int(slot_id))).isoformat(),
-            "end": (DAY + timedelta(minutes=10 * int(slot_id) + 10)).isoformat(),
-        }}
+        {
+            "resource": {
+                "resourceType": "Slot",
+                "id": slot_id,
+                "schedule": {"reference": "Schedule/S1"},
+                "status": "free",
+                "start": (DAY + timedelta(minutes=10 * int(slot_id))).isoformat(),
+                "end": (DAY + timedelta(minutes=10 * int(slot_id) + 10)).isoformat(),
+            }
+        }
         for slot_id in slot_ids
     ]
-    entries.append({"resource": {"resourceType": "Schedule", "id": "S1",
-                                 "actor": [{"reference": "Location/L1"}]}})
+    entries.append(
+        {"resource": {"resourceType": "Schedule", "id": "S1", "actor": [{"reference": "Location/L1"}]}}
+    )
     return orjson.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries})
 
 
@@ -56,12 +62,19 @@ def add_practice(con: duckdb.DuckDBPyConnection, ods: str = PRACTICE) -> None:
 
 
 def load(
-    warehouse: Warehouse, tmp_path: Path, load_id: str, observed_at: datetime,
+    warehouse: Warehouse,
+    tmp_path: Path,
+    load_id: str,
+    observed_at: datetime,
     searches: list[tuple[tuple[str, str], bytes]],
 ) -> None:
-    path = land(tmp_path / f"{load_id}.ndjson", PRACTICE,
-                [(role, key, body) for (role, key), body in searches],
-                load_id=load_id, observed_at=observed_at)
+    path = land(
+        tmp_path / f"{load_id}.ndjson",
+        PRACTICE,
+        [(role, key, body) for (role, key), body in searches],
+        load_id=load_id,
+        observed_at=observed_at,
+    )
     warehouse.load_practice_file(path, load_id=load_id, practice_ods=PRACTICE)
 
 
@@ -161,9 +174,19 @@ def test_practices_are_folded_together_per_window(tmp_path: Path, con: duckdb.Du
     warehouse = Warehouse(con)
     files = []
     for ods in ("J82001", "J82002", "J82003"):
-        files.append(LandingFile(ods, land(tmp_path / f"{ods}.ndjson", ods, [
-            ("general", "none", bundle("1")), ("nhs111", "urgent-care|NHS111", bundle("1", "2")),
-        ])))
+        files.append(
+            LandingFile(
+                ods,
+                land(
+                    tmp_path / f"{ods}.ndjson",
+                    ods,
+                    [
+                        ("general", "none", bundle("1")),
+                        ("nhs111", "urgent-care|NHS111", bundle("1", "2")),
+                    ],
+                ),
+            )
+        )
     results = warehouse.load_practice_files(files, load_id="test-load")
     assert [r.slot_rows for r in results if isinstance(r, PracticeLoad)] == [3, 3, 3]
     assert warehouse.fold_slot_history() == 3
@@ -177,8 +200,10 @@ def test_practices_are_folded_together_per_window(tmp_path: Path, con: duckdb.Du
 
 REFERENCE_SQL = (Path(__file__).parent / "reference" / "apply_slot_observation.sql").read_text()
 MONDAY = datetime(2026, 4, 6, tzinfo=UTC)
-WINDOWS = (SearchWindow(MONDAY, MONDAY + timedelta(days=7)),
-           SearchWindow(MONDAY + timedelta(days=7), MONDAY + timedelta(days=14)))
+WINDOWS = (
+    SearchWindow(MONDAY, MONDAY + timedelta(days=7)),
+    SearchWindow(MONDAY + timedelta(days=7), MONDAY + timedelta(days=14)),
+)
 # P1 needs no filter + NHS 111; P2 also its hub. Slots start every 3 hours from Monday 09:00.
 SEARCHES = {
     "P00001": (("general", "none"), ("nhs111", "urgent-care:NHS111")),
@@ -191,11 +216,19 @@ def slot_start(slot: int) -> datetime:
 
 
 def scenario_bundle(slots: list[tuple[str, int]]) -> bytes:
-    entries = [{"resource": {
-        "resourceType": "Slot", "id": slot_id, "schedule": {"reference": "Schedule/S1"},
-        "status": "free", "start": slot_start(at).isoformat(),
-        "end": (slot_start(at) + timedelta(minutes=15)).isoformat(),
-    }} for slot_id, at in slots]
+    entries = [
+        {
+            "resource": {
+                "resourceType": "Slot",
+                "id": slot_id,
+                "schedule": {"reference": "Schedule/S1"},
+                "status": "free",
+                "start": slot_start(at).isoformat(),
+                "end": (slot_start(at) + timedelta(minutes=15)).isoformat(),
+            }
+        }
+        for slot_id, at in slots
+    ]
     return orjson.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries})
 
 
@@ -220,16 +253,22 @@ def observe(rng: random.Random, observed_at: datetime, *, drop: str | None = Non
     return chosen  # type: ignore[return-value]
 
 
-def land_observation(
-    tmp_path: Path, load_id: str, observed_at: datetime, chosen: Any
-) -> list[LandingFile]:
+def land_observation(tmp_path: Path, load_id: str, observed_at: datetime, chosen: Any) -> list[LandingFile]:
     files = []
     for ods, per_search in chosen.items():
         responses = [
-            LandedResponse(SlotSearchResponse(
-                practice_ods=ods, filter_key=key, window=window, fetched_at=observed_at,
-                http_status=200, trace_id=f"{ods}-{key}", body=scenario_bundle(slots),
-            ), role)
+            LandedResponse(
+                SlotSearchResponse(
+                    practice_ods=ods,
+                    filter_key=key,
+                    window=window,
+                    fetched_at=observed_at,
+                    http_status=200,
+                    trace_id=f"{ods}-{key}",
+                    body=scenario_bundle(slots),
+                ),
+                role,
+            )
             for (role, key), window, slots in per_search
         ]
         path = landing_path(tmp_path / "landing", load_id, ods)
@@ -254,11 +293,21 @@ def reference_fold(con: duckdb.DuckDBPyConnection, load_id: str) -> None:
         {"load_id": load_id},
     ).fetchall()
     for ods, window_start, window_end, observed_at in units:
-        con.execute(REFERENCE_SQL, {"practice_ods": ods, "window_start": window_start,
-                                    "window_end": window_end, "observed_at": observed_at,
-                                    "load_id": load_id})
-        con.execute("delete from core.fct_slot_history where practice_ods = $p "
-                    "and slot_id in (select slot_id from slot_history_update)", {"p": ods})
+        con.execute(
+            REFERENCE_SQL,
+            {
+                "practice_ods": ods,
+                "window_start": window_start,
+                "window_end": window_end,
+                "observed_at": observed_at,
+                "load_id": load_id,
+            },
+        )
+        con.execute(
+            "delete from core.fct_slot_history where practice_ods = $p "
+            "and slot_id in (select slot_id from slot_history_update)",
+            {"p": ods},
+        )
         con.execute("insert into core.fct_slot_history select * from slot_history_update")
         con.execute("drop table slot_history_update")
     # The old loader folded in each practice's transaction: nothing is left for the new one.
@@ -280,19 +329,23 @@ def test_the_set_based_fold_equals_the_per_observation_reference(
     try:
         for con in (reference, candidate):
             for ods, hubs in (("P00001", []), ("P00002", ["Y00001"])):
-                con.execute("insert into core.dim_practice values (?, 'Surgery', 'practice', 9000, "
-                            "'EMIS Web', true, 'NHS111', ?, null, null, 3, 't')", [ods, hubs])
+                con.execute(
+                    "insert into core.dim_practice values (?, 'Surgery', 'practice', 9000, "
+                    "'EMIS Web', true, 'NHS111', ?, null, null, 3, 't')",
+                    [ods, hubs],
+                )
         instants = [MONDAY - timedelta(days=1) + timedelta(hours=5 * i) for i in range(12)]
         plan = [(at, None) for at in instants]
-        plan[4] = (instants[4], "hub")            # P2's hub search failed: incomplete for P2
-        plan.append((instants[2], None))          # an older observation, loaded late
+        plan[4] = (instants[4], "hub")  # P2's hub search failed: incomplete for P2
+        plan.append((instants[2], None))  # an older observation, loaded late
         for i, (at, drop) in enumerate(plan):
             chosen = observe(rng, at, drop=drop)
             load_id = f"load-{i:02d}"
             for con in (reference, candidate):
                 warehouse = Warehouse(con)
-                files = land_observation(tmp_path / con.execute("select current_database()")
-                                         .fetchall()[0][0], load_id, at, chosen)
+                files = land_observation(
+                    tmp_path / con.execute("select current_database()").fetchall()[0][0], load_id, at, chosen
+                )
                 results = warehouse.load_practice_files(files, load_id=load_id)
                 assert all(isinstance(r, PracticeLoad) for r in results)
             reference_fold(reference, load_id)
@@ -349,8 +402,10 @@ def test_booking_inference_follows_any_sequence_of_observations(tmp_path: Path) 
             first_seen, last_seen, last_checked, times_seen, *_, disappeared, reappeared = folded[slot]
             assert (first_seen, last_seen, times_seen) == (seen[0], seen[-1], len(seen))
             assert last_checked == instants[-1]
-            pattern = [slot in present for present in observations[observations.index(
-                next(p for p in observations if slot in p)):]]
+            pattern = [
+                slot in present
+                for present in observations[observations.index(next(p for p in observations if slot in p)) :]
+            ]
             comebacks = sum(1 for a, b in itertools.pairwise(pattern) if not a and b)
             assert reappeared == comebacks
             if pattern[-1]:
@@ -363,9 +418,17 @@ def test_booking_inference_follows_any_sequence_of_observations(tmp_path: Path) 
 
     check()
     assert examples["disappeared"] > 0 and examples["reappeared"] > 0
-    record(Result("property", "booking inference (disappeared / reappeared / times seen)",
-                  examples["n"], examples["n"], None, None,
-                  f"{examples['disappeared']} slots inferred booked, {examples['reappeared']} freed again; "
-                  "replaying every observation changes nothing",
-                  "tests/warehouse/test_fold.py::test_booking_inference_follows_any_sequence_of_observations",
-                  not_measured="a property of the fold: no run to lose rows from"))
+    record(
+        Result(
+            "property",
+            "booking inference (disappeared / reappeared / times seen)",
+            examples["n"],
+            examples["n"],
+            None,
+            None,
+            f"{examples['disappeared']} slots inferred booked, {examples['reappeared']} freed again; "
+            "replaying every observation changes nothing",
+            "tests/warehouse/test_fold.py::test_booking_inference_follows_any_sequence_of_observations",
+            not_measured="a property of the fold: no run to lose rows from",
+        )
+    )

@@ -22,8 +22,12 @@ def make_previous_version_file(path: Path) -> None:
     con.execute("insert into meta.schema_version values (?, ?, now())", [first.version, first.name])
     con.execute(
         "insert into meta.sync_window values ('J82001', 'slots', 'none', ?, ?, ?, 'old-load', 3, ?)",
-        [datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 15, tzinfo=UTC),
-         datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)],
+        [
+            datetime(2026, 3, 1, tzinfo=UTC),
+            datetime(2026, 3, 15, tzinfo=UTC),
+            datetime(2026, 3, 1, tzinfo=UTC),
+            datetime(2026, 3, 1, tzinfo=UTC),
+        ],
     )
     con.execute(
         "insert into core.dim_practice values ('J82001', 'Old Surgery', 'practice', 9000, "
@@ -87,15 +91,22 @@ def test_upgrading_moves_raw_bodies_out_and_keeps_their_metadata(tmp_path: Path)
     con = connect(path)
     for migration in migrations()[:5]:
         con.execute(migration.sql)
-        con.execute("insert into meta.schema_version values (?, ?, now())",
-                    [migration.version, migration.name])
+        con.execute(
+            "insert into meta.schema_version values (?, ?, now())", [migration.version, migration.name]
+        )
     window_start = datetime(2026, 3, 1, tzinfo=UTC)
     body = b'{"resourceType":"Bundle","type":"searchset"}'
     con.execute(
         "insert into raw.gpc_slot_search values ('old-load', 'J82001', 'search_slots', 'general', "
         "'none', ?, ?, ?, ?, 200, 'trace-1', ?, ?)",
-        [window_start, window_start + timedelta(days=14), window_start, window_start, len(body),
-         body.decode()],
+        [
+            window_start,
+            window_start + timedelta(days=14),
+            window_start,
+            window_start,
+            len(body),
+            body.decode(),
+        ],
     )
     con.execute(
         "insert into meta.sync_window values ('J82001', 'slots', 'none', ?, ?, ?, 'old-load', 0, ?)",
@@ -105,17 +116,25 @@ def test_upgrading_moves_raw_bodies_out_and_keeps_their_metadata(tmp_path: Path)
     # The load's landing file, as the previous landing format wrote it (no line numbers).
     landing = tmp_path / "landing" / "old-load" / "J82001.ndjson"
     landing.parent.mkdir(parents=True)
-    meta = {"load_id": "old-load", "practice_ods": "J82001", "filter_key": "none",
-            "window_start": window_start.isoformat(), "body_bytes": len(body)}
+    meta = {
+        "load_id": "old-load",
+        "practice_ods": "J82001",
+        "filter_key": "none",
+        "window_start": window_start.isoformat(),
+        "body_bytes": len(body),
+    }
     landing.write_bytes(b'{"meta":' + json.dumps(meta).encode() + b',"bundle":' + body + b"}\n")
 
     con = open_warehouse(path)
     try:
         assert schema_version(con) == len(migrations())
-        columns = [c for (c,) in con.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = 'raw' and table_name = 'gpc_slot_search' order by ordinal_position"
-        ).fetchall()]
+        columns = [
+            c
+            for (c,) in con.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = 'raw' and table_name = 'gpc_slot_search' order by ordinal_position"
+            ).fetchall()
+        ]
         assert "body" not in columns and columns[-2:] == ["landing_file", "landing_line"]
         assert con.execute(
             "select load_id, practice_ods, trace_id, body_bytes, landing_file from raw.gpc_slot_search"
@@ -125,8 +144,10 @@ def test_upgrading_moves_raw_bodies_out_and_keeps_their_metadata(tmp_path: Path)
         warehouse = Warehouse(con)
         with pytest.raises(LookupError, match="pass landing_dir"):
             warehouse.raw_body("old-load", "J82001", "none", window_start)
-        assert warehouse.raw_body("old-load", "J82001", "none", window_start,
-                                  landing_dir=tmp_path / "landing") == body
+        assert (
+            warehouse.raw_body("old-load", "J82001", "none", window_start, landing_dir=tmp_path / "landing")
+            == body
+        )
         assert warehouse.fold_slot_history() == 0
     finally:
         con.close()

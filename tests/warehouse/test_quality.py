@@ -11,7 +11,7 @@ import duckdb
 import orjson
 import pytest
 
-from connectors.uktime import format_uk
+from common.uktime import format_uk
 from tests.warehouse.conftest import OBSERVED_AT, land
 from warehouse.loader import LandingFile, Warehouse
 from warehouse.quality import open_quarantine, summary_lines, validate_pending
@@ -22,10 +22,18 @@ GOOD, BAD = "J82001", "J82002"
 
 def slot(slot_id: str, begins: datetime, minutes: int = 10, **changes: Any) -> dict[str, Any]:
     resource = {
-        "resourceType": "Slot", "id": slot_id, "schedule": {"reference": "Schedule/S1"},
-        "status": "free", "start": format_uk(begins), "end": format_uk(begins + timedelta(minutes=minutes)),
-        "extension": [{"url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-"
-                              "DeliveryChannel-2", "valueCode": "In-person"}],
+        "resourceType": "Slot",
+        "id": slot_id,
+        "schedule": {"reference": "Schedule/S1"},
+        "status": "free",
+        "start": format_uk(begins),
+        "end": format_uk(begins + timedelta(minutes=minutes)),
+        "extension": [
+            {
+                "url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-DeliveryChannel-2",
+                "valueCode": "In-person",
+            }
+        ],
     }
     resource.update(changes)
     return {"resource": resource}
@@ -34,11 +42,20 @@ def slot(slot_id: str, begins: datetime, minutes: int = 10, **changes: Any) -> d
 def bundle(slots: list[dict[str, Any]], *, schedule: bool = True, location: bool = True) -> bytes:
     entries = list(slots)
     if schedule:
-        entries.append({"resource": {"resourceType": "Schedule", "id": "S1",
-                                     "actor": [{"reference": "Location/L1"}]}})
+        entries.append(
+            {"resource": {"resourceType": "Schedule", "id": "S1", "actor": [{"reference": "Location/L1"}]}}
+        )
     if location:
-        entries.append({"resource": {"resourceType": "Location", "id": "L1", "name": "Main surgery",
-                                     "managingOrganization": {"reference": "Organization/O1"}}})
+        entries.append(
+            {
+                "resource": {
+                    "resourceType": "Location",
+                    "id": "L1",
+                    "name": "Main surgery",
+                    "managingOrganization": {"reference": "Organization/O1"},
+                }
+            }
+        )
     return orjson.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries})
 
 
@@ -57,12 +74,23 @@ def add_practices(con: duckdb.DuckDBPyConnection, *ods_codes: str) -> None:
 
 
 def load(
-    con: duckdb.DuckDBPyConnection, tmp_path: Path, load_id: str, bodies: dict[str, bytes],
+    con: duckdb.DuckDBPyConnection,
+    tmp_path: Path,
+    load_id: str,
+    bodies: dict[str, bytes],
     observed_at: datetime = OBSERVED_AT,
 ) -> None:
     files = [
-        LandingFile(ods, land(tmp_path / load_id / f"{ods}.ndjson", ods, [("general", "none", body)],
-                              load_id=load_id, observed_at=observed_at))
+        LandingFile(
+            ods,
+            land(
+                tmp_path / load_id / f"{ods}.ndjson",
+                ods,
+                [("general", "none", body)],
+                load_id=load_id,
+                observed_at=observed_at,
+            ),
+        )
         for ods, body in bodies.items()
     ]
     results = Warehouse(con).load_practice_files(files, load_id=load_id)
@@ -86,24 +114,38 @@ BAD_BATCHES: dict[str, tuple[Callable[[], bytes], str]] = {
     "four-hour slot": (lambda: bundle([slot("9", DAY, minutes=240)]), "slot_length_plausible"),
     "unknown status": (lambda: bundle([slot("9", DAY, status="booked")]), "slot_status_valid"),
     "unknown channel": (
-        lambda: bundle([slot("9", DAY, extension=[{
-            "url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-DeliveryChannel-2",
-            "valueCode": "Carrier pigeon"}])]),
+        lambda: bundle(
+            [
+                slot(
+                    "9",
+                    DAY,
+                    extension=[
+                        {
+                            "url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-DeliveryChannel-2",
+                            "valueCode": "Carrier pigeon",
+                        }
+                    ],
+                )
+            ]
+        ),
         "slot_delivery_channel_valid",
     ),
     "duplicate slot id": (lambda: bundle([*clean_slots(), clean_slots()[0]]), "slot_id_unique"),
     "schedule not in bundle": (
-        lambda: bundle([slot("9", DAY, schedule={"reference": "Schedule/S404"})]), "slot_schedule_resolves",
+        lambda: bundle([slot("9", DAY, schedule={"reference": "Schedule/S404"})]),
+        "slot_schedule_resolves",
     ),
     "location not in bundle": (lambda: bundle(clean_slots(), location=False), "schedule_location_resolves"),
     "offset contradicts UK DST": (
         # 09:00 BST written as 08:00+00:00: the same instant, but the UK was on +01:00 then.
-        lambda: bundle([slot("9", DAY, start=DAY.isoformat(),
-                             end=(DAY + timedelta(minutes=10)).isoformat())]),
+        lambda: bundle(
+            [slot("9", DAY, start=DAY.isoformat(), end=(DAY + timedelta(minutes=10)).isoformat())]
+        ),
         "slot_offset_matches_uk_time",
     ),
     "outside the search window": (
-        lambda: bundle([slot("9", datetime(2027, 1, 4, 9, 0, tzinfo=UTC))]), "slot_inside_search_window",
+        lambda: bundle([slot("9", datetime(2027, 1, 4, 9, 0, tzinfo=UTC))]),
+        "slot_inside_search_window",
     ),
 }
 
@@ -121,15 +163,20 @@ def test_a_bad_batch_is_quarantined_with_its_expectation_while_a_clean_one_is_fo
     assert [b.practice_ods for b in report.quarantined] == [BAD]
     assert expectation in failed(con, BAD), failed(con, BAD)
     assert failed(con, GOOD) == []
-    history = dict(con.execute(
-        "select practice_ods, count(*) from core.fct_slot_history group by all").fetchall())
+    history = dict(
+        con.execute("select practice_ods, count(*) from core.fct_slot_history group by all").fetchall()
+    )
     assert history == {GOOD: 3}, "the quarantined batch is not folded; the clean one is"
-    assert con.execute(
-        "select count(*) from staging.stg_gpconnect__slots where practice_ods = ?", [BAD]
-    ).fetchall()[0][0] > 0, "its staging rows stay (nothing lost)"
+    assert (
+        con.execute(
+            "select count(*) from staging.stg_gpconnect__slots where practice_ods = ?", [BAD]
+        ).fetchall()[0][0]
+        > 0
+    ), "its staging rows stay (nothing lost)"
     assert con.execute("select distinct practice_ods from core.dim_schedule").fetchall() == [(GOOD,)]
     shown = con.execute(
-        "select practice_ods, failed_expectations from marts.mart_quarantined_batches").fetchall()
+        "select practice_ods, failed_expectations from marts.mart_quarantined_batches"
+    ).fetchall()
     assert len(shown) == 1 and shown[0][0] == BAD and expectation in shown[0][1]
     checks = con.execute(
         "select passed from marts.mart_data_quality_checks where practice_ods = ? and expectation = ?",
@@ -158,9 +205,11 @@ def test_a_re_run_after_the_source_is_fixed_promotes_the_batch(
     assert [(b.practice_ods, b.quarantined) for b in report.batches] == [(BAD, False)]
     assert open_quarantine(con) == []
     assert con.execute("select resolution, resolved_by_load_id from meta.quarantine").fetchall() == [
-        ("promoted", "load-2")]
-    history = dict(con.execute(
-        "select practice_ods, count(*) from core.fct_slot_history group by all").fetchall())
+        ("promoted", "load-2")
+    ]
+    history = dict(
+        con.execute("select practice_ods, count(*) from core.fct_slot_history group by all").fetchall()
+    )
     assert history == {GOOD: 3, BAD: 3}
     assert con.execute("select count(*) from marts.mart_quarantined_batches").fetchall() == [(0,)]
 
@@ -185,8 +234,10 @@ def test_a_practice_that_stops_returning_slots_is_flagged_once(
     con: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
     add_practices(con, GOOD)
-    con.execute("insert into meta.load_ledger (load_id, flow_name, as_of, started_at, status) "
-                "select unnest(['load-1', 'load-2', 'load-3']), 'nightly_sync', now(), now(), 'completed'")
+    con.execute(
+        "insert into meta.load_ledger (load_id, flow_name, as_of, started_at, status) "
+        "select unnest(['load-1', 'load-2', 'load-3']), 'nightly_sync', now(), now(), 'completed'"
+    )
     # Twelve slots still ahead: an empty answer contradicts them (a few could just be booked out).
     twelve = [slot(str(i), DAY + timedelta(minutes=10 * i)) for i in range(12)]
     for i, body in enumerate([bundle(twelve), bundle([]), bundle([])], start=1):
@@ -205,8 +256,10 @@ def test_an_empty_answer_after_the_last_few_slots_is_accepted(
 ) -> None:
     # Late on a Friday an intraday run sees the evening and Saturday: three slots left, booked out.
     add_practices(con, GOOD)
-    con.execute("insert into meta.load_ledger (load_id, flow_name, as_of, started_at, status) "
-                "select unnest(['load-1', 'load-2']), 'intraday_sync', now(), now(), 'completed'")
+    con.execute(
+        "insert into meta.load_ledger (load_id, flow_name, as_of, started_at, status) "
+        "select unnest(['load-1', 'load-2']), 'intraday_sync', now(), now(), 'completed'"
+    )
     for i, body in enumerate([bundle(clean_slots()), bundle([])], start=1):
         load(con, tmp_path, f"load-{i}", {GOOD: body}, observed_at=OBSERVED_AT + timedelta(hours=i))
         validate_pending(con, data_dir=None)
@@ -239,8 +292,16 @@ def test_practices_validated_in_groups_are_judged_as_in_one(
     # Groups of at most 4 staged slots: 3 groups (GOOD+BAD, then one clean practice each).
     others = [f"J8201{i}" for i in range(2)]
     add_practices(con, GOOD, BAD, *others)
-    load(con, tmp_path, "load-1", {GOOD: bundle(clean_slots()), BAD: bundle([slot("9", DAY, minutes=240)]),
-                                   **{ods: bundle(clean_slots()) for ods in others}})
+    load(
+        con,
+        tmp_path,
+        "load-1",
+        {
+            GOOD: bundle(clean_slots()),
+            BAD: bundle([slot("9", DAY, minutes=240)]),
+            **{ods: bundle(clean_slots()) for ods in others},
+        },
+    )
     report = validate_pending(con, data_dir=tmp_path / "data", validated_by="load-1", group_rows=4)
     Warehouse(con).build_models("load-1")
 
@@ -248,8 +309,9 @@ def test_practices_validated_in_groups_are_judged_as_in_one(
     assert [b.practice_ods for b in report.quarantined] == [BAD]
     assert report.rows["slots"] == 3 * 3 + 1
     assert con.execute("select count(*) from meta.quality_batch").fetchall() == [(4,)]
-    history = dict(con.execute(
-        "select practice_ods, count(*) from core.fct_slot_history group by all").fetchall())
+    history = dict(
+        con.execute("select practice_ods, count(*) from core.fct_slot_history group by all").fetchall()
+    )
     assert history == {ods: 3 for ods in [GOOD, *others]}
     # Three groups, one GX result each per suite, all under the load's run name.
     store = tmp_path / "data" / "quality" / "gx" / "uncommitted" / "validations"

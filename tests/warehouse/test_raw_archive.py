@@ -23,14 +23,20 @@ def raw_rows(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
 def test_raw_keeps_metadata_only_and_names_the_landing_line(
     con: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
-    columns = {c for (c,) in con.execute(
-        "select column_name from information_schema.columns "
-        "where table_schema = 'raw' and table_name = 'gpc_slot_search'"
-    ).fetchall()}
+    columns = {
+        c
+        for (c,) in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'raw' and table_name = 'gpc_slot_search'"
+        ).fetchall()
+    }
     assert "body" not in columns and {"landing_file", "landing_line"} <= columns
     emis, empty = fixture_bytes("emis_three_slots.json"), fixture_bytes("empty.json")
-    path = land(tmp_path / "J82001.ndjson", "J82001",
-                [("general", "none", emis), ("nhs111", "urgent-care|NHS111", empty)])
+    path = land(
+        tmp_path / "J82001.ndjson",
+        "J82001",
+        [("general", "none", emis), ("nhs111", "urgent-care|NHS111", empty)],
+    )
     Warehouse(con).load_practice_file(path, load_id="test-load", practice_ods="J82001")
     assert raw_rows(con) == [
         ("J82001", "general", "none", 200, "trace-0", len(emis), str(path), 1),
@@ -38,15 +44,16 @@ def test_raw_keeps_metadata_only_and_names_the_landing_line(
     ]
 
 
-def test_raw_body_gives_back_the_exact_bytes_received(
-    con: duckdb.DuckDBPyConnection, tmp_path: Path
-) -> None:
+def test_raw_body_gives_back_the_exact_bytes_received(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     # A pretty-printed body with CRLF and LF line ends: one landing line, the same bytes back.
     pretty = fixture_bytes("emis_three_slots.json").replace(b"\n", b"\r\n", 3)
     compact = fixture_bytes("tpp_unsorted_arrays.json")
     assert b"\r\n" in pretty and b"\n" in compact
-    path = land(tmp_path / "J82001.ndjson", "J82001",
-                [("general", "none", pretty), ("nhs111", "urgent-care|NHS111", compact)])
+    path = land(
+        tmp_path / "J82001.ndjson",
+        "J82001",
+        [("general", "none", pretty), ("nhs111", "urgent-care|NHS111", compact)],
+    )
     assert len(path.read_bytes().splitlines()) == 2
     warehouse = Warehouse(con)
     warehouse.load_practice_file(path, load_id="test-load", practice_ods="J82001")
@@ -59,8 +66,7 @@ def test_raw_body_gives_back_the_exact_bytes_received(
     path.rename(moved)
     with pytest.raises(FileNotFoundError, match="raw_retention_days"):
         warehouse.raw_body("test-load", "J82001", "none", start)
-    assert warehouse.raw_body("test-load", "J82001", "none", start,
-                              landing_dir=tmp_path / "moved") == pretty
+    assert warehouse.raw_body("test-load", "J82001", "none", start, landing_dir=tmp_path / "moved") == pretty
     with pytest.raises(LookupError, match="no slot-search response"):
         warehouse.raw_body("test-load", "J82001", "gp-practice|Y00001", start)
 
@@ -68,11 +74,15 @@ def test_raw_body_gives_back_the_exact_bytes_received(
 def test_unparseable_body_is_refused_alone_and_keeps_its_raw_metadata(
     con: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
-    good = land(tmp_path / "J82001.ndjson", "J82001",
-                [("general", "none", fixture_bytes("emis_three_slots.json"))])
+    good = land(
+        tmp_path / "J82001.ndjson", "J82001", [("general", "none", fixture_bytes("emis_three_slots.json"))]
+    )
     cut = fixture_bytes("emis_three_slots.json")[:500]  # cut mid-bundle: not JSON
-    bad = land(tmp_path / "J82002.ndjson", "J82002",
-               [("general", "none", cut), ("nhs111", "urgent-care|NHS111", fixture_bytes("empty.json"))])
+    bad = land(
+        tmp_path / "J82002.ndjson",
+        "J82002",
+        [("general", "none", cut), ("nhs111", "urgent-care|NHS111", fixture_bytes("empty.json"))],
+    )
     warehouse = Warehouse(con)
     results = warehouse.load_practice_files(
         [LandingFile("J82001", good), LandingFile("J82002", bad)], load_id="test-load"
@@ -94,9 +104,7 @@ def test_unparseable_body_is_refused_alone_and_keeps_its_raw_metadata(
     assert warehouse.raw_body("test-load", "J82002", "none", WINDOW.start_utc) == cut
 
 
-def test_a_response_that_is_not_a_bundle_is_refused(
-    con: duckdb.DuckDBPyConnection, tmp_path: Path
-) -> None:
+def test_a_response_that_is_not_a_bundle_is_refused(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     outcome = fixture_bytes("../errors/ssp_asid.json")
     path = land(tmp_path / "J82001.ndjson", "J82001", [("general", "none", outcome)])
     with pytest.raises(PracticeDataError, match="not a FHIR Bundle"):
@@ -107,8 +115,9 @@ def test_a_response_that_is_not_a_bundle_is_refused(
 def test_a_landing_file_of_another_practice_is_refused(
     con: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
-    path = land(tmp_path / "J82001.ndjson", "J82001",
-                [("general", "none", fixture_bytes("emis_three_slots.json"))])
+    path = land(
+        tmp_path / "J82001.ndjson", "J82001", [("general", "none", fixture_bytes("emis_three_slots.json"))]
+    )
     with pytest.raises(PracticeDataError, match="another load or practice"):
         Warehouse(con).load_practice_file(path, load_id="test-load", practice_ods="J82009")
     assert con.execute("select count(*) from staging.stg_gpconnect__slots").fetchall() == [(0,)]
@@ -128,15 +137,19 @@ def test_pruning_deletes_only_old_completed_loads(con: duckdb.DuckDBPyConnection
     landing_dir = tmp_path / "landing"
     loads = {
         "old-completed": (old, "completed"),
-        "old-running": (old, "running"),            # crashed, never repaired
-        "old-repaired": (old, "running"),           # crashed, then its re-run completed
+        "old-running": (old, "running"),  # crashed, never repaired
+        "old-repaired": (old, "running"),  # crashed, then its re-run completed
         "old-rerun": (old, "completed"),
         "recent-completed": (now - timedelta(days=3), "completed"),
     }
     for load_id, (as_of, status) in loads.items():
         ledger(con, load_id, as_of, status)
-        land(landing_path(landing_dir, load_id, "J82001"), "J82001",
-             [("general", "none", fixture_bytes("empty.json"))], load_id=load_id)
+        land(
+            landing_path(landing_dir, load_id, "J82001"),
+            "J82001",
+            [("general", "none", fixture_bytes("empty.json"))],
+            load_id=load_id,
+        )
     (landing_dir / "not-a-load").mkdir()
     con.execute(
         "insert into meta.load_plan values ('old-rerun', 'rerun', 'slots', ?, 28, 14, null, 'old-repaired')",
@@ -149,7 +162,7 @@ def test_pruning_deletes_only_old_completed_loads(con: duckdb.DuckDBPyConnection
 
 
 def test_retention_setting_defaults_to_35_days() -> None:
-    from connectors.config import Settings
+    from common.config import Settings
 
     assert Settings().sync.raw_retention_days == 35
     assert OBSERVED_AT.tzinfo is UTC

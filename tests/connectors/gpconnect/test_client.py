@@ -10,8 +10,8 @@ import httpx
 import orjson
 import pytest
 
-from connectors.clock import SimulatedClock
-from connectors.config import ConsumerIdentity, HttpSettings
+from common.clock import SimulatedClock
+from common.config import ConsumerIdentity, HttpSettings
 from connectors.gpconnect.client import GpConnectClient
 from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow, plan_windows
@@ -23,9 +23,9 @@ from connectors.http.errors import (
     TransientError,
 )
 from connectors.registry import Practice
-from connectors.sandbox import SandboxServer
-from connectors.sandbox.faults import FaultRule
-from tests.connectors.sandbox.helpers import booking_body
+from sandbox import SandboxServer
+from sandbox.faults import FaultRule
+from tests.sandbox.helpers import booking_body
 
 pytestmark = pytest.mark.anyio
 
@@ -85,8 +85,11 @@ async def test_book_read_amend_cancel_and_patient_appointments(sandbox: SandboxS
         bundle = await search(client, p)
         resources = [e["resource"] for e in bundle["entry"]]
         slot = next(r for r in resources if r["resourceType"] == "Slot")
-        schedule = next(r for r in resources if r["resourceType"] == "Schedule"
-                        and r["id"] == slot["schedule"]["reference"].split("/")[1])
+        schedule = next(
+            r
+            for r in resources
+            if r["resourceType"] == "Schedule" and r["id"] == slot["schedule"]["reference"].split("/")[1]
+        )
         location = next(a["reference"] for a in schedule["actor"] if a["reference"].startswith("Location/"))
         patient_id = sandbox.state.profile(p.ods_code).patients[0].logical_id
         body = booking_body(slot, patient_id=patient_id, location_id=location.split("/")[1])
@@ -112,10 +115,17 @@ async def test_book_read_amend_cancel_and_patient_appointments(sandbox: SandboxS
         assert booked.id in {a.id for a in listed}
 
         current = await client.read_appointment(p, booked.id)
-        cancel = {**full, "status": "cancelled", "extension": [*full["extension"], {
-            "url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-AppointmentCancellationReason-1",
-            "valueString": "Patient no longer needs it",
-        }]}
+        cancel = {
+            **full,
+            "status": "cancelled",
+            "extension": [
+                *full["extension"],
+                {
+                    "url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-AppointmentCancellationReason-1",
+                    "valueString": "Patient no longer needs it",
+                },
+            ],
+        }
         cancelled = await client.cancel_appointment(p, cancel, current.meta.versionId or "")
         assert cancelled.status == "cancelled"
         with pytest.raises(NotFound):
@@ -161,8 +171,10 @@ async def test_retries_are_capped_and_the_error_says_what_to_do(sandbox: Sandbox
     assert p.ods_code in text and "search free slots" in text and "HTTP 503" in text and "Next step" in text
 
 
-@pytest.mark.parametrize(("status", "error"), [(401, ConfigurationError), (403, ConfigurationError),
-                                               (400, RequestRejected), (422, RequestRejected)])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(401, ConfigurationError), (403, ConfigurationError), (400, RequestRejected), (422, RequestRejected)],
+)
 async def test_client_errors_are_never_retried(
     sandbox: SandboxServer, status: int, error: type[Exception]
 ) -> None:
@@ -176,12 +188,19 @@ async def test_client_errors_are_never_retried(
 
 async def test_oversized_responses_are_refused() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=b"{" + b" " * 5000 + b"}",
-                              headers={"content-type": "application/fhir+json"})
+        return httpx.Response(
+            200, content=b"{" + b" " * 5000 + b"}", headers={"content-type": "application/fhir+json"}
+        )
 
-    p = Practice(ods_code="A00001", name="Big", list_size=1, clinical_system="other",
-                 service_root="https://big.example/A00001/STU3/1/gpconnect",
-                 provider_asid="123456789012", accepts_111_booking=False)
+    p = Practice(
+        ods_code="A00001",
+        name="Big",
+        list_size=1,
+        clinical_system="other",
+        service_root="https://big.example/A00001/STU3/1/gpconnect",
+        provider_asid="123456789012",
+        accepts_111_booking=False,
+    )
     http = FAST.model_copy(update={"max_response_bytes": 1024})
     async with client_for(http, transport=httpx.MockTransport(handler)) as client:
         with pytest.raises(Exception, match="larger than the 1024-byte cap"):
@@ -193,12 +212,22 @@ async def test_wire_format_of_a_dst_window_search_through_the_ssp() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(200, content=b'{"resourceType":"Bundle","type":"searchset"}',
-                              headers={"content-type": "application/fhir+json;charset=utf-8"})
+        return httpx.Response(
+            200,
+            content=b'{"resourceType":"Bundle","type":"searchset"}',
+            headers={"content-type": "application/fhir+json;charset=utf-8"},
+        )
 
-    p = Practice(ods_code="A00001", name="P", list_size=1, clinical_system="other",
-                 service_root="https://provider.example/A00001/STU3/1/gpconnect",
-                 provider_asid="918999198993", accepts_111_booking=True, nhs111_provider_ods="RYE")
+    p = Practice(
+        ods_code="A00001",
+        name="P",
+        list_size=1,
+        clinical_system="other",
+        service_root="https://provider.example/A00001/STU3/1/gpconnect",
+        provider_asid="918999198993",
+        accepts_111_booking=True,
+        nhs111_provider_ods="RYE",
+    )
     http = FAST.model_copy(update={"ssp_prefix": "https://ssp.example"})
     window = SearchWindow(datetime(2026, 10, 19, 1, 0, tzinfo=UTC), datetime(2026, 11, 2, 0, 0, tzinfo=UTC))
     async with client_for(http, transport=httpx.MockTransport(handler)) as client:

@@ -34,16 +34,14 @@ from connectors.http.errors import (
         (500, "INTERNAL_SERVER_ERROR", GpConnectError, False),
     ],
 )
-def test_classification(status: int, code: str | None, expected: type[HttpError],
-                        retryable: bool) -> None:
+def test_classification(status: int, code: str | None, expected: type[HttpError], retryable: bool) -> None:
     error_class = classify(status, code)
     assert error_class is expected
     assert error_class.retryable is retryable
 
 
 def test_messages_name_practice_interaction_status_and_next_step() -> None:
-    error = ConfigurationError("JWT rejected", practice_ods="J82001", interaction="search slots",
-                               status=401)
+    error = ConfigurationError("JWT rejected", practice_ods="J82001", interaction="search slots", status=401)
     text = str(error)
     assert "J82001" in text and "search slots" in text and "HTTP 401" in text
     assert "Next step:" in text and "registry" in text

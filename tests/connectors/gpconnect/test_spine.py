@@ -7,7 +7,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from connectors.config import ConsumerIdentity
+from common.config import ConsumerIdentity
 from connectors.gpconnect.spine import Interaction, SearchFilter, build_jwt, spine_headers
 
 
@@ -19,8 +19,12 @@ def decode(segment: str) -> dict[str, object]:
 
 def test_jwt_is_unsigned_with_trailing_dot_and_300s_life() -> None:
     issued = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
-    token = build_jwt(ConsumerIdentity(), audience="https://p/A1/STU3/1/gpconnect",
-                      scope="organization/*.read", issued_at=issued)
+    token = build_jwt(
+        ConsumerIdentity(),
+        audience="https://p/A1/STU3/1/gpconnect",
+        scope="organization/*.read",
+        issued_at=issued,
+    )
     header, payload, signature = token.split(".")
     assert token.endswith(".") and signature == ""
     assert decode(header) == {"alg": "none", "typ": "JWT"}
@@ -33,8 +37,12 @@ def test_jwt_is_unsigned_with_trailing_dot_and_300s_life() -> None:
 
 
 def test_headers_are_fresh_per_request_and_name_the_interaction() -> None:
-    kwargs = dict(provider_asid="918999198993", interaction=Interaction.SEARCH_SLOTS,
-                  audience="https://p/A1/STU3/1/gpconnect", issued_at=datetime.now(UTC))
+    kwargs = dict(
+        provider_asid="918999198993",
+        interaction=Interaction.SEARCH_SLOTS,
+        audience="https://p/A1/STU3/1/gpconnect",
+        issued_at=datetime.now(UTC),
+    )
     first = spine_headers(ConsumerIdentity(), **kwargs)  # type: ignore[arg-type]
     second = spine_headers(ConsumerIdentity(), **kwargs)  # type: ignore[arg-type]
     assert first["Ssp-TraceID"] != second["Ssp-TraceID"]

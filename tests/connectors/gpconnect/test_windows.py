@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.uktime import format_uk, uk_day, uk_midnight
 from connectors.gpconnect.windows import SearchWindow, plan_windows
-from connectors.uktime import format_uk, uk_day, uk_midnight
 from tests.reliability import Result, record
 
 
@@ -29,11 +29,15 @@ def test_28_day_horizon_is_two_windows_ending_on_uk_midnights() -> None:
     ("start", "expected_params"),
     [
         # Window containing the last Sunday of March: starts GMT, ends BST.
-        (datetime(2026, 3, 23, 2, 0, tzinfo=UTC),
-         ("ge2026-03-23T02:00:00+00:00", "le2026-04-06T00:00:00+01:00")),
+        (
+            datetime(2026, 3, 23, 2, 0, tzinfo=UTC),
+            ("ge2026-03-23T02:00:00+00:00", "le2026-04-06T00:00:00+01:00"),
+        ),
         # Window containing the last Sunday of October: starts BST, ends GMT.
-        (datetime(2026, 10, 19, 1, 0, tzinfo=UTC),
-         ("ge2026-10-19T02:00:00+01:00", "le2026-11-02T00:00:00+00:00")),
+        (
+            datetime(2026, 10, 19, 1, 0, tzinfo=UTC),
+            ("ge2026-10-19T02:00:00+01:00", "le2026-11-02T00:00:00+00:00"),
+        ),
     ],
 )
 def test_dst_boundary_windows_carry_each_ends_offset(
@@ -73,8 +77,9 @@ def test_any_plan_covers_the_horizon_in_windows_of_at_most_14_days_with_uk_offse
 
     @settings(max_examples=400, deadline=None)
     @given(
-        start=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2032, 12, 31),
-                           timezones=st.just(UTC)),
+        start=st.datetimes(
+            min_value=datetime(2024, 1, 1), max_value=datetime(2032, 12, 31), timezones=st.just(UTC)
+        ),
         horizon=st.integers(1, 90),
         window_days=st.integers(1, 14),
     )
@@ -102,8 +107,17 @@ def test_any_plan_covers_the_horizon_in_windows_of_at_most_14_days_with_uk_offse
 
     check()
     assert examples["dst_crossing"] > 0, "no example crossed a DST change"
-    record(Result("property", "window planner (horizon, <= 14 days, DST offsets)", examples["n"],
-                  examples["n"], None, None, f"{examples['dst_crossing']} windows crossed a DST change",
-                  "tests/connectors/gpconnect/test_windows.py::"
-                  "test_any_plan_covers_the_horizon_in_windows_of_at_most_14_days_with_uk_offsets",
-                  not_measured="a planner property: no data involved"))
+    record(
+        Result(
+            "property",
+            "window planner (horizon, <= 14 days, DST offsets)",
+            examples["n"],
+            examples["n"],
+            None,
+            None,
+            f"{examples['dst_crossing']} windows crossed a DST change",
+            "tests/connectors/gpconnect/test_windows.py::"
+            "test_any_plan_covers_the_horizon_in_windows_of_at_most_14_days_with_uk_offsets",
+            not_measured="a planner property: no data involved",
+        )
+    )

@@ -9,15 +9,16 @@ import httpx
 import orjson
 import pytest
 
+from common.config import HttpSettings
 from connectors.bookinglog import BookingLogClient
-from connectors.config import HttpSettings
 from connectors.http.errors import HttpError, RateLimited, ResponseInvalid
 from connectors.registry import BookingOrganisation
 
 pytestmark = pytest.mark.anyio
 
-ORG = BookingOrganisation(ods_code="RYE", name="NHS 111 provider", kind="nhs111",
-                          booking_log_url="https://x.example/bookings.json")
+ORG = BookingOrganisation(
+    ods_code="RYE", name="NHS 111 provider", kind="nhs111", booking_log_url="https://x.example/bookings.json"
+)
 FAST = HttpSettings(backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=5.0)
 
 
@@ -57,8 +58,9 @@ async def test_booking_log_reads_retry_after_as_an_http_date() -> None:
 async def test_booking_log_waits_out_a_past_http_date_and_then_succeeds() -> None:
     seen: list[httpx.Request] = []
     past = formatdate(time.time() - 60, usegmt=True)
-    transport = _serving([httpx.Response(429, headers={"Retry-After": past}),
-                          httpx.Response(200, content=b"[]")], seen)
+    transport = _serving(
+        [httpx.Response(429, headers={"Retry-After": past}), httpx.Response(200, content=b"[]")], seen
+    )
     async with BookingLogClient(FAST, hash_secret="k", transport=transport) as client:
         export = await client.fetch(ORG)
     assert len(seen) == 2 and export.entries == () and export.http_status == 200

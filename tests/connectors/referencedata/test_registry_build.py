@@ -8,9 +8,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from connectors.registry import load_registry
-from connectors.sandbox.reference_data import reference_data_for
-from connectors.sandbox.server import SandboxServer
 from flows.cli import app
+from sandbox.reference_data import reference_data_for
+from sandbox.server import SandboxServer
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "nhs111" / "workbook-sample.csv"
 TEMPLATE = "https://host/{ods}/STU3/1/gpconnect"
@@ -32,8 +32,19 @@ def test_from_csv_skip_invalid_imports_good_rows_and_reports_the_rest(tmp_path: 
 
 
 def test_bad_service_root_template_is_one_line(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["registry", "from-csv", str(FIXTURE), "-o", str(tmp_path / "r.yaml"),
-                                      "--service-root-template", "https://host/{0}/x", "--skip-invalid"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "registry",
+            "from-csv",
+            str(FIXTURE),
+            "-o",
+            str(tmp_path / "r.yaml"),
+            "--service-root-template",
+            "https://host/{0}/x",
+            "--skip-invalid",
+        ],
+    )
     assert result.exit_code == 1 and "{0}" in result.output and "Traceback" not in result.output
 
 
@@ -43,11 +54,26 @@ def test_build_against_sandbox_then_a_month_later_writes_the_diff(tmp_path: Path
         (tmp_path / "hubs.yaml").write_text(reference.hub_file())
         base = sandbox.base_url
         out = tmp_path / "registry.yaml"
-        args = ["registry", "build", "--icb", "QRL", "-o", str(out), "--ord-url", f"{base}/ORD/2-0-0",
-                "--sds-url", f"{base}/spine-directory/FHIR/R4",
-                "--list-sizes", f"{base}/_reference/gp-reg-pat-prac-all.csv",
-                "--nhs111-csv", f"{base}/_reference/gp-practices-111-booking.csv",
-                "--hubs", str(tmp_path / "hubs.yaml"), "--cache-dir", str(tmp_path / "cache")]
+        args = [
+            "registry",
+            "build",
+            "--icb",
+            "QRL",
+            "-o",
+            str(out),
+            "--ord-url",
+            f"{base}/ORD/2-0-0",
+            "--sds-url",
+            f"{base}/spine-directory/FHIR/R4",
+            "--list-sizes",
+            f"{base}/_reference/gp-reg-pat-prac-all.csv",
+            "--nhs111-csv",
+            f"{base}/_reference/gp-practices-111-booking.csv",
+            "--hubs",
+            str(tmp_path / "hubs.yaml"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
         reference.throttle(3)
         first = CliRunner().invoke(app, args)
         assert first.exit_code == 0, first.output
@@ -65,5 +91,9 @@ def test_build_against_sandbox_then_a_month_later_writes_the_diff(tmp_path: Path
         assert second.exit_code == 0, second.output
         diff = json.loads(out.with_suffix(".diff.json").read_text())
         assert diff["merged"] == [{"ods_code": codes[1], "into": codes[2]}]
-        assert {"ods_code": codes[0], "field": "list_size", "before": served[codes[0]].list_size,
-                "after": 99_999} in diff["changed"]
+        assert {
+            "ods_code": codes[0],
+            "field": "list_size",
+            "before": served[codes[0]].list_size,
+            "after": 99_999,
+        } in diff["changed"]

@@ -1,0 +1,1 @@
+"""The lab: benchmarks, the simulated-week replay and accuracy, the demo, and the report renderer."""
