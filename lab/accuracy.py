@@ -8,11 +8,15 @@ practice-day for days whose slots have all started, and it cannot excuse a loss:
 - every practice-day with NHS 111 slots in the truth that the 111 mart lacks is a
   `missing_mart_days` error;
 - a truth slot missing from the warehouse is `unobservable` only if it was booked before the
-  first snapshot whose window covered it (no search could ever have shown it free); any other
-  missing slot is an error (`missing_slots`);
+  first snapshot whose window covered it (no search could ever have shown it free): a booked one
+  is `unobservable_bookings`, a free one is `freed_after_every_check` only if it was also still
+  booked at every general search that covered it before its start (the cancellation came after
+  the last); any other missing slot is an error (`missing_slots`);
 - each slot-level difference is filed under a cause only when the timeline the cause names
   holds, otherwise under `other`:
-  - `removed_from_book`: we say booked; the practice removed the slot before its start;
+  - `removed_from_book`: we say booked; the practice removed the slot before its start, after
+    the last search that showed it free and no later than the first that missed it (free-slot
+    search cannot tell a removed slot from a booked one);
   - `booked_after_last_observation`: we say not booked; it was booked after our last check;
   - `freed_after_last_observation`: we say booked; the booking was cancelled after our last check.
 
@@ -23,7 +27,7 @@ practice-day for days whose slots have all started, and it cannot excuse a loss:
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -55,6 +59,8 @@ class ObservedSlot:
     last_checked_at: datetime | None
     slot_day: date
     disappeared_at: datetime | None = None
+    # The last search that showed it free (None when not known, e.g. a crafted test pair).
+    last_seen_at: datetime | None = None
 
     @property
     def booked(self) -> bool:
@@ -70,14 +76,23 @@ class WarehouseView:
     windows: dict[str, list[tuple[datetime, datetime, datetime]]]
     # (practice, day) -> (offered, booked_by_111) for final rows of the 111 mart.
     nhs111_days: dict[tuple[str, date], tuple[int, int]]
+    # Per practice: the same for successful general (unfiltered) searches only, every instant.
+    general_checks: dict[str, list[tuple[datetime, datetime, datetime]]] = field(default_factory=dict)
+
+    def covering_checks(self, ods: str, start: datetime, end: datetime) -> list[datetime]:
+        """Every general search of `ods` that covered [start, end] before `start`, in order."""
+        return sorted(t for t in _covering(self.general_checks.get(ods, ()), start, end) if t < start)
 
     def first_covering(self, ods: str, start: datetime, end: datetime) -> datetime | None:
         """When a search of `ods` first covered [start, end], or None if none ever did."""
-        return min(
-            (observed for w_start, w_end, observed in self.windows.get(ods, ())
-             if w_start <= start and end <= w_end),
-            default=None,
-        )
+        return min(_covering(self.windows.get(ods, ()), start, end), default=None)
+
+
+def _covering(
+    searches: Iterable[tuple[datetime, datetime, datetime]], start: datetime, end: datetime
+) -> Iterator[datetime]:
+    """When each of these searches ran, for those whose window holds [start, end]."""
+    return (observed for w_start, w_end, observed in searches if w_start <= start and end <= w_end)
 
 
 @dataclass
@@ -93,6 +108,8 @@ class AccuracyReport:
     causes: Counter[str] = field(default_factory=Counter)
     unknown_verdicts: int = 0
     unobservable_bookings: int = 0
+    # Free in the truth, never in the warehouse: booked at every search that covered it.
+    freed_after_every_check: int = 0
     phantom_slots: int = 0
     missing_slots: int = 0
     nhs111_practice_days: int = 0
@@ -154,6 +171,7 @@ class AccuracyReport:
             "unexplained_booked_differences": self.unexplained_booked_differences,
             "unknown_verdicts": self.unknown_verdicts,
             "unobservable_bookings": self.unobservable_bookings,
+            "freed_after_every_check": self.freed_after_every_check,
             "phantom_slots": self.phantom_slots,
             "missing_slots": self.missing_slots,
             "missing_mart_days": self.missing_mart_days,
@@ -182,6 +200,8 @@ class AccuracyReport:
             f"unexplained booked differences {self.unexplained_booked_differences}",
             f"  slots with no verdict (last check over 2 h before start): {self.unknown_verdicts:,}",
             f"  booked before the first snapshot covering them (unobservable): {self.unobservable_bookings}",
+            f"  free slots booked at every search covering them (never visible): "
+            f"{self.freed_after_every_check}",
             f"  NHS 111 utilisation: {self.nhs111_exact_practice_days}/{self.nhs111_practice_days} "
             f"practice-days exact ({self.missing_mart_days} missing from the mart, "
             f"{self.phantom_mart_days} not in the truth), max abs error {self.nhs111_max_abs_error:.4f} "
@@ -205,19 +225,22 @@ def read_view(warehouse: Path, first_day: date, last_day: date) -> WarehouseView
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         slots = {
-            (ods, slot): ObservedSlot(state, last_checked, day, disappeared)
-            for ods, slot, state, last_checked, day, disappeared in con.execute(
-                "select practice_ods, slot_id, state, last_checked_at, slot_day, disappeared_at "
+            (ods, slot): ObservedSlot(state, last_checked, day, disappeared, last_seen)
+            for ods, slot, state, last_checked, day, disappeared, last_seen in con.execute(
+                "select practice_ods, slot_id, state, last_checked_at, slot_day, disappeared_at, "
+                "last_seen_at "
                 "from core.int_slot_states where slot_day between ? and ? and start_passed",
                 [first_day, last_day],
             ).fetchall()
         }
-        windows: dict[str, list[tuple[datetime, datetime, datetime]]] = defaultdict(list)
-        for ods, w_start, w_end, observed in con.execute(
+        windows = _searches_by_practice(con.execute(
             "select practice_ods, window_start, window_end, min(observed_at) from raw.gpc_slot_search "
             "where http_status = 200 group by all"
-        ).fetchall():
-            windows[ods].append((w_start, w_end, observed))
+        ).fetchall())
+        general = _searches_by_practice(con.execute(
+            "select distinct practice_ods, window_start, window_end, observed_at "
+            "from raw.gpc_slot_search where http_status = 200 and filter_role = 'general'"
+        ).fetchall())
         nhs111 = {
             (ods, day): (offered, booked)
             for ods, day, offered, booked in con.execute(
@@ -228,7 +251,17 @@ def read_view(warehouse: Path, first_day: date, last_day: date) -> WarehouseView
         }
     finally:
         con.close()
-    return WarehouseView(slots, dict(windows), nhs111)
+    return WarehouseView(slots, windows, nhs111, general)
+
+
+def _searches_by_practice(
+    rows: list[tuple[str, datetime, datetime, datetime]],
+) -> dict[str, list[tuple[datetime, datetime, datetime]]]:
+    """(practice, window start, window end, observed) rows -> per practice, the rest of each row."""
+    by_practice: dict[str, list[tuple[datetime, datetime, datetime]]] = defaultdict(list)
+    for ods, w_start, w_end, observed in rows:
+        by_practice[ods].append((w_start, w_end, observed))
+    return dict(by_practice)
 
 
 def evaluate_view(
@@ -280,8 +313,11 @@ def evaluate_view(
                 report.note_unexplained("missing", row, None)
         elif row.state == "free":
             per_day[day_key]  # a free slot we never saw is lost capacity, and a day to count
-            report.missing_slots += 1
-            report.note_unexplained("missing", row, None)
+            if _booked_at_every_check(row, view):
+                report.freed_after_every_check += 1
+            else:
+                report.missing_slots += 1
+                report.note_unexplained("missing", row, None)
         # A removed slot we never saw is not capacity: nothing to miss.
     for truth_count, ours_count in per_day.values():
         report.practice_days += 1
@@ -293,12 +329,23 @@ def evaluate_view(
     return report
 
 
+def _booked_at_every_check(row: GroundTruthRow, view: WarehouseView) -> bool:
+    """True when no general search covering the slot before its start could have shown it free."""
+    checks = view.covering_checks(row.practice_ods, row.start_utc, row.end_utc)
+    booked, cancelled = row.booked_at, row.cancelled_at
+    if not checks or booked is None or cancelled is None:
+        return False
+    return booked < checks[0] and cancelled > checks[-1]
+
+
 def cause(row: GroundTruthRow, ours: ObservedSlot) -> str:
     """The cause of one slot-level difference, only if the timeline it names holds."""
     checked = ours.last_checked_at
     removed = row.removed_at
+    # Removed between the last search that showed it free and the first that missed it.
+    seen_free = ours.last_seen_at if ours.disappeared_at is not None else checked
     if ours.booked and row.state == "removed" and removed is not None and removed < row.start_utc \
-            and (checked is None or removed >= checked) \
+            and (seen_free is None or removed >= seen_free) \
             and (ours.disappeared_at is None or removed <= ours.disappeared_at):
         return "removed_from_book"
     if not ours.booked and row.state == "booked" and row.booked_at is not None and checked is not None \

@@ -322,9 +322,16 @@ def _accuracy_block(reports: Path) -> str:
         f"timeline): {causes}; unexplained {run['unexplained_booked_differences']}; phantom slots "
         f"{run['phantom_slots']}; missing slots {acc['missing_slots']}; non-cadence differences "
         f"{run['non_cadence_share_of_booked']:.2%} of true bookings (bound 2%).",
-        f"- Booked before the first snapshot that covered them (unobservable, the only excuse): "
-        f"{acc['unobservable_bookings']:,}.",
+        f"- Booked before the first snapshot that covered them (unobservable): "
+        f"{acc['unobservable_bookings']:,}; free in the truth but booked at every search that covered "
+        f"them (never visible): {_count_or_na(acc, 'freed_after_every_check')}.",
     ])
+
+
+def _count_or_na(figures: dict[str, Any], key: str) -> str:
+    """A count, or `n/a` with why when the committed run predates the figure."""
+    value = figures.get(key)
+    return "n/a (not measured by this run)" if value is None else f"{value:,}"
 
 
 def _benchmarks_block(reports: Path) -> str:

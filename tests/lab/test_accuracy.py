@@ -92,9 +92,14 @@ def view(
     slots: dict[str, ObservedSlot],
     nhs111: dict[tuple[str, date], tuple[int, int]] | None = None,
     first_snapshot: datetime = SNAPSHOT,
+    general_checks: tuple[datetime, ...] = (),
 ) -> WarehouseView:
     window = (START - timedelta(days=1), START + timedelta(days=1), first_snapshot)
-    return WarehouseView({("A00001", k): v for k, v in slots.items()}, {"A00001": [window]}, nhs111 or {})
+    later = [(window[0], window[1], at) for at in general_checks]
+    return WarehouseView(
+        {("A00001", k): v for k, v in slots.items()}, {"A00001": [window]}, nhs111 or {},
+        {"A00001": [window, *later]},
+    )
 
 
 def judge(truth: list[GroundTruthRow], warehouse: WarehouseView) -> Any:
@@ -142,6 +147,32 @@ def test_a_slot_no_search_ever_covered_is_missing() -> None:
 def test_a_free_slot_missing_from_the_warehouse_is_an_error() -> None:
     report = judge([truth_row("free")], view({}))
     assert report.missing_slots == 1
+
+
+def test_a_free_slot_never_visible_needs_a_booking_at_every_check() -> None:
+    # Booked before the first search, cancelled after the last one before its start: no search
+    # could have shown it free. Cancelled between two searches instead: the later one could.
+    last = START - timedelta(hours=1)
+    hidden = truth_row("h", "free", booked_at=SNAPSHOT - timedelta(hours=1),
+                       cancelled_at=last + timedelta(minutes=20))
+    visible = truth_row("v", "free", booked_at=SNAPSHOT - timedelta(hours=1),
+                        cancelled_at=last - timedelta(minutes=20))
+    report = judge([hidden, visible], view({}, general_checks=(last,)))
+    assert report.freed_after_every_check == 1
+    assert report.missing_slots == 1 and report.unexplained_booked_differences == 1
+
+
+def test_removed_from_book_needs_the_removal_between_last_seen_free_and_disappearance() -> None:
+    seen, gone = START - timedelta(hours=3), START - timedelta(hours=2)
+    checked = START - timedelta(hours=1)  # later searches keep covering it after it disappeared
+
+    def ours() -> ObservedSlot:
+        return ObservedSlot("booked_inferred", checked, DAY, disappeared_at=gone, last_seen_at=seen)
+
+    between = truth_row("b", "removed", removed_at=seen + timedelta(minutes=30))
+    before = truth_row("e", "removed", removed_at=seen - timedelta(minutes=30))  # we saw it free after
+    report = judge([between, before], view({"b": ours(), "e": ours()}))
+    assert report.causes["removed_from_book"] == 1 and report.causes["other"] == 1
 
 
 def test_freed_after_last_observation_needs_the_cancellation_after_the_last_check() -> None:
