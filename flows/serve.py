@@ -3,7 +3,8 @@
 Starts, in this order, and stops in the reverse order:
 1. a Prefect server on 127.0.0.1 backed by SQLite under PREFECT_HOME, or by PostgreSQL
    (`--database` / PREFECT_API_DATABASE_CONNECTION_URL, migrated first), unless
-   PREFECT_API_URL already names a server (then that one is used and left alone);
+   PREFECT_API_URL already names a server (then that one is used and left alone), its
+   task-run recorder set to write in batches (SERVER_SETTINGS);
 2. the `slotsync` process work pool, the `duckdb-writer` global concurrency limit (one slot),
    the deployments of flows/deployments.py and the alert automations (flows/alerts.py),
    each created or updated idempotently;
@@ -50,6 +51,20 @@ from flows.run_context import WRITER_LIMIT
 
 SERVE_MARKER = "SLOTSYNC_SERVE_ID"  # environment variable every child process inherits
 DATABASE_URL_VARIABLE = "PREFECT_API_DATABASE_CONNECTION_URL"
+
+# Task-run records are written by the server's task-run recorder from the events the flow-run
+# process sends. Prefect's default writes one event per transaction (batch size 1): about 10
+# events a second on a busy 2-core machine against the ~150 an England night sends, while the
+# in-memory broker holds 10,000 events per consumer and drops the rest ("Subscription queue
+# is full"), losing task-run records on SQLite and PostgreSQL alike (README, Scale-out). In
+# batches the recorder keeps up. The operator's environment wins over these defaults.
+SERVER_SETTINGS: Mapping[str, str] = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "500",
+    # whole seconds: Prefect sleeps int(flush_interval) between flushes, so below 1 it spins
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "1",
+}
 
 
 class ServeError(RuntimeError):
@@ -143,7 +158,7 @@ class SlotsyncStack:
             self._spawn("Prefect server", [
                 sys.executable, "-m", "prefect", "server", "start",
                 "--host", self.config.host, "--port", str(self.config.port),
-            ], {**env, "PREFECT_UI_ENABLED": str(self.config.ui).lower()})
+            ], {**SERVER_SETTINGS, **env, "PREFECT_UI_ENABLED": str(self.config.ui).lower()})
         self._wait_until_healthy()
         with temporary_settings({PREFECT_API_URL: self.api_url}):
             self._apply_configuration()

@@ -19,10 +19,11 @@ from flows.run_context import writer_slot
 ENGLAND_TASK_RUNS = 7550
 
 
-# A practice's capture is several GP Connect round trips; half a second is a fast one. Tasks
-# that finish instantly start ~20,000 task-run events in seconds, more than the Prefect server's
-# in-memory event queue (10,000 messages, fixed in Prefect 3.9) holds: it then drops events and
-# their task-run records are lost whatever the database (measured: README, Scheduling).
+# A practice's capture is several GP Connect round trips; half a second is a fast one. With 24
+# in flight that is ~150 task-run events a second, as an England night sends them. The server
+# keeps up only with its task-run recorder and event persister writing in batches (flows/serve.py,
+# SERVER_SETTINGS); at Prefect's defaults its in-memory broker (10,000 events per consumer)
+# overflows and drops events, and their task-run records are lost whatever the database.
 CAPTURE_S = 0.5
 
 

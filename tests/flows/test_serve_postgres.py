@@ -43,7 +43,10 @@ def test_postgres_backed_serve_runs_an_england_sized_night_without_losing_task_r
         home, port = tmp_path / "prefect-home", free_port()
         api_url = f"http://127.0.0.1:{port}/api"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-        env.update(PREFECT_HOME=str(home), PREFECT_WORKER_QUERY_SECONDS="1")
+        env.update(PREFECT_HOME=str(home), PREFECT_WORKER_QUERY_SECONDS="1",
+                   # as in production the alert automations are on, so the server's triggers
+                   # service reads every event too (nothing listens there: none should fire)
+                   SLOTSYNC_ALERTS__SLACK_WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/alerts")
         registry = tmp_path / "registry.yaml"  # serve deploys the syncs too; they are not run here
         with SandboxServer(clock=SimulatedClock(datetime(2026, 3, 24, 2, tzinfo=UTC))) as sandbox:
             sandbox.registry.write(registry)
@@ -58,6 +61,7 @@ def test_postgres_backed_serve_runs_an_england_sized_night_without_losing_task_r
             wait_until(lambda: "slotsync is serving" in log.read_text(), serve, log)
             text = log.read_text()
             assert "migrations applied" in text and cluster.password not in text, text
+            assert "alert 'slotsync: " in text, text  # the automations were applied
 
             async def run_night() -> Any:
                 deployment = RunnerDeployment.from_flow(
