@@ -158,7 +158,7 @@ class SlotsyncStack:
             self._spawn("Prefect server", [
                 sys.executable, "-m", "prefect", "server", "start",
                 "--host", self.config.host, "--port", str(self.config.port),
-            ], {**SERVER_SETTINGS, **env, "PREFECT_UI_ENABLED": str(self.config.ui).lower()})
+            ], server_environment(env, ui=self.config.ui))
         self._wait_until_healthy()
         with temporary_settings({PREFECT_API_URL: self.api_url}):
             self._apply_configuration()
@@ -256,6 +256,11 @@ class SlotsyncStack:
             child.stop(self.config.stop_timeout_s)
         self._children.clear()
         stop_marked_processes(self._serve_id)
+
+
+def server_environment(env: Mapping[str, str], *, ui: bool) -> dict[str, str]:
+    """The Prefect server's environment: SERVER_SETTINGS, overridden by the operator's own."""
+    return {**SERVER_SETTINGS, **env, "PREFECT_UI_ENABLED": str(ui).lower()}
 
 
 def check_port_free(host: str, port: int) -> None:
