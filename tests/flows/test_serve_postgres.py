@@ -5,7 +5,8 @@ dir, pg_ctl, removed after) backs the Prefect server that `slotsync serve` start
 migrating it. A flow with 7,550 task runs (tests/flows/england_sized_flow.py) runs through
 the server and the process worker; the test then counts the task-run rows in PostgreSQL
 itself (none lost, all Completed) and reads the run's logs for any 503 the writer slot had to
-retry. Its wall time is printed (run with -s to see it).
+retry. Its numbers are a row of RELIABILITY.md (tests/reliability.py); its wall time is also
+printed (run with -s to see it).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from flows.deployments import WORK_POOL
 from sandbox.server import SandboxServer
 from tests.flows.england_sized_flow import ENGLAND_TASK_RUNS, england_sized_night
 from tests.flows.test_serve import CLI, free_port, on_server, processes_under, wait_until
+from tests.reliability import Result, record
 from tests.support.postgres import throwaway_cluster
 
 RUN_TIMEOUT_S = 1200
@@ -86,12 +88,22 @@ def test_postgres_backed_serve_runs_an_england_sized_night_without_losing_task_r
                 if rows.get("COMPLETED", 0) >= ENGLAND_TASK_RUNS:
                     break
                 time.sleep(2)
-            assert rows == {"COMPLETED": ENGLAND_TASK_RUNS}, rows
-
             messages = on_server(api_url, lambda: run_log_messages(str(run.id)))
             retried = [m for m in messages if "could not grant the duckdb-writer slot" in m]
-            assert retried == [], retried
             dropped = log.read_text().count("Subscription queue is full, dropping message")
+            recorded = sum(rows.values())
+            record(Result(
+                "soak", "an England night's task runs through Prefect on PostgreSQL",
+                ENGLAND_TASK_RUNS, rows.get("COMPLETED", 0),
+                max(ENGLAND_TASK_RUNS - recorded, 0), max(recorded - ENGLAND_TASK_RUNS, 0),
+                f"`slotsync serve --database postgresql+asyncpg://...`, server and worker: "
+                f"{recorded} task-run records, {dropped} events dropped, {len(retried)} writer-slot "
+                f"retries; run {elapsed:.0f} s",
+                "tests/flows/test_serve_postgres.py::"
+                "test_postgres_backed_serve_runs_an_england_sized_night_without_losing_task_runs",
+            ))
+            assert rows == {"COMPLETED": ENGLAND_TASK_RUNS}, rows
+            assert retried == [], retried
             assert dropped == 0, f"the server dropped {dropped} event(s)"
             print(f"\n{ENGLAND_TASK_RUNS} task runs through PostgreSQL-backed Prefect in {elapsed:.0f} s")
         finally:
