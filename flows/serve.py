@@ -4,7 +4,7 @@ Starts, in this order, and stops in the reverse order:
 1. a Prefect server on 127.0.0.1 backed by SQLite under PREFECT_HOME, or by PostgreSQL
    (`--database` / PREFECT_API_DATABASE_CONNECTION_URL, migrated first), unless
    PREFECT_API_URL already names a server (then that one is used and left alone), its
-   task-run recorder set to write in batches (SERVER_SETTINGS);
+   task-run recorder and event persister set to write in batches (SERVER_SETTINGS);
 2. the `slotsync` process work pool, the `duckdb-writer` global concurrency limit (one slot),
    the deployments of flows/deployments.py and the alert automations (flows/alerts.py),
    each created or updated idempotently;
@@ -56,8 +56,9 @@ DATABASE_URL_VARIABLE = "PREFECT_API_DATABASE_CONNECTION_URL"
 # process sends. Prefect's default writes one event per transaction (batch size 1): about 10
 # events a second on a busy 2-core machine against the ~150 an England night sends, while the
 # in-memory broker holds 10,000 events per consumer and drops the rest ("Subscription queue
-# is full"), losing task-run records on SQLite and PostgreSQL alike (README, Scale-out). In
-# batches the recorder keeps up. The operator's environment wins over these defaults.
+# is full"), losing task-run records on SQLite and PostgreSQL alike. With the recorder in
+# batches the event persister (batches of 20) was the next to overflow, so it batches too
+# (README, Scheduling: "SQLite or PostgreSQL"). The operator's environment wins over these.
 SERVER_SETTINGS: Mapping[str, str] = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "500",
     # whole seconds: Prefect sleeps int(flush_interval) between flushes, so below 1 it spins
