@@ -76,6 +76,35 @@ class SandboxSettings(BaseModel):
     seed: int = 20261126
 
 
+class AlertSettings(BaseModel):
+    """Where operator alerts go (flows/alerts.py) and when they fire; secrets never logged.
+
+    A destination is on when its URL (or SMTP host) is set. Each secret comes from the
+    environment (`SLOTSYNC_ALERTS__TEAMS_WEBHOOK_URL`, ...) or, when its `*_block` is set, from
+    that Prefect Secret block, read when `slotsync serve` / `slotsync alerts apply` runs.
+    """
+
+    teams_webhook_url: SecretStr | None = Field(default=None, description="Teams workflow webhook URL")
+    teams_webhook_url_block: str | None = None
+    slack_webhook_url: SecretStr | None = Field(default=None, description="Slack incoming webhook URL")
+    slack_webhook_url_block: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: str = Field(default="starttls", pattern=r"^(starttls|ssl|none)$")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_password_block: str | None = None
+    email_from: str = "slotsync@localhost"
+    email_to: list[str] = Field(default_factory=list)
+    # The nightly runs at 02:00 Europe/London; not Completed by this UK time -> alert.
+    nightly_deadline: str = Field(default="07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    # Seconds from the nightly starting (or going Late) to that alert; None: from the deadline.
+    # Set it when the nightly's schedule is not 02:00, or in tests.
+    nightly_deadline_after_s: float | None = Field(default=None, ge=10)
+    # Where a run's link points (the Prefect UI); default: the API's host without /api.
+    ui_url: str | None = None
+
+
 class DashboardAuthSettings(BaseModel):
     """Sign-in on the dashboard with the organisation's OpenID Connect provider (`st.login`).
 
@@ -131,6 +160,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     sync: SyncSettings = SyncSettings()
     sandbox: SandboxSettings = SandboxSettings()
+    alerts: AlertSettings = AlertSettings()
     # Which statistical disclosure rule every page, CSV download and export applies
     # (dashboards/disclosure.py).
     disclosure_rule: Literal["nhs-1-4", "nhse-1-7-round-5"] = "nhs-1-4"

@@ -1,5 +1,5 @@
 """Sign-in on the dashboard: Streamlit's built-in OpenID Connect (`st.login`), configured by
-slotsync settings (`dashboard_auth`, connectors/config.py), with an allow-list of organisations or
+slotsync settings (`dashboard_auth`, common/config.py), with an allow-list of organisations or
 groups read from the identity token's claims.
 
 Why built-in: `st.login` does the OIDC code flow (Authlib) and keeps the identity in a signed

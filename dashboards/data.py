@@ -85,6 +85,11 @@ MARTS: dict[str, MartQuery] = {
         "select practice_ods, reason_code, day, count(*) as findings "
         "from mart_reconciliation_findings group by all order by practice_ods, reason_code, day",
     ),
+    "nhs111_drift": MartQuery(
+        "mart_nhs111_drift_findings",
+        "select practice_ods, kind, since, latest_observed_at, evidence, likely_cause, who_fixes "
+        "from mart_nhs111_drift_findings order by since, practice_ods",
+    ),
 }
 
 # Where the practice/hub attributes used by the filters come from, best first; each query is

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 import typer
 
 from connectors.registry import RegistryError, import_nhs_csv, load_registry
+from flows.alerts_cli import alerts_app
 from flows.environment import prepare_prefect_environment
 from flows.export_cli import export_command
 
@@ -63,6 +64,7 @@ add_plugin_commands(app)
 
 # `slotsync export`: its body lives in flows/export_cli.py.
 app.command(name="export")(export_command)
+app.add_typer(alerts_app, name="alerts")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -368,8 +370,13 @@ def serve(
     ui: Annotated[bool, typer.Option(help="also serve the Prefect UI")] = False,
     log_format: Annotated[str, typer.Option(help="text | json (one JSON object per line)")] = "text",
     startup_timeout: Annotated[float, typer.Option(help="seconds to wait for server and worker")] = 240.0,
+    database: Annotated[
+        str | None,
+        typer.Option(help="Prefect server database URL, e.g. postgresql+asyncpg://user:pw@host/db "
+                          "(default: PREFECT_API_DATABASE_CONNECTION_URL, else SQLite)"),
+    ] = None,
 ) -> None:
-    """Run slotsync on its schedules: Prefect server, work pool, deployments, worker (Ctrl-C stops)."""
+    """Run slotsync on its schedules: Prefect server, pool, deployments, alerts, worker (Ctrl-C stops)."""
     try:
         load_registry(registry)
     except RegistryError as exc:
@@ -385,6 +392,8 @@ def serve(
     from common.config import get_settings
     from flows.serve import ServeConfig, ServeError, SlotsyncStack
 
+    if database is not None and not database.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        raise _fail("--database must be a postgresql+asyncpg:// (or sqlite+aiosqlite://) URL")
     progress: Callable[[str], None] = typer.echo
     if log_format == "json":
         from flows.logs import json_line
@@ -397,6 +406,7 @@ def serve(
         registry_path=registry, data_dir=data_dir or settings.data_dir,
         warehouse_path=warehouse or settings.warehouse_path, host=host, port=port,
         worker_limit=worker_limit, ui=ui, startup_timeout_s=startup_timeout,
+        database_url=database, alerts=settings.alerts,
     )
     # SIGTERM (systemd, docker stop) stops everything exactly like Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -470,16 +480,24 @@ def status(
     as_of: Annotated[str | None, typer.Option(help="judge freshness at this ISO instant")] = None,
     check: Annotated[bool, typer.Option(help="exit 2 when a practice is stale or failing")] = False,
 ) -> None:
-    """Per practice: last successful sync, freshness, and open failures with their next step."""
+    """Per practice: last successful sync, freshness, open failures with their next step, NHS 111 drift.
+
+    "never synced" (no successful sync at all) is told apart from "stale" (an old one). --json
+    prints one object per practice: ISO-8601 instants, ages in seconds, the supplier's own
+    error text beside our error class, and any open NHS 111 drift finding.
+    """
     import json
-    from dataclasses import asdict
     from datetime import timedelta
 
+    import duckdb
+
+    from flows.drift import open_drift
     from flows.operations import (
         WarehouseUnavailable,
         freshness_counts,
         open_for_reading,
         practice_status,
+        status_json,
         status_report,
     )
 
@@ -492,15 +510,29 @@ def status(
     try:
         statuses = practice_status(con, now=now, stale_after=stale_after)
         counts = freshness_counts(con, now=now, stale_after=stale_after)
+        drift = {d.finding.practice_ods: d for d in open_drift(con)}
+    except duckdb.CatalogException:
+        raise _fail(f"{_warehouse_path(warehouse)} has no slotsync tables yet. Next step: run a sync "
+                    "(slotsync sync, or wait for the nightly)") from None
     finally:
         con.close()
     if as_json:
         for entry in statuses:
-            typer.echo(json.dumps(asdict(entry), default=str))
+            record = status_json(entry, now=now)
+            found = drift.get(entry.practice_ods)
+            record["nhs111_drift"] = found.as_json() if found else None
+            typer.echo(json.dumps(record))
     else:
-        for line in status_report(statuses, counts, stale_after=stale_after, show_all=show_all):
-            typer.echo(line)
-    if check and any(s.needs_attention for s in statuses):
+        for text in status_report(statuses, counts, stale_after=stale_after, show_all=show_all):
+            typer.echo(text)
+        for found in drift.values():
+            f = found.finding
+            typer.secho(f"NHS 111 DRIFT {f.practice_ods} ({f.kind}) since {f.since:%Y-%m-%d %H:%M} UTC",
+                        fg=typer.colors.YELLOW)
+            typer.echo(f"  evidence: {f.evidence}")
+            typer.echo(f"  likely cause: {f.likely_cause}")
+            typer.echo(f"  who fixes it: {f.who_fixes}")
+    if check and (any(s.needs_attention for s in statuses) or drift):
         raise typer.Exit(code=2)
 
 

@@ -18,6 +18,7 @@ The SQL is the warehouse's: one named query per file in `warehouse/sql/ledger/` 
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +42,20 @@ DEFAULT_STALE_AFTER = STALE_AFTER
 
 PlanMode = Literal["scheduled", "rerun", "backfill"]
 UnitKey = tuple[str, datetime, datetime]  # (filter_key, window start UTC, window end UTC)
+
+
+# HttpError's text (connectors/http/errors.py): "..., <interaction>: HTTP 400 INVALID_RESOURCE: <the
+# supplier's OperationOutcome diagnostics>. Next step: ...".
+_SUPPLIER_TEXT = re.compile(r": HTTP \d{3}(?: (?P<code>[A-Z][A-Z0-9_]*))?: (?P<text>.*?)\. Next step:", re.S)
+
+
+def supplier_text(message: str | None) -> str | None:
+    """The supplier's own words in a failure message: Spine error code and diagnostics."""
+    found = _SUPPLIER_TEXT.search(message or "")
+    if found is None:
+        return None
+    code, text = found.group("code"), found.group("text").strip()
+    return f"{code}: {text}" if code and text else (code or text or None)
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -105,6 +120,20 @@ class PracticeStatus:
     @property
     def needs_attention(self) -> bool:
         return self.stale or self.failure is not None
+
+    @property
+    def never_synced(self) -> bool:
+        """No complete nightly capture at all (not the same as an old one): the dashboard's
+        "never captured" (fig_freshness.sql), which freshness is judged on."""
+        return self.last_nightly_at is None
+
+    @property
+    def state(self) -> str:
+        """never_synced | stale | failed | stale_and_failed | ok (never_synced wins over stale)."""
+        stale = self.stale and not self.never_synced
+        labels = [label for label, on in (("never_synced", self.never_synced), ("stale", stale),
+                                          ("failed", self.failure is not None)) if on]
+        return "_and_".join(labels) or "ok"
 
 
 @dataclass(frozen=True)
@@ -317,10 +346,12 @@ def status_report(
     show_all: bool = False,
 ) -> list[str]:
     """The lines `slotsync status` prints: the summary (`counts`, the dashboard's freshness
-    figures from `freshness_counts`), then the practices to look at."""
+    figures from `freshness_counts`), then the practices to look at. "Stale" here leaves out the
+    practices never synced, which the dashboard's stale count includes."""
+    never = counts["practices_never_captured"]
     lines = [
         f"{counts['registry_practices']} practices: {counts['practices_fresh']} fresh, "
-        f"{counts['practices_stale']} stale ({counts['practices_never_captured']} never captured), "
+        f"{counts['practices_stale'] - never} stale, {never} never synced, "
         f"{counts['practices_failed']} with an open failure (fresh = a successful nightly sync "
         f"within {format_age(stale_after)})"
     ]
@@ -329,9 +360,7 @@ def status_report(
         return lines
     lines.append(f"{'practice':<9} {'last nightly (UTC)':<18} {'age':<8} {'last sync (UTC)':<18} state")
     for s in shown:
-        state = ", ".join(
-            label for label, on in (("STALE", s.stale), ("FAILED", s.failure is not None)) if on
-        ) or "ok"
+        state = s.state.replace("_and_", ", ").replace("_", " ").upper() if s.state != "ok" else "ok"
         lines.append(
             f"{s.practice_ods:<9} {_minute(s.last_nightly_at):<18} {format_age(s.age):<8} "
             f"{_minute(s.last_sync_at):<18} {state}"
@@ -343,9 +372,38 @@ def status_report(
                 f"  failed at {_minute(f.as_of)} in load {f.load_id}: {f.interaction or 'sync'}, "
                 f"{status}, {f.error_class or 'error'}"
             )
+            said = supplier_text(f.message)
+            if said:
+                lines.append(f"  supplier said: {said}")
             lines.append(f"  next step: {f.next_step or 'see the run logs'}")
             lines.append(f"  re-run only what failed: slotsync rerun {f.flow_run_id or f.load_id}")
     return lines
+
+
+def status_json(s: PracticeStatus, *, now: datetime) -> dict[str, object]:
+    """One practice for `slotsync status --json`: ISO-8601 instants and ages in seconds."""
+
+    def iso(instant: datetime | None) -> str | None:
+        return instant.isoformat() if instant else None
+
+    failure = None
+    if s.failure:
+        f = s.failure
+        failure = {
+            "load_id": f.load_id, "flow_run_id": f.flow_run_id, "failed_at": iso(f.as_of),
+            "interaction": f.interaction, "http_status": f.http_status, "error_class": f.error_class,
+            "supplier_text": supplier_text(f.message), "message": f.message, "next_step": f.next_step,
+            "rerun_command": f"slotsync rerun {f.flow_run_id or f.load_id}",
+        }
+    return {
+        "practice_ods": s.practice_ods, "practice_name": s.practice_name, "kind": s.kind,
+        "state": s.state, "needs_attention": s.needs_attention, "never_synced": s.never_synced,
+        "stale": s.stale and not s.never_synced, "checked_at": now.isoformat(),
+        "last_sync_at": iso(s.last_sync_at), "last_nightly_at": iso(s.last_nightly_at),
+        "last_sync_age_s": round((now - s.last_sync_at).total_seconds()) if s.last_sync_at else None,
+        "last_nightly_age_s": round(s.age.total_seconds()) if s.age is not None else None,
+        "failure": failure,
+    }
 
 
 def _minute(instant: datetime | None) -> str:

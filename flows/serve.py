@@ -1,10 +1,13 @@
 """`slotsync serve`: everything one machine needs to run slotsync on its schedules.
 
 Starts, in this order, and stops in the reverse order:
-1. a Prefect server on 127.0.0.1 backed by SQLite under PREFECT_HOME, unless
-   PREFECT_API_URL already names a server (then that one is used and left alone);
-2. the `slotsync` process work pool, the `duckdb-writer` global concurrency limit (one slot)
-   and the deployments of flows/deployments.py, each created or updated idempotently;
+1. a Prefect server on 127.0.0.1 backed by SQLite under PREFECT_HOME, or by PostgreSQL
+   (`--database` / PREFECT_API_DATABASE_CONNECTION_URL, migrated first), unless
+   PREFECT_API_URL already names a server (then that one is used and left alone), its
+   task-run recorder and event persister set to write in batches (SERVER_SETTINGS);
+2. the `slotsync` process work pool, the `duckdb-writer` global concurrency limit (one slot),
+   the deployments of flows/deployments.py and the alert automations (flows/alerts.py),
+   each created or updated idempotently;
 3. a process worker that polls the pool and runs each flow run in its own subprocess.
 
 Stopping (Ctrl-C, SIGINT or SIGTERM) stops the worker, then the server: SIGTERM to each
@@ -19,6 +22,7 @@ it from the warehouse. Deployments are never paused on the way out (a worker, un
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -31,6 +35,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from prefect import get_client
@@ -40,10 +45,27 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.workers.process import ProcessWorker
 
+from common.config import AlertSettings
 from flows.deployments import WORK_POOL, slotsync_deployments
 from flows.run_context import WRITER_LIMIT
 
 SERVE_MARKER = "SLOTSYNC_SERVE_ID"  # environment variable every child process inherits
+DATABASE_URL_VARIABLE = "PREFECT_API_DATABASE_CONNECTION_URL"
+
+# Task-run records are written by the server's task-run recorder from the events the flow-run
+# process sends. Prefect's default writes one event per transaction (batch size 1): about 10
+# events a second on a busy 2-core machine against the ~150 an England night sends, while the
+# in-memory broker holds 10,000 events per consumer and drops the rest ("Subscription queue
+# is full"), losing task-run records on SQLite and PostgreSQL alike. With the recorder in
+# batches the event persister (batches of 20) was the next to overflow, so it batches too
+# (README, Scheduling: "SQLite or PostgreSQL"). The operator's environment wins over these.
+SERVER_SETTINGS: Mapping[str, str] = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "500",
+    # whole seconds: Prefect sleeps int(flush_interval) between flushes, so below 1 it spins
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "1",
+}
 
 
 class ServeError(RuntimeError):
@@ -62,6 +84,10 @@ class ServeConfig:
     startup_timeout_s: float = 240.0  # a Prefect server takes 15-25 s on 2 cores, more when busy
     stop_timeout_s: float = 30.0
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # The Prefect server's database: None = SQLite under PREFECT_HOME (or whatever
+    # PREFECT_API_DATABASE_CONNECTION_URL says); e.g. postgresql+asyncpg://user:pw@host/db.
+    database_url: str | None = None
+    alerts: AlertSettings | None = None  # None: leave the server's alerts as they are
 
 
 class ChildProcess:
@@ -121,15 +147,24 @@ class SlotsyncStack:
     def _start(self) -> None:
         env = {**os.environ, **self.config.extra_env, SERVE_MARKER: self._serve_id}
         if self.owns_server:
+            check_port_free(self.config.host, self.config.port)
+            database = self.config.database_url or os.environ.get(DATABASE_URL_VARIABLE)
+            if database:
+                env[DATABASE_URL_VARIABLE] = database
+                migrate_database(env, database, timeout_s=self.config.startup_timeout_s)
+                self._progress(f"Prefect database {redact_url(database)}: migrations applied")
             self._progress(f"starting a Prefect server on {self.api_url} (PREFECT_HOME "
-                           f"{os.environ.get('PREFECT_HOME', '~/.prefect')})")
+                           f"{os.environ.get('PREFECT_HOME', '~/.prefect')}, database "
+                           f"{redact_url(database) if database else 'SQLite'})")
             self._spawn("Prefect server", [
                 sys.executable, "-m", "prefect", "server", "start",
                 "--host", self.config.host, "--port", str(self.config.port),
-            ], {**env, "PREFECT_UI_ENABLED": str(self.config.ui).lower()})
+            ], server_environment(env, ui=self.config.ui))
         self._wait_until_healthy()
         with temporary_settings({PREFECT_API_URL: self.api_url}):
             self._apply_configuration()
+            if self.config.alerts is not None:
+                self._apply_alerts(self.config.alerts)
         self._spawn("Prefect worker", [
             sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL,
             "--type", "process", "--limit", str(self.config.worker_limit), "--name", self.worker_name,
@@ -182,6 +217,14 @@ class SlotsyncStack:
             deployment.apply(work_pool_name=WORK_POOL)
             self._progress(f"deployment {deployment.full_name} applied")
 
+    def _apply_alerts(self, alerts: AlertSettings) -> None:
+        from flows.alerts import AlertsError, apply_alerts
+
+        try:
+            asyncio.run(apply_alerts(alerts, api_url=self.api_url, progress=self._progress))
+        except AlertsError as exc:
+            raise ServeError(f"alerts: {exc}") from None
+
     def _wait_for_worker(self) -> None:
         deadline = time.monotonic() + self.config.startup_timeout_s
         online = WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"]))
@@ -214,6 +257,50 @@ class SlotsyncStack:
             child.stop(self.config.stop_timeout_s)
         self._children.clear()
         stop_marked_processes(self._serve_id)
+
+
+def server_environment(env: Mapping[str, str], *, ui: bool) -> dict[str, str]:
+    """The Prefect server's environment: SERVER_SETTINGS, overridden by the operator's own."""
+    return {**SERVER_SETTINGS, **env, "PREFECT_UI_ENABLED": str(ui).lower()}
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A one-line ServeError when something already listens where the server would."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise ServeError(
+                f"port {port} on {host} is already in use (another `slotsync serve` or Prefect "
+                "server?). Next step: stop it, pass --port, or point PREFECT_API_URL at it"
+            ) from None
+
+
+def redact_url(url: str) -> str:
+    """A database URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def migrate_database(env: Mapping[str, str], database: str, *, timeout_s: float) -> None:
+    """Create or upgrade the Prefect server's schema (`prefect server database upgrade`)."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+            env={**env, DATABASE_URL_VARIABLE: database}, capture_output=True, text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        raise ServeError(f"migrating the Prefect database {redact_url(database)} took over "
+                         f"{timeout_s:.0f} s. Next step: check the database is reachable") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1].replace(database, redact_url(database))
+        raise ServeError(f"could not migrate the Prefect database {redact_url(database)}: {last}. "
+                         "Next step: check the URL, the user's rights and that the server runs")
 
 
 def stop_marked_processes(serve_id: str, *, grace_s: float = 5.0) -> list[int]:

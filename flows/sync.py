@@ -45,7 +45,9 @@ from connectors.gpconnect.client import GpConnectClient
 from connectors.gpconnect.spine import NO_FILTER, SearchFilter
 from connectors.gpconnect.windows import SearchWindow
 from connectors.registry import Practice, Registry, load_registry
+from flows.alert_messages import FailedPractice, failed_run_report
 from flows.bookings import BookingsResult, collect_bookings
+from flows.drift import notify_new_episodes
 from flows.logs import context_fields, log_context
 from flows.operations import (
     BACKFILL_STREAM,
@@ -55,11 +57,12 @@ from flows.operations import (
     completed_units,
     find_load,
     record_plan,
+    supplier_text,
 )
 from flows.run_context import FixedClock, flow_run_id, settings_for, writer_slot
 from flows.secrets import patient_hash_key
 from flows.validate import validate_batches, writer_places
-from warehouse.db import open_warehouse
+from warehouse.db import connect, open_warehouse
 from warehouse.ingest import Bookings, LoadInput, PracticeFailure, PracticeOutcome, ingest
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
 from warehouse.loader import Warehouse, new_load_id
@@ -115,15 +118,13 @@ class TooManyPracticesFailed(RuntimeError):
 
     def __init__(self, summary: SyncSummary, max_failed_fraction: float) -> None:
         self.summary = summary
-        failed = [o.practice_ods for o in summary.failed]
-        shown = ", ".join(failed[:10]) + (", ..." if len(failed) > 10 else "")
-        super().__init__(
-            f"{len(failed)} of {len(summary.outcomes)} practices failed (more than "
-            f"{max_failed_fraction:.0%}) in load {summary.load_id}: {shown}. Next step: if they "
-            "share one error (see the run's summary artifact or `slotsync status`), fix that, "
-            f"then `slotsync rerun {summary.flow_run_id or summary.load_id}` fetches only what "
-            "is missing"
-        )
+        # The message is the run's state message, which the failed-run alert carries to phones.
+        super().__init__(failed_run_report(
+            failed=[FailedPractice(o.practice_ods, o.error_class, o.next_step, supplier_text(o.message))
+                    for o in summary.failed],
+            total=len(summary.outcomes), threshold=max_failed_fraction,
+            rerun_id=summary.flow_run_id or summary.load_id,
+        ))
 
 
 def search_filters(practice: Practice) -> list[tuple[str, SearchFilter]]:
@@ -386,12 +387,31 @@ async def _sync(
             summary.outcomes = list(outcomes)
         async with writer_slot():
             summary = load_and_publish(settings, summary, started_at, clock)
+            if flow_name == "nightly_sync":
+                tell_drift(settings, observed_at)
     if summary.published and settings.export_after_publish.to:
         from flows.export_postgres import export_after_publish
 
         export_after_publish(settings, get_run_logger())
     await _publish_artifacts(summary)
     return summary
+
+
+def tell_drift(settings: Settings, observed_at: datetime) -> None:
+    """Notify NHS 111 drift episodes this nightly opened; a failure here never fails the sync."""
+    logger = get_run_logger()
+    try:
+        con = connect(settings.resolved_warehouse_path, read_only=True)
+        try:
+            told = notify_new_episodes(con, observed_at)
+        finally:
+            con.close()
+    except Exception as exc:  # the sync's data is safe; say so and carry on
+        logger.warning("NHS 111 drift check failed, no drift alert sent this night: %r", exc)
+        return
+    for finding in told:
+        logger.warning("NHS 111 configuration drift at %s (%s) since %s: alert sent",
+                       finding.practice_ods, finding.kind, finding.since.isoformat())
 
 
 def _finish(summary: SyncSummary, max_failed_fraction: float) -> dict[str, Any]:

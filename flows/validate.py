@@ -20,10 +20,12 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from common.config import Settings, get_settings
-from flows.run_context import settings_for, writer_slot
+from flows.alert_messages import quarantine_message
+from flows.run_context import flow_run_id, settings_for, writer_slot
 from warehouse.db import open_warehouse
 from warehouse.ingest import Places, ingest
 from warehouse.quality import (
+    BatchOutcome,
     QuarantinedBatch,
     ValidationReport,
     open_quarantine,
@@ -58,7 +60,20 @@ def validate_batches(
             batch.practice_ods, batch.load_id, batch.detail(),
             extra={"practice_ods": batch.practice_ods, "load_id": batch.load_id},
         )
+        tell_quarantine(batch)
     return report
+
+
+def tell_quarantine(batch: BatchOutcome) -> None:
+    """One `slotsync.batch.quarantined` event per batch; the alert automation relays it."""
+    from flows.alerts import QUARANTINE_EVENT, emit_alert
+
+    run_id = flow_run_id()
+    subject, body = quarantine_message(
+        practice_ods=batch.practice_ods, load_id=batch.load_id, failed_expectations=batch.failed,
+        detail=batch.detail(), run_url=None if run_id is None else f"flow run {run_id}",
+    )
+    emit_alert(QUARANTINE_EVENT, f"slotsync.batch.{batch.practice_ods}.{batch.load_id}", subject, body)
 
 
 def writer_places(settings: Settings) -> Places:

@@ -104,6 +104,7 @@ def create_app(state: SandboxState) -> Starlette:
             Route("/_sandbox/clock", control.clock, methods=["GET", "POST"]),
             Route("/_sandbox/faults", control.faults, methods=["GET", "POST", "DELETE"]),
             Route("/_sandbox/requests", control.requests, methods=["GET", "DELETE"]),
+            Route("/_sandbox/nhs111-reservations", control.nhs111_reservations, methods=["GET", "POST"]),
             *reference_routes(state),
             Route(
                 "/{ods}/STU3/1/gpconnect/{path:path}",
@@ -475,6 +476,19 @@ class _Control:
         return json_response(
             [{"id": i, "remaining": left, **rule.model_dump()} for i, rule, left in injector.active()]
         )
+
+    async def nhs111_reservations(self, request: Request) -> Response:
+        """POST {"practice": ODS, "enabled": false} switches its 111 reservations off; GET lists them."""
+        if request.method == "POST":
+            try:
+                payload = _json_object(await request.body())
+                ods, enabled = payload.get("practice"), payload.get("enabled")
+                if not isinstance(ods, str) or not isinstance(enabled, bool):
+                    raise SandboxError(400, "BAD_REQUEST", "body needs practice (ODS) and enabled (bool)")
+                self.state.set_nhs111_reservations(ods, enabled=enabled)
+            except SandboxError as error:
+                return json_error(error)
+        return json_response({"off": sorted(self.state.nhs111_reservations_off)})
 
     async def requests(self, request: Request) -> Response:
         traffic = self.state.traffic

@@ -23,7 +23,7 @@ from typing import Any
 from common.clock import Clock, SystemClock
 from common.uktime import format_uk, uk_day, uk_midnight
 from connectors.registry import Practice, Registry
-from sandbox.book import EstateIndex, PracticeProfile
+from sandbox.book import URGENT_CARE, EstateIndex, PracticeProfile
 from sandbox.determinism import Dice
 from sandbox.diary import (
     AppointmentRecord,
@@ -190,6 +190,18 @@ class SandboxState:
         self._organisations = OrganisationDirectory(self._index)
         self._simulations: dict[str, PracticeSimulation] = {}
         self._now = self.started_at
+        # Practices whose NHS 111 reservations are switched off (drift drills): their slots
+        # restricted to urgent-care organisations stop showing in any search.
+        self.nhs111_reservations_off: set[str] = set()
+
+    def set_nhs111_reservations(self, ods: str, *, enabled: bool) -> None:
+        """Switch a practice's NHS 111 reserved slots on or off, as a practice's set-up change would."""
+        with self.lock:
+            self.practice(ods)
+            if enabled:
+                self.nhs111_reservations_off.discard(ods)
+            else:
+                self.nhs111_reservations_off.add(ods)
 
     # -- time -------------------------------------------------------------------------------
 
@@ -250,6 +262,7 @@ class SandboxState:
         with self.lock:
             now = self.sync()
             diary = self._simulation(ods).diary
+            hide_111 = ods in self.nhs111_reservations_off
             return [
                 slot
                 for slot in diary.slots_within(start, end)
@@ -257,6 +270,7 @@ class SandboxState:
                 and slot.plan.bookable
                 and slot.start > now
                 and visible_to(slot, org_types, ods_codes)
+                and not (hide_111 and URGENT_CARE in slot.org_types)
             ]
 
     def book_appointment(self, ods: str, request: BookingRequest) -> AppointmentRecord:

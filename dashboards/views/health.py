@@ -56,6 +56,8 @@ def render() -> None:
         ui.not_available("Capture freshness", "mart_pipeline_freshness")
     else:
         _freshness(ctx, fresh)
+    st.header("NHS 111 booking configuration drift")
+    _nhs111_drift(ctx)
     st.header("Data-quality checks and quarantined batches")
     _data_quality(ctx)
     st.header("Reconciliation findings")
@@ -107,6 +109,37 @@ def _freshness(ctx: ui.Context, fresh: pd.DataFrame) -> None:
         file_name=f"data_health_freshness_{ctx.stamp}.csv",
         key="download_freshness",
     )
+
+
+DRIFT_COLUMNS = {
+    "practice": st.column_config.TextColumn("Practice", width="medium"),
+    "kind": st.column_config.TextColumn("Finding", width="medium"),
+    "since_uk": st.column_config.TextColumn("Since (UK)", help="The first nightly search that showed it."),
+    "evidence": st.column_config.TextColumn("Evidence (what the searches returned)", width="large"),
+    "likely_cause": st.column_config.TextColumn("Likely cause", width="large"),
+    "who_fixes": st.column_config.TextColumn("Who fixes it", width="medium"),
+}
+
+
+def _nhs111_drift(ctx: ui.Context) -> None:
+    """Practices whose 111 slot set-up no longer matches what 111 can book (one row per episode)."""
+    drift = ui.mart(ctx, "nhs111_drift")
+    if drift is None:
+        ui.not_available("NHS 111 configuration drift", "mart_nhs111_drift_findings")
+        return
+    drift = ctx.select(drift, day_column=None)
+    if drift.empty:
+        st.success("No practice's NHS 111 slot set-up has drifted: every practice that takes 111 "
+                   "bookings offered reserved 111 slots at its last nightly search.")
+        return
+    table = drift.assign(
+        practice=drift["practice_ods"].map(lambda code: ctx.labels.get(code, code)),
+        kind=drift["kind"].str.replace("_", " ").str.capitalize(),
+        since_uk=drift["since"].map(lambda v: ui.format_uk(pd.Timestamp(v).to_pydatetime())),
+    )
+    st.markdown(f"**{len(table)} practice(s)** may fail NHS 111 bookings until their set-up is fixed "
+                "(found from the nightly searches, before a 111 call fails).")
+    st.dataframe(table[list(DRIFT_COLUMNS)], hide_index=True, column_config=DRIFT_COLUMNS)
 
 
 def _uk_times(table: pd.DataFrame) -> pd.Series:

@@ -105,6 +105,7 @@ def test_weekend_only_range_has_no_core_days(
         ("utilisation", "Practice slot utilisation: not available yet"),
         ("releases", "Released slots: not available yet"),
         ("data-health", "Reconciliation findings: not available yet"),
+        ("data-health", "NHS 111 configuration drift: not available yet"),
     ],
 )
 def test_missing_marts_say_not_available_yet(

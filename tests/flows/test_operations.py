@@ -103,7 +103,7 @@ def test_a_failed_practice_is_listed_then_rerun_alone_and_status_clears(
     shown = cli("status", "--warehouse", warehouse, "--as-of", LATER.isoformat())
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
-    assert lines[0].startswith("42 practices: 5 fresh, 37 stale (37 never captured), 1 with an open failure")
+    assert lines[0].startswith("42 practices: 5 fresh, 0 stale, 37 never synced, 1 with an open failure")
     assert any(line.startswith(victim) and "FAILED" in line for line in lines)
     assert "search free slots, HTTP 401, ConfigurationError" in shown.output
     assert "next step: fix the practice's registry entry" in shown.output
