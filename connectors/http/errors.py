@@ -50,6 +50,7 @@ class HttpError(Exception):
         self.code = code
         self.next_step = next_step or self.default_next_step
         self.retry_after_s = retry_after_s
+        self.subject = subject
         self.detail = message
         status_text = f"HTTP {status}" if status is not None else "no HTTP response"
         code_text = f" {code}" if code else ""
