@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -261,3 +263,28 @@ def test_a_huge_retry_after_fails_its_practice_at_once_and_holds_no_one_else(
     failed = outcomes[victim]
     assert failed["status"] != "ok" and failed["error_class"] == "RateLimited"
     assert "wait 86400 s (Retry-After)" in failed["message"]
+
+
+def test_the_data_folder_and_its_files_are_owner_only_whatever_the_umask(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o755)  # an existing folder is tightened too
+    previous = os.umask(0o022)
+    try:
+        result = run_nightly(sandbox, data_dir, practices=[sandbox.registry.practices[0].ods_code])
+    finally:
+        os.umask(previous)
+    assert [o["status"] for o in result["outcomes"]] == ["ok"]
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    landing = list((data_dir / "landing").rglob("*.ndjson"))
+    assert landing, "the sync landed its responses"
+    assert mode(data_dir) == 0o700
+    assert {mode(p) for p in (data_dir / "landing").rglob("*") if p.is_dir()} == {0o700}
+    assert mode(data_dir / "landing") == mode(data_dir / "published") == 0o700
+    assert {mode(p) for p in landing} == {0o600}
+    assert mode(data_dir / "warehouse.duckdb") == 0o600
+    assert mode(data_dir / "published" / "dashboard.duckdb") == 0o600
