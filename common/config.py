@@ -70,6 +70,18 @@ class SyncSettings(BaseModel):
     writer_memory_limit: str = Field(default="1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 
+class StorageSettings(BaseModel):
+    """Permissions of what slotsync writes under `data_dir` (common/files.py).
+
+    The warehouse, the published snapshot and landing NDJSON hold raw provider bodies and
+    capacity data: owner-only by default, whatever the process umask. Octal in the
+    environment is written as an integer, e.g. `SLOTSYNC_STORAGE__FILE_MODE=416` for 0640.
+    """
+
+    dir_mode: int = Field(default=0o700, ge=0o500, le=0o777, description="data folders")
+    file_mode: int = Field(default=0o600, ge=0o400, le=0o666, description="data files")
+
+
 class SandboxSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 0
@@ -159,6 +171,7 @@ class Settings(BaseSettings):
     consumer: ConsumerIdentity = ConsumerIdentity()
     http: HttpSettings = HttpSettings()
     sync: SyncSettings = SyncSettings()
+    storage: StorageSettings = StorageSettings()
     sandbox: SandboxSettings = SandboxSettings()
     alerts: AlertSettings = AlertSettings()
     # Which statistical disclosure rule every page, CSV download and export applies

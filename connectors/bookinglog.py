@@ -29,7 +29,7 @@ from common.uktime import parse_fhir_datetime
 from connectors.gpconnect.client import GpConnectClient
 from connectors.http.errors import HttpError, NotFound, ResponseInvalid
 from connectors.http.retry import retrying
-from connectors.http.transport import Caller, error_for, new_client, send_capped
+from connectors.http.transport import Caller, new_client, require_status, send_capped
 from connectors.registry import ODS_ORG_PATTERN, ODS_PRACTICE_PATTERN, BookingOrganisation, Practice
 
 INTERACTION = "read booking log"
@@ -190,8 +190,7 @@ class BookingLogClient:
         response = await send_capped(
             self._client, self._http, caller, "GET", organisation.booking_log_url
         )
-        if response.status_code >= 400:
-            raise error_for(response, caller)
+        require_status(response, caller)  # only a 200 is an export; a 3xx is never loaded
         return response
 
 

@@ -17,12 +17,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import ipaddress
+import re
+import socket
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -37,6 +41,19 @@ CCG_CODE_DEPRECATION = (
 )
 
 ClinicalSystem = Literal["EMIS Web", "SystmOne", "other"]
+
+# What the run can take, checked before anything is fetched. The warehouse stores list sizes
+# as INTEGER (INT32); the largest English practice lists are a few hundred thousand.
+MAX_LIST_SIZE = 10_000_000
+# A registry is practices > row > release_policy > field: anything deeper is not a registry,
+# and a deep one would otherwise surface as a RecursionError traceback.
+MAX_REGISTRY_DEPTH = 12
+# England (~7,000 practices and hubs) is about 5 MB of YAML.
+MAX_REGISTRY_BYTES = 32 * 1024 * 1024
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+METADATA_NAMES = frozenset({"metadata", "metadata.google.internal", "metadata.azure.internal"})
+# Cloud metadata services outside the link-local ranges (AWS's IPv6 endpoint).
+METADATA_ADDRESSES = (ipaddress.ip_network("fd00:ec2::254/128"),)
 
 
 class ReleasePolicy(BaseModel):
@@ -66,7 +83,7 @@ class Practice(BaseModel):
 
     ods_code: str = Field(pattern=ODS_PRACTICE_PATTERN)
     name: str = Field(min_length=1)
-    list_size: int = Field(ge=0)
+    list_size: int = Field(ge=0, le=MAX_LIST_SIZE)
     clinical_system: ClinicalSystem
     kind: Literal["practice", "hub"] = "practice"
     service_root: str = Field(description="GP Connect service root, no trailing slash")
@@ -113,8 +130,6 @@ class Practice(BaseModel):
     @field_validator("booking_hubs")
     @classmethod
     def _hub_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        import re
-
         bad = [code for code in value if not re.fullmatch(ODS_PRACTICE_PATTERN, code)]
         if bad:
             raise ValueError(f"hub ODS codes must match {ODS_PRACTICE_PATTERN}: {bad}")
@@ -150,6 +165,63 @@ class BookingOrganisation(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value
+
+
+def url_problem(url: str) -> str | None:
+    """Why an outbound URL from a registry must not be used, or None.
+
+    The bearer JWT and patient-level requests go to these URLs, so: `https` unless the host
+    is loopback (the sandbox, a local SSP tunnel), no `user:pass@` (secrets belong in
+    settings), and never a link-local or cloud-metadata address (a registry row must not
+    be able to point the run at the host's own credentials service).
+    """
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".").lower()
+    except ValueError as exc:
+        return f"is not a valid URL: {exc}"
+    if not host:
+        return "has no host"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry user:password@ (credentials belong in settings, not the registry)"
+    address = _ip(host)
+    if host in METADATA_NAMES or (
+        address is not None
+        and (address.is_link_local or any(address in net for net in METADATA_ADDRESSES))
+    ):
+        return f"host {host} is a link-local or cloud-metadata address"
+    loopback = host in LOOPBACK_NAMES or (address is not None and address.is_loopback)
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        return f"must be https (plain http only for loopback hosts, not {host})"
+    return None
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host literal names, including legacy IPv4 forms (2852039166, 0xa9fea9fe)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        try:  # the resolver accepts these numeric spellings, so they are addresses too
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _url_problems(label: str, fields: Mapping[str, str | None]) -> list[str]:
+    return [
+        f"{label} field {name}: {problem}"
+        for name, url in fields.items()
+        if url is not None and (problem := url_problem(url)) is not None
+    ]
+
+
+def _other_practice_codes(practice: Practice, known: set[str]) -> list[str]:
+    """ODS codes of *other* registry practices that the service root names (a copy-paste slip)."""
+    segments = urlsplit(practice.service_root).path.split("/")
+    return sorted({s for s in segments if s in known and s != practice.ods_code})
 
 
 def nhs111_daily_quota(list_size: int) -> int:
@@ -231,10 +303,24 @@ def validate_rows(
                 f"{label} field ods_code: duplicate of row {seen[practice.ods_code]}"
             )
             continue
+        url_problems = _url_problems(label, {
+            "service_root": practice.service_root,
+            "release_policy.supplier_api_root": practice.release_policy.supplier_api_root,
+        })
+        if url_problems:
+            problems.extend(url_problems)
+            continue
         seen[practice.ods_code] = index
         practices.append(practice)
     known = set(seen)
+    warnings: list[str] = []
     for practice in practices:
+        others = _other_practice_codes(practice, known)
+        if others:
+            warnings.append(
+                f"{source}: practice {practice.ods_code} service_root names practice "
+                f"{', '.join(others)}; check it is not copied from another row"
+            )
         missing = [hub for hub in practice.booking_hubs if hub not in known]
         if missing:
             problems.append(
@@ -245,10 +331,10 @@ def validate_rows(
         raise RegistryError(source, problems)
     if not practices:
         raise RegistryError(source, ["no practices listed under 'practices:'"])
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = tuple(warnings)
     if deprecated_rows:
-        notes = (f"{source}: {len(deprecated_rows)} row(s) ({deprecated_rows[0]} first): "
-                 f"{CCG_CODE_DEPRECATION}",)
+        notes += (f"{source}: {len(deprecated_rows)} row(s) ({deprecated_rows[0]} first): "
+                  f"{CCG_CODE_DEPRECATION}",)
     return Registry(
         practices=tuple(practices), booking_organisations=tuple(organisations), notes=notes
     )
@@ -273,6 +359,10 @@ def _validate_booking_orgs(rows: Iterable[Any], problems: list[str]) -> list[Boo
         if organisation.ods_code in seen:
             problems.append(f"{label} field ods_code: duplicate booking organisation")
             continue
+        url_problems = _url_problems(label, {"booking_log_url": organisation.booking_log_url})
+        if url_problems:
+            problems.extend(url_problems)
+            continue
         seen.add(organisation.ods_code)
         organisations.append(organisation)
     return organisations
@@ -286,6 +376,11 @@ def _row_label(index: int, row: Mapping[str, Any]) -> str:
 def load_registry(path: Path) -> Registry:
     """Load and validate a registry YAML file."""
     try:
+        size = path.stat().st_size
+        if size > MAX_REGISTRY_BYTES:
+            raise RegistryError(str(path), [
+                f"file is {size:,} bytes, over the {MAX_REGISTRY_BYTES:,}-byte limit for a registry"
+            ])
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RegistryError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from exc
@@ -293,16 +388,38 @@ def load_registry(path: Path) -> Registry:
         raise RegistryError(
             str(path), [f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}"]
         ) from exc
+    too_deep = f"nested more than {MAX_REGISTRY_DEPTH} levels deep; a registry is a list of flat rows"
     try:
         document = load_yaml(text)
     except yaml.YAMLError as exc:
         raise RegistryError(str(path), [f"not valid YAML: {exc}"]) from exc
+    except RecursionError:
+        raise RegistryError(str(path), [too_deep]) from None
+    if _depth_exceeds(document, MAX_REGISTRY_DEPTH):
+        raise RegistryError(str(path), [too_deep])
     if not isinstance(document, Mapping) or not isinstance(document.get("practices"), list):
         raise RegistryError(str(path), ["top level must be a mapping with a 'practices:' list"])
     organisations = document.get("booking_organisations") or []
     if not isinstance(organisations, list):
         raise RegistryError(str(path), ["'booking_organisations:' must be a list"])
     return validate_rows(document["practices"], str(path), organisations)
+
+
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """Whether containers nest deeper than `limit` (iterative: a deep document cannot recurse)."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, Mapping):
+            children: Iterable[Any] = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 # Column names seen in NHS Digital publications (ODS epraccur, "Patients registered at a GP
@@ -347,7 +464,12 @@ def check_service_root_template(template: str) -> str | None:
                 "only {ods} is allowed")
     if "ods" not in fields:
         return f"service root template {template!r} must contain {{ods}}"
-    return None
+    try:
+        example = template.format(ods="A00000")
+    except (ValueError, KeyError, IndexError, AttributeError) as exc:
+        return f"service root template {template!r} is not a valid template: {exc}"
+    problem = url_problem(example)
+    return f"service root template {template!r} {problem}" if problem else None
 
 
 @dataclass(frozen=True)
@@ -467,6 +589,10 @@ def import_nhs_csv(
         if practice.ods_code in seen:
             first = seen[practice.ods_code]
             skipped.append(SkippedRow(line_no, ods, "ods_code", f"duplicate of line {first}"))
+            continue
+        root_problem = url_problem(practice.service_root)
+        if root_problem:
+            skipped.append(SkippedRow(line_no, ods, "service_root", root_problem))
             continue
         seen[practice.ods_code] = line_no
         practices.append(practice)

@@ -83,14 +83,11 @@ def sync(
 ) -> None:
     """Run the slot sync once against whatever endpoints the registry names."""
     try:
-        load_registry(registry)
+        loaded = load_registry(registry)
     except RegistryError as exc:
         raise _fail(str(exc)) from None
-    instant: datetime | None = None
-    if as_of:
-        instant = datetime.fromisoformat(as_of)
-        if instant.tzinfo is None:
-            raise _fail("--as-of needs an offset, e.g. 2026-03-29T02:00:00+01:00")
+    _warn_notes(loaded.notes)
+    instant = _instant(as_of, "--as-of") if as_of else None
     prepare_prefect_environment()
     import asyncio
 
@@ -251,6 +248,7 @@ def registry_validate(path: Path) -> None:
         registry = load_registry(path)
     except RegistryError as exc:
         raise _fail(str(exc)) from None
+    _warn_notes(registry.notes)
     kinds = {k: sum(1 for p in registry.practices if p.kind == k) for k in ("practice", "hub")}
     typer.echo(f"{path}: {kinds['practice']} practices and {kinds['hub']} hubs, all valid")
 
@@ -608,6 +606,12 @@ def _warehouse_path(warehouse: Path | None) -> Path:
     from common.config import get_settings
 
     return warehouse or get_settings().resolved_warehouse_path
+
+
+def _warn_notes(notes: tuple[str, ...]) -> None:
+    """Registry warnings (deprecations, a service root naming another practice) on stderr."""
+    for note in notes:
+        typer.secho(f"warning: {note}", fg=typer.colors.YELLOW, err=True)
 
 
 def _instant(text: str, option: str) -> datetime:

@@ -336,7 +336,8 @@ def _completed(
 
 
 def _write_decisions(settings: Settings, decisions: list[ReleaseDecision]) -> None:
-    con = open_warehouse(settings.resolved_warehouse_path)
+    con = open_warehouse(settings.resolved_warehouse_path, file_mode=settings.storage.file_mode,
+                         dir_mode=settings.storage.dir_mode)
     try:
         save(audit_engine(con), decisions)
     finally:
@@ -355,7 +356,8 @@ async def run_release(
     now = clock.now().astimezone(UTC)
     run = ReleaseRun(as_of=now, dry_run=dry_run)
     async with writer_slot():
-        con = open_warehouse(settings.resolved_warehouse_path)
+        con = open_warehouse(settings.resolved_warehouse_path, file_mode=settings.storage.file_mode,
+                             dir_mode=settings.storage.dir_mode)
         try:
             rows = con.execute(
                 sql_text("release/release_candidates.sql"), {"now": now, "until": now + LOOKAHEAD}

@@ -38,7 +38,8 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from common.clock import Clock, SystemClock
-from common.config import Settings
+from common.config import Settings, StorageSettings
+from common.files import private_dir
 from common.uktime import uk_midnight
 from connectors.bookinglog import BookingLogClient
 from connectors.gpconnect.client import GpConnectClient
@@ -150,6 +151,7 @@ async def fetch_practice(
     load_id: str,
     observed_at: datetime,
     complete: frozenset[UnitKey] = frozenset(),
+    storage: StorageSettings | None = None,
 ) -> PracticeOutcome:
     """Run every (window, filter) search not in `complete` for one practice; land the bytes."""
     jobs = [
@@ -174,8 +176,10 @@ async def fetch_practice(
     if landed:
         # Completed units are landed even when another search failed: nothing fetched is lost.
         # In a thread: the fsync must not stall the other practices' searches on this loop.
+        modes = storage or StorageSettings()
         await asyncio.to_thread(
-            write_landing_file, path, load_id=load_id, observed_at=observed_at, responses=landed
+            write_landing_file, path, load_id=load_id, observed_at=observed_at, responses=landed,
+            file_mode=modes.file_mode, dir_mode=modes.dir_mode,
         )
     failure = None if first_error is None else PracticeFailure.from_fetch(practice.ods_code, first_error)
     outcome = PracticeOutcome.fetched(
@@ -206,7 +210,8 @@ def load_and_publish(
     """
     logger = get_run_logger()
     con = open_warehouse(settings.resolved_warehouse_path,
-                         memory_limit=settings.sync.writer_memory_limit)
+                         memory_limit=settings.sync.writer_memory_limit,
+                         file_mode=settings.storage.file_mode, dir_mode=settings.storage.dir_mode)
     try:
         report = ingest(
             con, writer_places(settings), now=clock.now,
@@ -268,7 +273,8 @@ async def _resolve_plan(
         return observed_at, fresh_plan(observed_at)
     warehouse_path = settings.resolved_warehouse_path
     async with writer_slot():
-        con = open_warehouse(warehouse_path, memory_limit=settings.sync.writer_memory_limit)
+        con = open_warehouse(warehouse_path, memory_limit=settings.sync.writer_memory_limit,
+                             file_mode=settings.storage.file_mode, dir_mode=settings.storage.dir_mode)
         try:
             original = find_load(con, rerun_of)
         finally:
@@ -329,9 +335,12 @@ async def _sync(
     summary = SyncSummary(load_id=load_id, flow_name=flow_name, as_of=observed_at,
                           stream=plan.stream, flow_run_id=flow_run_id())
     windows = plan.windows()
+    # Owner-only from the first run on (an existing data folder is tightened too).
+    private_dir(settings.data_dir, settings.storage.dir_mode, tighten=True)
     async with writer_slot():
         con = open_warehouse(settings.resolved_warehouse_path,
-                         memory_limit=settings.sync.writer_memory_limit)
+                             memory_limit=settings.sync.writer_memory_limit,
+                             file_mode=settings.storage.file_mode, dir_mode=settings.storage.dir_mode)
         try:
             warehouse = Warehouse(con)
             warehouse.begin_load(load_id, flow_name=flow_name, as_of=observed_at,
@@ -372,7 +381,7 @@ async def _sync(
             async def fetch_when_free(practice: Practice, complete: frozenset[UnitKey]) -> PracticeOutcome:
                 async with in_flight:
                     return await fetch_practice(practice, windows, client, settings.landing_dir, load_id,
-                                                observed_at, complete)
+                                                observed_at, complete, settings.storage)
 
             slot_fetches = asyncio.gather(*(fetch_when_free(p, complete) for p, complete in todo))
             if with_bookings and booking_practices:

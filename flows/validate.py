@@ -79,7 +79,7 @@ def tell_quarantine(batch: BatchOutcome) -> None:
 def writer_places(settings: Settings) -> Places:
     """Where the writer sequence reads and writes besides the warehouse, from settings."""
     return Places(settings.data_dir, settings.published_dir, settings.landing_dir,
-                  settings.sync.raw_retention_days)
+                  settings.sync.raw_retention_days, settings.storage.file_mode, settings.storage.dir_mode)
 
 
 def run_validation(warehouse_path: Path, data_dir: Path) -> tuple[ValidationReport, list[QuarantinedBatch]]:
@@ -89,7 +89,8 @@ def run_validation(warehouse_path: Path, data_dir: Path) -> tuple[ValidationRepo
     (the `duckdb-writer` slot, or no sync running).
     """
     settings = get_settings().model_copy(update={"data_dir": data_dir})
-    con = open_warehouse(warehouse_path)
+    con = open_warehouse(warehouse_path, file_mode=settings.storage.file_mode,
+                         dir_mode=settings.storage.dir_mode)
     try:
         report = ingest(con, writer_places(settings), now=lambda: datetime.now(UTC))
         return report.validation, open_quarantine(con)

@@ -18,6 +18,8 @@ from pathlib import Path
 import duckdb
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
+from common.files import DIR_MODE, FILE_MODE, private_dir, private_file
+
 _MIGRATION_NAME = re.compile(r"^V(\d{3})__([a-z0-9_]+)\.sql$")
 
 
@@ -105,13 +107,18 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
 WRITER_MEMORY_LIMIT = "1GB"
 
 
-def open_warehouse(path: Path | str, *, memory_limit: str = WRITER_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+def open_warehouse(
+    path: Path | str, *, memory_limit: str = WRITER_MEMORY_LIMIT,
+    file_mode: int = FILE_MODE, dir_mode: int = DIR_MODE,
+) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) and migrate the warehouse for writing.
 
     The memory limit makes DuckDB spill to `<file>.tmp` instead of growing with the night:
     without it a night of England held ~4.8 GiB (DuckDB's default is 80% of RAM).
     """
+    private_dir(Path(path).parent, dir_mode)  # only folders it creates: the parent may be shared
     con = connect(path)
+    private_file(Path(path), file_mode)
     con.execute("SET memory_limit = ?", [memory_limit])
     migrate(con)
     return con

@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 
+from common.files import DIR_MODE, FILE_MODE
 from connectors.bookinglog import AppointmentRead, BookingLogExport
 from connectors.http.errors import HttpError
 from warehouse import landing, ledger, load, models, publish
@@ -121,6 +122,8 @@ class Places:
     published_dir: Path
     landing_dir: Path
     raw_retention_days: int
+    file_mode: int = FILE_MODE
+    dir_mode: int = DIR_MODE
 
 
 @dataclass
@@ -170,8 +173,10 @@ def ingest(
             models.build_models(con)
             latest = ledger.latest_completed_load(con)
             if latest is not None:
-                report.published = publish.publish(con, places.published_dir, load_id=latest[0],
-                                                   as_of=latest[1])
+                report.published = publish.publish(
+                    con, places.published_dir, load_id=latest[0], as_of=latest[1],
+                    file_mode=places.file_mode, dir_mode=places.dir_mode,
+                )
         return report
     quarantined = report.validation.for_load(new_load.load_id)
     report.outcomes = [
@@ -187,8 +192,10 @@ def ingest(
         con, new_load.load_id, status="completed", completed_at=now(),
         practices_ok=len(report.outcomes) - failed, practices_failed=failed,
     )
-    report.published = publish.publish(con, places.published_dir, load_id=new_load.load_id,
-                                       as_of=new_load.as_of)
+    report.published = publish.publish(
+        con, places.published_dir, load_id=new_load.load_id, as_of=new_load.as_of,
+        file_mode=places.file_mode, dir_mode=places.dir_mode,
+    )
     clock.done("publish")
     # The landing files are the raw archive: drop completed loads' past retention.
     report.pruned = landing.prune_landing(con, places.landing_dir,

@@ -33,6 +33,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from common.files import DIR_MODE, FILE_MODE, open_private, private_dir
 from connectors.gpconnect.client import SlotSearchResponse
 from warehouse.db import sql_text
 
@@ -62,13 +63,18 @@ def _offsets(body: bytes, byte: bytes) -> list[int]:
 
 
 def write_landing_file(
-    path: Path, *, load_id: str, observed_at: datetime, responses: Iterable[LandedResponse]
+    path: Path, *, load_id: str, observed_at: datetime, responses: Iterable[LandedResponse],
+    file_mode: int = FILE_MODE, dir_mode: int = DIR_MODE,
 ) -> int:
-    """Write all responses of one practice atomically; returns the number of lines."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write all responses of one practice atomically; returns the number of lines.
+
+    Raw bodies can carry whatever a provider puts in free text: the file is owner-only
+    (`file_mode`) from its creation, and folders created for it get `dir_mode`.
+    """
+    private_dir(path.parent, dir_mode)
     tmp = path.with_name(path.name + ".tmp")
     lines = 0
-    with tmp.open("wb") as handle:
+    with os.fdopen(open_private(tmp, file_mode), "wb") as handle:
         for landed in responses:
             r = landed.response
             lines += 1

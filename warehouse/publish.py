@@ -12,16 +12,20 @@ from pathlib import Path
 
 import duckdb
 
+from common.files import DIR_MODE, FILE_MODE, private_dir, private_file
 from warehouse import models
 
 
-def publish(con: duckdb.DuckDBPyConnection, published_dir: Path, *, load_id: str, as_of: datetime) -> Path:
+def publish(
+    con: duckdb.DuckDBPyConnection, published_dir: Path, *, load_id: str, as_of: datetime,
+    file_mode: int = FILE_MODE, dir_mode: int = DIR_MODE,
+) -> Path:
     """Copy the marts into a fresh file and swap it in by rename.
 
     Dashboards read only this snapshot through short-lived read-only connections, so
     they never hold a lock on the warehouse the sync is writing.
     """
-    published_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(published_dir, dir_mode)
     target = published_dir / "dashboard.duckdb"
     _remove_abandoned_snapshots(published_dir)
     tmp = published_dir / f".dashboard-{os.getpid()}.duckdb.tmp"
@@ -40,6 +44,7 @@ def publish(con: duckdb.DuckDBPyConnection, published_dir: Path, *, load_id: str
         )
     finally:
         con.execute("detach snapshot")
+    private_file(tmp, file_mode)  # before the rename: the live snapshot is never readable by others
     tmp.replace(target)
     return target
 

@@ -29,6 +29,10 @@ CRITICAL = "critical"  # a failure quarantines the practice's batch
 WARNING = "warning"  # recorded and shown, never gates
 
 ODS_PATTERN = r"^[A-Z][0-9]{5}$"
+# FHIR `id` (STU3 datatypes): anything else in an id the warehouse keys on is a provider defect
+# (quotes, path segments, newlines, markup), quarantined before it reaches core. \A..\Z, not
+# ^..$: `$` would let a trailing newline through (GX tests each value with re.search).
+FHIR_ID_PATTERN = r"\A[A-Za-z0-9\-\.]{1,64}\Z"
 # FHIR STU3 SlotStatus and AppointmentStatus value sets; GP Connect 1.2.7 delivery channels.
 SLOT_STATUSES = ("free", "busy", "busy-unavailable", "busy-tentative", "entered-in-error")
 APPOINTMENT_STATUSES = ("proposed", "pending", "booked", "arrived", "fulfilled", "cancelled", "noshow",
@@ -82,6 +86,8 @@ CHECKS: tuple[Check, ...] = (
     # ---------------------------------------------------------------- slots
     Check("slot_id_present", "slots", "ExpectColumnValueLengthsToBeBetween", "slot_id", {"min_value": 1},
           "slots without an id"),
+    Check("slot_id_format", "slots", "ExpectColumnValuesToMatchRegex", "slot_id",
+          {"regex": FHIR_ID_PATTERN}, "slot ids that are not FHIR ids ([A-Za-z0-9-.], 1 to 64 characters)"),
     Check("slot_id_unique", "slots", "ExpectColumnValuesToBeBetween", "slot_id_occurrences",
           {"min_value": 1, "max_value": 1}, "the same slot id more than once in one response"),
     Check("slot_status_valid", "slots", "ExpectColumnValuesToBeInSet", "status",
@@ -102,12 +108,18 @@ CHECKS: tuple[Check, ...] = (
     # ---------------------------------------------------------------- schedules, locations
     Check("schedule_id_present", "schedules", "ExpectColumnValueLengthsToBeBetween", "schedule_id",
           {"min_value": 1}, "schedules without an id"),
+    Check("schedule_id_format", "schedules", "ExpectColumnValuesToMatchRegex", "schedule_id",
+          {"regex": FHIR_ID_PATTERN},
+          "schedule ids that are not FHIR ids ([A-Za-z0-9-.], 1 to 64 characters)"),
     Check("schedule_id_unique", "schedules", "ExpectColumnValuesToBeBetween", "schedule_id_occurrences",
           {"min_value": 1, "max_value": 1}, "the same schedule id more than once in one response"),
     Check("schedule_location_resolves", "schedules", "ExpectColumnValuesToBeInSet", "location_found", _TRUE,
           "schedules whose Location is missing from the response"),
     Check("location_id_present", "locations", "ExpectColumnValueLengthsToBeBetween", "location_id",
           {"min_value": 1}, "locations without an id"),
+    Check("location_id_format", "locations", "ExpectColumnValuesToMatchRegex", "location_id",
+          {"regex": FHIR_ID_PATTERN},
+          "location ids that are not FHIR ids ([A-Za-z0-9-.], 1 to 64 characters)"),
     # A warning: managingOrganization is optional in STU3 (0..1) and the practice is known from
     # the registry, so a missing link says nothing wrong about the slots themselves.
     Check("location_organisation_referenced", "locations", "ExpectColumnValuesToBeInSet",

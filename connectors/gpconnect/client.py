@@ -246,7 +246,9 @@ class GpConnectClient:
                 "status": response.status_code,
             },
         )
-        if response.status_code >= 400:
+        # Only the interaction's own success status is data: a 3xx (even with a FHIR Bundle)
+        # or a 204 is classified by the one error table and never loaded.
+        if response.status_code != _SUCCESS.get(interaction, 200):
             raise self._error(practice, interaction, response)
         _require_complete_fhir_json(practice, interaction, response)
         return response
@@ -299,6 +301,10 @@ class GpConnectClient:
                 interaction=interaction.label,
                 status=response.status_code,
             ) from exc
+
+
+# Book answers 201 Created (GP Connect 1.2.7); every other interaction 200.
+_SUCCESS = {Interaction.BOOK_APPOINTMENT: 201}
 
 
 def _require_complete_fhir_json(

@@ -11,7 +11,9 @@ Exception tree::
     ├── RequestRejected            400/405/415/422 and other 4xx: our request is wrong; never retried
     ├── Conflict                   409/412: the resource changed under us; never retried
     ├── NotFound                   404: unknown practice/resource
+    ├── Redirected                 any 3xx: never followed, never loaded (even with a FHIR body)
     └── ResponseInvalid            a success with a body we cannot accept (too big, invalid)
+        └── UnexpectedStatus       a 1xx/2xx other than the interaction's one success status
 
 `classify_status()` is the only place that maps a status to a class; a client may look at its
 own error codes first (GP Connect's Spine codes: `connectors.gpconnect.errors`) and names the
@@ -48,6 +50,7 @@ class HttpError(Exception):
         self.code = code
         self.next_step = next_step or self.default_next_step
         self.retry_after_s = retry_after_s
+        self.subject = subject
         self.detail = message
         status_text = f"HTTP {status}" if status is not None else "no HTTP response"
         code_text = f" {code}" if code else ""
@@ -113,6 +116,20 @@ class ResponseInvalid(HttpError):
     )
 
 
+class UnexpectedStatus(ResponseInvalid):
+    """A non-error status that is not this interaction's success (e.g. 203, 204, 206)."""
+
+
+class Redirected(HttpError):
+    """A 3xx. A redirect could send the bearer JWT to another host, and a 3xx body is
+    never the answer we asked for, so it is neither followed nor loaded."""
+
+    default_next_step = (
+        "the provider redirected us; redirects are never followed: confirm the service root "
+        "with the supplier and correct the registry, then re-run the practice"
+    )
+
+
 @dataclass(frozen=True)
 class Rule:
     """One row of the classification table: a status (or range) and its class."""
@@ -142,11 +159,17 @@ ERROR_TABLE: tuple[Rule, ...] = (
     Rule(422, RequestRejected),
     Rule(range(500, 600), None),
     Rule(range(400, 500), RequestRejected),
+    Rule(range(300, 400), Redirected),
+    Rule(range(100, 300), UnexpectedStatus),
 )
 
 
 def classify_status(status: int, unclassified: type[HttpError] = HttpError) -> type[HttpError]:
-    """The exception class for an HTTP status; `unclassified` for other 5xx and non-errors."""
+    """The exception class for an HTTP status; `unclassified` for other 5xx and unknown codes.
+
+    Only call it for a status that is not the interaction's success: every 1xx-3xx lands in
+    a class here, so nothing but the expected status is ever treated as data.
+    """
     for rule in ERROR_TABLE:
         if rule.matches(status):
             return rule.error or unclassified

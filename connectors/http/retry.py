@@ -4,9 +4,16 @@ Every outbound call slotsync makes (GP Connect interactions, booking-log exports
 supplier slot-release API) runs inside `retrying(...)`. What is retryable is decided by the
 error table in `connectors.http.errors` (`HttpError.retryable`); how long to wait is
 exponential backoff with jitter, capped, or the server's `Retry-After` when it sent one.
+
+A `Retry-After` longer than `http.retry_after_cap_s`, or than what is left of the caller's
+budget (`deadline`), is not slept on at all: waiting a capped 120 s and asking again only
+holds the run for an answer the provider already said it will not give in time. The call
+fails at once with a `RateLimited` that names the requested wait.
 """
 
 from __future__ import annotations
+
+import time
 
 from tenacity import (
     AsyncRetrying,
@@ -20,8 +27,11 @@ from common.config import HttpSettings
 from connectors.http.errors import HttpError, RateLimited
 
 
-def retrying(http: HttpSettings) -> AsyncRetrying:
-    """An async retry loop configured from settings: `async for attempt in retrying(...)`."""
+def retrying(http: HttpSettings, *, deadline: float | None = None) -> AsyncRetrying:
+    """An async retry loop configured from settings: `async for attempt in retrying(...)`.
+
+    `deadline` (a `time.monotonic()` instant) is when the caller's budget runs out.
+    """
     backoff = wait_exponential_jitter(initial=http.backoff_initial_s, max=http.backoff_max_s)
 
     def wait(state: RetryCallState) -> float:
@@ -30,9 +40,44 @@ def retrying(http: HttpSettings) -> AsyncRetrying:
             return min(exc.retry_after_s, http.retry_after_cap_s)
         return float(backoff(state))
 
+    def should_retry(exc: BaseException) -> bool:
+        if not (isinstance(exc, HttpError) and exc.retryable):
+            return False
+        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+            refused = _refused_wait(exc.retry_after_s, http.retry_after_cap_s, deadline)
+            if refused:
+                # Raised from the retry decision so it leaves the loop at once, unslept.
+                refusal = RateLimited(
+                    f"the provider asked us to wait {exc.retry_after_s:g} s (Retry-After), "
+                    f"beyond {refused}; not waited",
+                    practice_ods=exc.practice_ods,
+                    interaction=exc.interaction,
+                    status=exc.status,
+                    code=exc.code,
+                    retry_after_s=exc.retry_after_s,
+                    subject=exc.subject,
+                    next_step=f"re-run the practice (slotsync rerun) once {exc.retry_after_s:g} s "
+                    "have passed; the other practices were not held for it",
+                )
+                refusal.retryable = False  # still RateLimited by class; this one is final
+                raise refusal from exc
+        return True
+
     return AsyncRetrying(
         stop=stop_after_attempt(http.max_attempts),
         wait=wait,
-        retry=retry_if_exception(lambda exc: isinstance(exc, HttpError) and exc.retryable),
+        retry=retry_if_exception(should_retry),
         reraise=True,
     )
+
+
+def _refused_wait(wait_s: float, cap_s: float, deadline: float | None) -> str | None:
+    """Why a requested wait will not be slept on, or None when it will."""
+    if wait_s > cap_s:
+        return f"the {cap_s:g} s cap (http.retry_after_cap_s)"
+    if deadline is not None:
+        remaining = deadline - time.monotonic()
+        if wait_s > remaining:
+            return f"the practice's remaining budget of {max(remaining, 0.0):.0f} s"
+    return None
+

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -51,6 +52,9 @@ def new_client(
         ),
         headers=dict(headers or {}),
         transport=transport,
+        # A redirect could carry our bearer JWT to another host: never followed (a 3xx is
+        # classified as `Redirected` by the error table instead).
+        follow_redirects=False,
         cert=cert,
         verify=verify,
     )
@@ -102,6 +106,18 @@ async def send_capped(
     return response
 
 
+def require_status(
+    response: httpx.Response, caller: Caller, success: int | frozenset[int] = 200
+) -> None:
+    """Raise the table's error unless the status is the interaction's success (200 by default).
+
+    "Below 400" is not success: a 3xx or a 204 with a plausible body must never be loaded.
+    """
+    allowed = success if isinstance(success, frozenset) else frozenset({success})
+    if response.status_code not in allowed:
+        raise error_for(response, caller)
+
+
 def error_for(
     response: httpx.Response,
     caller: Caller,
@@ -113,6 +129,8 @@ def error_for(
 ) -> HttpError:
     """The error for a failed response: classified by status unless the client chose a class."""
     cls = error_class or classify_status(response.status_code)
+    if detail is None and 300 <= response.status_code < 400:
+        detail = _redirect_detail(response)
     return cls(
         detail or response.reason_phrase or "error response",
         practice_ods=caller.ods_code,
@@ -123,6 +141,17 @@ def error_for(
         next_step=next_step,
         retry_after_s=retry_after_seconds(response.headers.get("Retry-After")),
     )
+
+
+def _redirect_detail(response: httpx.Response) -> str:
+    """Where a redirect pointed, by host only (a Location's query could carry anything)."""
+    location = response.headers.get("location")
+    if not location:
+        return "redirect without a Location; not followed"
+    target = urlsplit(location)
+    where = target.hostname or "the same host"
+    same = target.hostname in (None, response.request.url.host)
+    return f"redirect to {where}{'' if same else ' (another host)'}; not followed, body not loaded"
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:

@@ -225,7 +225,8 @@ class SupplierApiReleaser:
         response = await send_capped(
             self._client, self._http, caller, method, url, headers=headers, content=content
         )
-        if response.status_code >= 400:
+        # Only a 200 is an answer; a 3xx or 204 is classified by the one error table.
+        if response.status_code != 200:
             raise _supplier_error(caller, response)
         return response
 

@@ -349,3 +349,108 @@ def test_any_nhs_csv_becomes_a_registry_or_a_registry_error(tmp_path: Path) -> N
             not_measured="a registry check: no slot data involved",
         )
     )
+
+
+# --- #18: the registry check passes only what the run can take ---------------------------
+
+
+def test_a_list_size_the_warehouse_cannot_store_fails_validation(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match=r"row 1 \(J82001\) field list_size: .*less than or equal"):
+        load_registry(write(tmp_path, [practice_row(list_size=3_000_000_000)]))
+    assert load_registry(write(tmp_path, [practice_row(list_size=400_000)])).practices
+
+
+def test_a_deeply_nested_registry_is_a_one_line_error_not_a_recursion_error(tmp_path: Path) -> None:
+    path = tmp_path / "registry.yaml"
+    path.write_text("practices: " + "[" * 500 + "]" * 500 + "\n")  # about 1 KB
+    with pytest.raises(RegistryError) as excinfo:
+        load_registry(path)
+    assert excinfo.value.problems == [
+        "nested more than 12 levels deep; a registry is a list of flat rows"
+    ]
+    path.write_text("practices:\n  - " + "{a: " * 20 + "1" + "}" * 20 + "\n")
+    with pytest.raises(RegistryError, match="nested more than 12 levels"):
+        load_registry(path)
+
+
+def test_an_oversized_registry_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "registry.yaml"
+    with path.open("w") as out:
+        out.write("practices:\n")
+        out.write("# padding\n" * 3_500_000)  # ~35 MB of comment, over the 32 MiB limit
+    with pytest.raises(RegistryError) as excinfo:
+        load_registry(path)
+    assert len(excinfo.value.problems) == 1 and "over the 33,554,432-byte limit" in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        "http://127.0.0.1:8080/J82001/STU3/1/gpconnect",
+        "http://127.8.9.10/J82001/STU3/1/gpconnect",
+        "http://localhost:8080/J82001/STU3/1/gpconnect",
+        "http://[::1]:8080/J82001/STU3/1/gpconnect",
+        "https://provider.example/J82001/STU3/1/gpconnect",
+        "https://10.1.2.3/J82001/STU3/1/gpconnect",
+    ],
+)
+def test_https_or_loopback_service_roots_are_accepted(tmp_path: Path, root: str) -> None:
+    assert load_registry(write(tmp_path, [practice_row(service_root=root)])).practices
+
+
+@pytest.mark.parametrize(
+    ("root", "reason"),
+    [
+        ("http://provider.example/J82001/STU3/1/gpconnect", "must be https"),
+        ("http://10.1.2.3/J82001/STU3/1/gpconnect", "must be https"),
+        ("https://user:pass@provider.example/J82001/STU3/1/gpconnect", "user:password@"),
+        ("https://token@provider.example/J82001/STU3/1/gpconnect", "user:password@"),
+        ("https://169.254.169.254/latest/meta-data", "link-local or cloud-metadata"),
+        ("http://169.254.169.254/latest/meta-data", "link-local or cloud-metadata"),
+        ("https://[fe80::1]/J82001/STU3/1/gpconnect", "link-local or cloud-metadata"),
+        ("https://[::ffff:169.254.169.254]/x", "link-local or cloud-metadata"),
+        ("https://2852039166/x", "link-local or cloud-metadata"),
+        ("https://metadata.google.internal/computeMetadata/v1", "link-local or cloud-metadata"),
+        ("https://[fd00:ec2::254]/latest", "link-local or cloud-metadata"),
+    ],
+)
+def test_unsafe_service_roots_fail_validation_naming_row_and_field(
+    tmp_path: Path, root: str, reason: str
+) -> None:
+    with pytest.raises(RegistryError) as excinfo:
+        load_registry(write(tmp_path, [practice_row(service_root=root)]))
+    [problem] = excinfo.value.problems
+    assert problem.startswith("row 1 (J82001) field service_root: ") and reason in problem
+
+
+def test_booking_log_and_supplier_urls_follow_the_same_rule(tmp_path: Path) -> None:
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump({
+        "practices": [practice_row(release_policy={"supplier_api_root": "http://supplier.example"})],
+        "booking_organisations": [{
+            "ods_code": "RYE", "name": "111", "kind": "nhs111",
+            "booking_log_url": "https://u:p@logs.example/bookings.json",
+        }],
+    }))
+    with pytest.raises(RegistryError) as excinfo:
+        load_registry(path)
+    text = str(excinfo.value)
+    assert "field release_policy.supplier_api_root: must be https" in text
+    assert "booking_organisations row 1 (RYE) field booking_log_url: must not carry user:password@" in text
+
+
+def test_a_service_root_naming_another_practice_is_warned_about(tmp_path: Path) -> None:
+    rows = [
+        practice_row(),
+        practice_row(ods_code="J82002", service_root="http://127.0.0.1:8080/J82001/STU3/1/gpconnect"),
+    ]
+    registry = load_registry(write(tmp_path, rows))
+    assert any("practice J82002 service_root names practice J82001" in n for n in registry.notes)
+    assert not any("practice J82001 service_root" in n for n in registry.notes)
+
+
+def test_a_csv_template_must_be_https_or_loopback() -> None:
+    csv_text = "ods_code,name,list_size\nJ82001,A,100\n"
+    with pytest.raises(RegistryError, match="must be https"):
+        registry_from_nhs_csv(csv_text, source="x.csv", service_root_template="http://h/{ods}/x")
+    assert registry_from_nhs_csv(csv_text, source="x.csv", service_root_template="https://h/{ods}/x")

@@ -140,3 +140,47 @@ def test_registry_commands_import_only_what_they_need(tmp_path: Path, command: s
     assert "LOADED []" in done.stdout, done.stdout
     assert load_registry(out).by_ods().keys() == {"J82001", "J82003"}
 
+
+
+def _good_registry(tmp_path: Path) -> Path:
+    path = tmp_path / "registry.yaml"
+    path.write_text(
+        "practices:\n  - {ods_code: J82001, name: X, list_size: 1, clinical_system: other,\n"
+        "     service_root: 'http://127.0.0.1:1/J82001/STU3/1/gpconnect', provider_asid: '200000000101',\n"
+        "     accepts_111_booking: false}\n"
+    )
+    return path
+
+
+def test_sync_with_a_garbage_as_of_is_a_one_line_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [
+        "sync", "--registry", str(_good_registry(tmp_path)), "--warehouse", str(tmp_path / "w.duckdb"),
+        "--as-of", "garbage",
+    ])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "--as-of 'garbage' is not an ISO instant" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "w.duckdb").exists()
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        ("https://h/{0}/x", "only {ods} is allowed"),
+        ("https://h/{ods}/{region}", "only {ods} is allowed"),
+        ("https://h/{ods.__class__}/x", "only {ods} is allowed"),
+        ("https://h/{ods:d}/x", "is not a valid template"),
+        ("https://h/{ods/x", "is not a valid template"),
+        ("http://h/{ods}/x", "must be https"),
+    ],
+)
+def test_a_bad_service_root_template_is_a_one_line_error(
+    tmp_path: Path, template: str, reason: str
+) -> None:
+    fixture = Path(__file__).parents[1] / "fixtures" / "nhs111" / "workbook-sample.csv"
+    result = CliRunner().invoke(app, [
+        "registry", "from-csv", str(fixture), "-o", str(tmp_path / "r.yaml"), "--skip-invalid",
+        "--service-root-template", template,
+    ])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert reason in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "r.yaml").exists()

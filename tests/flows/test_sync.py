@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -243,3 +245,46 @@ def test_the_writer_slot_gives_up_on_a_real_error_or_after_its_patience(
     with pytest.raises(ConcurrencySlotAcquisitionError, match=str(status)):
         run_async(hold())
     assert entered == [] and len(failures) == 49, "a 500 is not retried; a 503 stops at the patience"
+
+
+def test_a_huge_retry_after_fails_its_practice_at_once_and_holds_no_one_else(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # Six practices, so one failure stays under the run's failed-practice threshold.
+    victim, *healthy = (p.ods_code for p in sandbox.registry.practices[:6])
+    sandbox.state.faults.add(
+        FaultRule(practice=victim, kind="status", status=429, retry_after_s=86400)
+    )
+    started = datetime.now(UTC)
+    result = run_nightly(sandbox, tmp_path, practices=[victim, *healthy])
+    assert (datetime.now(UTC) - started).total_seconds() < 100, "the 86400 s wait was not slept on"
+    outcomes = {o["practice_ods"]: o for o in result["outcomes"]}
+    assert all(outcomes[ods]["status"] == "ok" and outcomes[ods]["slot_rows"] > 0 for ods in healthy)
+    failed = outcomes[victim]
+    assert failed["status"] != "ok" and failed["error_class"] == "RateLimited"
+    assert "wait 86400 s (Retry-After)" in failed["message"]
+
+
+def test_the_data_folder_and_its_files_are_owner_only_whatever_the_umask(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o755)  # an existing folder is tightened too
+    previous = os.umask(0o022)
+    try:
+        result = run_nightly(sandbox, data_dir, practices=[sandbox.registry.practices[0].ods_code])
+    finally:
+        os.umask(previous)
+    assert [o["status"] for o in result["outcomes"]] == ["ok"]
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    landing = list((data_dir / "landing").rglob("*.ndjson"))
+    assert landing, "the sync landed its responses"
+    assert mode(data_dir) == 0o700
+    assert {mode(p) for p in (data_dir / "landing").rglob("*") if p.is_dir()} == {0o700}
+    assert mode(data_dir / "landing") == mode(data_dir / "published") == 0o700
+    assert {mode(p) for p in landing} == {0o600}
+    assert mode(data_dir / "warehouse.duckdb") == 0o600
+    assert mode(data_dir / "published" / "dashboard.duckdb") == 0o600

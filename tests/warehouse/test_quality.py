@@ -39,18 +39,21 @@ def slot(slot_id: str, begins: datetime, minutes: int = 10, **changes: Any) -> d
     return {"resource": resource}
 
 
-def bundle(slots: list[dict[str, Any]], *, schedule: bool = True, location: bool = True) -> bytes:
+def bundle(
+    slots: list[dict[str, Any]], *, schedule: bool = True, location: bool = True,
+    schedule_id: str = "S1", location_id: str = "L1",
+) -> bytes:
     entries = list(slots)
     if schedule:
-        entries.append(
-            {"resource": {"resourceType": "Schedule", "id": "S1", "actor": [{"reference": "Location/L1"}]}}
-        )
+        entries.append({"resource": {
+            "resourceType": "Schedule", "id": schedule_id, "actor": [{"reference": f"Location/{location_id}"}]
+        }})
     if location:
         entries.append(
             {
                 "resource": {
                     "resourceType": "Location",
-                    "id": "L1",
+                    "id": location_id,
                     "name": "Main surgery",
                     "managingOrganization": {"reference": "Organization/O1"},
                 }
@@ -143,6 +146,17 @@ BAD_BATCHES: dict[str, tuple[Callable[[], bytes], str]] = {
         ),
         "slot_offset_matches_uk_time",
     ),
+    # FHIR ids are [A-Za-z0-9-.]{1,64}; anything else is a provider defect (#18).
+    "slot id with SQL in it": (lambda: bundle([slot("9'); DROP TABLE x; --", DAY)]), "slot_id_format"),
+    "slot id with a path": (lambda: bundle([slot("../../etc", DAY)]), "slot_id_format"),
+    "slot id with a newline": (lambda: bundle([slot("abc\n", DAY)]), "slot_id_format"),
+    "slot id with markup": (lambda: bundle([slot("<script>", DAY)]), "slot_id_format"),
+    "slot id of 65 characters": (lambda: bundle([slot("a" * 65, DAY)]), "slot_id_format"),
+    "schedule id with a quote": (
+        lambda: bundle([slot("9", DAY, schedule={"reference": "Schedule/S'1"})], schedule_id="S'1"),
+        "schedule_id_format",
+    ),
+    "location id with a space": (lambda: bundle(clean_slots(), location_id="L 1"), "location_id_format"),
     "outside the search window": (
         lambda: bundle([slot("9", datetime(2027, 1, 4, 9, 0, tzinfo=UTC))]),
         "slot_inside_search_window",
