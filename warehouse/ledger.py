@@ -90,15 +90,15 @@ def sync_registry(con: duckdb.DuckDBPyConnection, registry: Registry, load_id: s
     as of the load's day in core.practice_list_size (so past days keep their quota)."""
     rows = [
         (p.ods_code, p.name, p.kind, p.list_size, p.clinical_system, p.accepts_111_booking,
-         p.nhs111_provider_ods, list(p.booking_hubs), p.ccg_code, p.pcn_code,
-         p.nhs111_quota if p.kind == "practice" else 0, load_id)
+         p.nhs111_provider_ods, list(p.booking_hubs), p.sub_icb_code, p.icb_code, p.region_code,
+         p.pcn_code, p.nhs111_quota if p.kind == "practice" else 0, load_id)
         for p in registry.practices
     ]
     table = pa.table(
         {name: [row[i] for row in rows] for i, name in enumerate(
             ["practice_ods", "practice_name", "kind", "list_size", "clinical_system",
-             "accepts_111_booking", "nhs111_provider_ods", "booking_hubs", "ccg_code",
-             "pcn_code", "nhs111_daily_quota", "load_id"])}
+             "accepts_111_booking", "nhs111_provider_ods", "booking_hubs", "sub_icb_code",
+             "icb_code", "region_code", "pcn_code", "nhs111_daily_quota", "load_id"])}
     )
     organisations = pa.table(
         {
@@ -114,7 +114,8 @@ def sync_registry(con: duckdb.DuckDBPyConnection, registry: Registry, load_id: s
     with transaction(con):
         con.execute("delete from core.dim_practice")
         con.register("registry_rows", table)
-        con.execute("insert into core.dim_practice select * from registry_rows")
+        # By name: V009 renamed and appended columns, so positions differ from the registry order.
+        con.execute("insert into core.dim_practice by name select * from registry_rows")
         # Sizes in force from the load's UK day (today for a load not in the ledger).
         con.execute(
             sql_text("ledger/record_list_sizes.sql"),
