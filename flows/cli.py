@@ -169,7 +169,7 @@ def dashboard(
         typer.Option(help="judge freshness at this ISO instant (the demo's simulated clock)"),
     ] = None,
 ) -> None:
-    """Serve the CCG/ICB dashboard (reads the published marts snapshot only)."""
+    """Serve the ICB/sub-ICB dashboard (reads the published marts snapshot only)."""
     spec = find_spec("dashboards.app")
     if spec is None or spec.origin is None:
         raise _fail("dashboards.app is not installed with this package")
