@@ -56,13 +56,15 @@ def test_no_snapshot_shows_how_to_get_one(
     assert not app.metric
 
 
-def _quota_sql(marts: Path, sub_icb: str | None = None, practice: str | None = None) -> int:
+def _quota_sql(
+    marts: Path, sub_icb: str | None = None, practice: str | None = None, icb: str | None = None
+) -> int:
     (below,) = sql_rows(
         marts,
         "select count(*) filter (where is_core_day and not meets_quota and accepts_111_booking) "
         "from mart_111_quota_daily where ($c is null or sub_icb_code = $c) "
-        "and ($p is null or practice_ods = $p)",
-        {"c": sub_icb, "p": practice},
+        "and ($p is null or practice_ods = $p) and ($i is null or icb_code = $i)",
+        {"c": sub_icb, "p": practice, "i": icb},
     )[0]
     return int(below)
 
@@ -82,6 +84,13 @@ def test_quota_kpis_and_filters_match_sql(
     assert _metric(app, BELOW) == str(_quota_sql(small_snapshot.marts, sub_icb="11M"))
 
     app.multiselect(key="f_sub_icb").unselect("11M").run()
+    # The snapshot carries ICBs and one region, so both filters are offered; an ICB narrows the
+    # sub-ICB locations offered to its own.
+    assert app.multiselect(key="f_region").options == ["Y58"]
+    app.multiselect(key="f_icb").select("QSL").run()
+    assert _metric(app, BELOW) == str(_quota_sql(small_snapshot.marts, icb="QSL"))
+    assert app.multiselect(key="f_sub_icb").options == ["15N"]
+    app.multiselect(key="f_icb").unselect("QSL").run()
     app.multiselect(key="f_practice").select("A81001").run()
     assert _metric(app, BELOW) == str(_quota_sql(small_snapshot.marts, practice="A81001"))
     assert _metric(app, "Practices") == "1"
