@@ -22,8 +22,6 @@ latest_batch as (
 select
     b.practice_ods,
     p.sub_icb_code,
-    p.icb_code,
-    p.region_code,
     b.observed_at,
     r.suite,
     r.expectation,

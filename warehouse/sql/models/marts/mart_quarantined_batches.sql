@@ -8,8 +8,6 @@ select
     q.practice_ods,
     p.practice_name,
     p.sub_icb_code,
-    p.icb_code,
-    p.region_code,
     q.stream,
     q.observed_at,
     array_to_string(q.failed_expectations, ', ') as failed_expectations,
