@@ -8,8 +8,8 @@ row, the ODS code where known, and the field, so an operator can fix the file in
 
 Since CCGs were abolished (1 July 2022) their codes identify sub-ICB locations: a practice
 carries `sub_icb_code`, `icb_code` and `region_code`. The old `ccg_code` key is still read
-(as `sub_icb_code`, with a deprecation note) and `Practice.ccg_code` still answers for the
-warehouse's `dim_practice` until the marts are renamed.
+(as `sub_icb_code`, with a deprecation note) and `Practice.ccg_code` still answers, as a
+deprecated alias, for code written against older releases.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class Practice(BaseModel):
 
     @property
     def ccg_code(self) -> str | None:
-        """Deprecated alias of `sub_icb_code` (read by the warehouse's dim_practice until renamed)."""
+        """Deprecated alias of `sub_icb_code` (for callers written before the rename)."""
         return self.sub_icb_code
 
     @field_validator("service_root")

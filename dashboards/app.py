@@ -1,4 +1,4 @@
-"""Entry point for the CCG/ICB lead dashboards: `streamlit run dashboards/app.py`
+"""Entry point for the ICB and sub-ICB lead dashboards: `streamlit run dashboards/app.py`
 (`slotsync dashboard --data-dir DIR` does this).
 
 Pages are plain functions registered with `st.navigation`; adding one is a module in

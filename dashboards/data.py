@@ -92,36 +92,40 @@ MARTS: dict[str, MartQuery] = {
     ),
 }
 
-# Where the practice/hub attributes used by the filters come from, best first; each query is
-# run only if its table exists, and the first non-null value per attribute wins.
-_DIMENSION_SOURCES: tuple[MartQuery, ...] = (
-    MartQuery(
-        "mart_slot_utilisation_daily",
-        "select distinct practice_ods, practice_name, kind, clinical_system, ccg_code, pcn_code "
-        "from mart_slot_utilisation_daily",
-    ),
-    MartQuery(
-        "mart_111_quota_daily",
-        "select distinct practice_ods, practice_name, 'practice' as kind, clinical_system, ccg_code, "
-        "pcn_code from mart_111_quota_daily",
-    ),
-    MartQuery(
+# Where the practice/hub attributes used by the filters come from, best first; each source is
+# read only if its table exists, and the first non-null value per attribute wins. A source
+# names the expressions that differ from the attribute's own column; any other attribute is
+# that column when the mart has it, else null (hubs have no PCN, freshness has no geography).
+@dataclass(frozen=True)
+class DimensionSource:
+    """One mart read for the filter attributes: `expressions` override same-named columns."""
+
+    table: str
+    expressions: Mapping[str, str]
+
+
+_DIMENSION_SOURCES: tuple[DimensionSource, ...] = (
+    DimensionSource("mart_slot_utilisation_daily", {}),
+    DimensionSource("mart_111_quota_daily", {"kind": "'practice'"}),
+    DimensionSource(
         "mart_hub_utilisation_hourly",
-        "select distinct hub_ods as practice_ods, hub_name as practice_name, 'hub' as kind, "
-        "null as clinical_system, ccg_code, null as pcn_code from mart_hub_utilisation_hourly",
+        {"practice_ods": "hub_ods", "practice_name": "hub_name", "kind": "'hub'",
+         "clinical_system": "null", "pcn_code": "null"},
     ),
-    MartQuery(
-        "mart_pipeline_freshness",
-        "select distinct practice_ods, practice_name, kind, clinical_system, null as ccg_code, "
-        "null as pcn_code from mart_pipeline_freshness",
-    ),
+    DimensionSource("mart_pipeline_freshness", {}),
 )
 _DAY_SOURCES: tuple[tuple[str, str], ...] = (
     ("mart_111_quota_daily", "slot_day"),
     ("mart_slot_utilisation_daily", "slot_day"),
     ("mart_hub_utilisation_hourly", "slot_day"),
 )
-DIMENSION_COLUMNS = ["practice_ods", "practice_name", "kind", "clinical_system", "ccg_code", "pcn_code"]
+DIMENSION_COLUMNS = [
+    "practice_ods", "practice_name", "kind", "clinical_system",
+    "sub_icb_code", "icb_code", "region_code", "pcn_code",
+]
+# Snapshots published before sub-ICB locations replaced CCGs (July 2022) name the same codes
+# ccg_code; they are read under the current name so an older snapshot still filters.
+LEGACY_COLUMNS = {"ccg_code": "sub_icb_code"}
 
 
 class SnapshotMissingError(FileNotFoundError):
@@ -213,7 +217,7 @@ def read_mart(
         _check_version(con, expect_version)
         if query.table not in _tables(con):
             return None
-        return _without_identifiers(con.execute(query.sql).df())
+        return _current_names(_without_identifiers(con.execute(query.sql).df()))
     finally:
         con.close()
 
@@ -224,7 +228,7 @@ def read_catalogue(path: Path | None = None, *, expect_version: str | None = Non
     try:
         _check_version(con, expect_version)
         tables = _tables(con)
-        parts = [con.execute(q.sql).df() for q in _DIMENSION_SOURCES if q.table in tables]
+        parts = [con.execute(_dimension_sql(con, q)).df() for q in _DIMENSION_SOURCES if q.table in tables]
         days = [
             f"select min({column}) as first_day, max({column}) as last_day from {table}"
             for table, column in _DAY_SOURCES
@@ -263,7 +267,9 @@ def read_table(
         if table not in _tables(con):
             return None
         quoted = '"' + table.replace('"', '""') + '"'
-        return _without_identifiers(con.execute(f"select * from {quoted} limit {int(limit)}").df())
+        return _current_names(
+            _without_identifiers(con.execute(f"select * from {quoted} limit {int(limit)}").df())
+        )
     finally:
         con.close()
 
@@ -303,6 +309,38 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 def _without_identifiers(frame: pd.DataFrame) -> pd.DataFrame:
     dropped = [c for c in frame.columns if IDENTIFIER_COLUMN.search(str(c))]
     return frame.drop(columns=dropped) if dropped else frame
+
+
+def _current_names(frame: pd.DataFrame) -> pd.DataFrame:
+    renames = {
+        old: new for old, new in LEGACY_COLUMNS.items() if old in frame.columns and new not in frame.columns
+    }
+    return frame.rename(columns=renames) if renames else frame
+
+
+def _dimension_sql(con: duckdb.DuckDBPyConnection, source: DimensionSource) -> str:
+    """The distinct filter attributes of one mart, whatever release published it."""
+    present = {
+        str(row[0])
+        for row in con.execute(
+            "select column_name from information_schema.columns "
+            f"where table_catalog = '{CATALOG}' and table_schema = 'marts' and table_name = ?",
+            [source.table],
+        ).fetchall()
+    }
+    legacy = {new: old for old, new in LEGACY_COLUMNS.items()}
+    selected = []
+    for column in DIMENSION_COLUMNS:
+        if column in source.expressions:
+            expression = source.expressions[column]
+        elif column in present:
+            expression = column
+        elif legacy.get(column) in present:
+            expression = legacy[column]
+        else:
+            expression = "null"
+        selected.append(f"{expression} as {column}")
+    return f"select distinct {', '.join(selected)} from {source.table}"
 
 
 def _dimension(parts: list[pd.DataFrame]) -> pd.DataFrame:

@@ -1,9 +1,12 @@
-"""The filters every page shares (period, CCG, PCN, practice, clinical system), in pure pandas.
+"""The filters every page shares (period, NHS region, ICB, sub-ICB location, PCN, practice,
+clinical system), in pure pandas.
 
-Marts name practices by ODS code; their CCG, PCN and clinical system come from the practice
-dimension the catalogue builds (`data.Catalogue.practices`), so a filter applies the same way
-to marts that carry those columns and to those that do not (releases, freshness). Hubs have a
-CCG but no PCN, so choosing a PCN leaves hubs out.
+CCGs were abolished in July 2022; their codes (10K, 10V...) now identify sub-ICB locations
+inside integrated care boards (ICBs), and PCNs are what commissioners group practices by.
+Marts name practices by ODS code; their geography, PCN and clinical system come from the
+practice dimension the catalogue builds (`data.Catalogue.practices`), so a filter applies the
+same way to marts that carry those columns and to those that do not (releases, freshness).
+Hubs have a sub-ICB location but no PCN, so choosing a PCN leaves hubs out.
 """
 
 from __future__ import annotations
@@ -22,15 +25,19 @@ class Filters:
 
     first_day: date
     last_day: date
-    ccgs: tuple[str, ...] = field(default=())
+    sub_icbs: tuple[str, ...] = field(default=())
     pcns: tuple[str, ...] = field(default=())
     practices: tuple[str, ...] = field(default=())
     systems: tuple[str, ...] = field(default=())
+    icbs: tuple[str, ...] = field(default=())
+    regions: tuple[str, ...] = field(default=())
 
     @property
     def narrowed(self) -> bool:
         """True when any organisation filter is set (not just the period)."""
-        return bool(self.ccgs or self.pcns or self.practices or self.systems)
+        return bool(
+            self.regions or self.icbs or self.sub_icbs or self.pcns or self.practices or self.systems
+        )
 
     def describe(self) -> str:
         days = (
@@ -40,7 +47,9 @@ class Filters:
         )
         parts = [days]
         for label, chosen in (
-            ("CCG", self.ccgs),
+            ("region", self.regions),
+            ("ICB", self.icbs),
+            ("sub-ICB", self.sub_icbs),
             ("PCN", self.pcns),
             ("practice", self.practices),
             ("system", self.systems),
@@ -66,7 +75,9 @@ def allowed_practices(practices: pd.DataFrame, filters: Filters) -> set[str] | N
         return None
     keep = pd.Series(True, index=practices.index)
     for column, wanted in (
-        ("ccg_code", filters.ccgs),
+        ("region_code", filters.regions),
+        ("icb_code", filters.icbs),
+        ("sub_icb_code", filters.sub_icbs),
         ("pcn_code", filters.pcns),
         ("practice_ods", filters.practices),
         ("clinical_system", filters.systems),

@@ -94,7 +94,7 @@ def practices_below_quota(daily: pd.DataFrame) -> pd.DataFrame:
 
     The worst day is the core day with the fewest reserved slots offered (earliest on ties).
     """
-    columns = ["practice_ods", "practice_name", "ccg_code", "pcn_code", "clinical_system", "quota"]
+    columns = ["practice_ods", "practice_name", "sub_icb_code", "pcn_code", "clinical_system", "quota"]
     core = core_days(daily)
     below = core.loc[core["below_quota"]]
     if below.empty:

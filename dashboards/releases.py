@@ -102,7 +102,7 @@ def seen_totals(frame: pd.DataFrame) -> dict[str, float | int | None]:
 
 
 def seen_by_practice(frame: pd.DataFrame) -> pd.DataFrame:
-    keys = ["practice_ods", "practice_name", "ccg_code", "pcn_code", "clinical_system"]
+    keys = ["practice_ods", "practice_name", "sub_icb_code", "pcn_code", "clinical_system"]
     table = frame.groupby(keys, dropna=False)[list(SEEN_COUNTS)].sum().reset_index()
     table = table.loc[table["released"] > 0]
     table = _uptake(table, table["released"])
@@ -158,11 +158,11 @@ def decisions_by_practice(frame: pd.DataFrame, practices: pd.DataFrame) -> pd.Da
     to show without hiding most of them)."""
     counts = [c for c in decision_columns(frame) if c != "uptake"]
     table = frame.groupby("practice_ods")[counts].sum().reset_index()
-    attributes = practices[["practice_ods", "practice_name", "ccg_code", "pcn_code"]]
+    attributes = practices[["practice_ods", "practice_name", "sub_icb_code", "pcn_code"]]
     table = table.merge(attributes, on="practice_ods", how="left")
     if "released_then_booked" in table.columns:
         table = _uptake(table, _given(table))
-    first = ["practice_ods", "practice_name", "ccg_code", "pcn_code"]
+    first = ["practice_ods", "practice_name", "sub_icb_code", "pcn_code"]
     table = table[[*first, *[c for c in table.columns if c not in first]]]
     return table.sort_values(["practice_ods"]).reset_index(drop=True)
 

@@ -32,7 +32,9 @@ _PROBLEM_KEY = "_slotsync_problem"
 _CUT_KEY = "_slotsync_cut"
 
 KEY_PERIOD = "f_period"
-KEY_CCG = "f_ccg"
+KEY_REGION = "f_region"
+KEY_ICB = "f_icb"
+KEY_SUB_ICB = "f_sub_icb"
 KEY_PCN = "f_pcn"
 KEY_PRACTICE = "f_practice"
 KEY_SYSTEM = "f_system"
@@ -222,7 +224,8 @@ def _filters_line(chosen: filters.Filters) -> str:
     parts = [
         f"{label} {', '.join(values)}"
         for label, values in (
-            ("CCG", chosen.ccgs), ("PCN", chosen.pcns), ("practice", chosen.practices),
+            ("region", chosen.regions), ("ICB", chosen.icbs), ("sub-ICB location", chosen.sub_icbs),
+            ("PCN", chosen.pcns), ("practice", chosen.practices),
             ("system", chosen.systems),
         )
         if values
@@ -251,11 +254,28 @@ def _sidebar(catalogue: data.Catalogue, as_of_day: date) -> filters.Filters:
                 "(later days are slots already offered for the weeks ahead)."
             ),
         )
-        ccgs = _multiselect("CCG", filters.options(practices, "ccg_code"), KEY_CCG, "All CCGs")
-        in_ccgs = practices if not ccgs else practices.loc[practices["ccg_code"].isin(ccgs)]
+        # Each level narrows the next; region and ICB are offered only when the registry has them
+        # (registries from before sub-ICB locations carry only the old CCG code).
+        regions = _optional_multiselect(
+            "NHS region", filters.options(practices, "region_code"), KEY_REGION, "All regions"
+        )
+        in_regions = _within(practices, "region_code", regions)
+        icbs = _optional_multiselect(
+            "ICB", filters.options(in_regions, "icb_code"), KEY_ICB, "All ICBs",
+            help="Integrated care boards.",
+        )
+        in_icbs = _within(in_regions, "icb_code", icbs)
+        sub_icbs = _multiselect(
+            "Sub-ICB location",
+            filters.options(in_icbs, "sub_icb_code"),
+            KEY_SUB_ICB,
+            "All sub-ICB locations",
+            help="The former CCGs: since July 2022 their codes (10K, 10V...) identify sub-ICB locations.",
+        )
+        in_sub_icbs = _within(in_icbs, "sub_icb_code", sub_icbs)
         pcns = _multiselect(
             "PCN",
-            filters.options(in_ccgs, "pcn_code"),
+            filters.options(in_sub_icbs, "pcn_code"),
             KEY_PCN,
             "All PCNs",
             help="Primary care networks. Extended-access hubs have no PCN, so picking one leaves hubs out.",
@@ -264,7 +284,10 @@ def _sidebar(catalogue: data.Catalogue, as_of_day: date) -> filters.Filters:
             "Clinical system", filters.options(practices, "clinical_system"), KEY_SYSTEM, "All systems"
         )
         narrowed = filters.allowed_practices(
-            practices, filters.Filters(first, last, tuple(ccgs), tuple(pcns), (), tuple(systems))
+            practices,
+            filters.Filters(
+                first, last, tuple(sub_icbs), tuple(pcns), (), tuple(systems), tuple(icbs), tuple(regions)
+            ),
         )
         candidates = [ods for ods in names if narrowed is None or ods in narrowed]
         chosen = _multiselect(
@@ -275,12 +298,29 @@ def _sidebar(catalogue: data.Catalogue, as_of_day: date) -> filters.Filters:
             format_func=lambda ods: names.get(ods, ods),
         )
     start, end = _date_range(picked, first, last)
-    return filters.Filters(start, end, tuple(ccgs), tuple(pcns), tuple(chosen), tuple(systems))
+    return filters.Filters(
+        start, end, tuple(sub_icbs), tuple(pcns), tuple(chosen), tuple(systems),
+        tuple(icbs), tuple(regions),
+    )
+
+
+def _within(practices: pd.DataFrame, column: str, chosen: list[str]) -> pd.DataFrame:
+    return practices if not chosen else practices.loc[practices[column].isin(chosen)]
+
+
+def _optional_multiselect(
+    label: str, options: list[str], key: str, placeholder: str, **kwargs: Any
+) -> list[str]:
+    # No codes in the data: no widget, and any earlier choice is forgotten.
+    if not options:
+        st.session_state.pop(key, None)
+        return []
+    return _multiselect(label, options, key, placeholder, **kwargs)
 
 
 def _multiselect(label: str, options: list[str], key: str, placeholder: str, **kwargs: Any) -> list[str]:
-    # A choice that is no longer offered (another snapshot, a narrower CCG) is dropped first:
-    # Streamlit refuses a widget state outside its options.
+    # A choice that is no longer offered (another snapshot, a narrower ICB or sub-ICB location)
+    # is dropped first: Streamlit refuses a widget state outside its options.
     if key in st.session_state:
         kept = [v for v in st.session_state[key] if v in options]
         if kept != st.session_state[key]:

@@ -97,7 +97,7 @@ def _with_rates(table: pd.DataFrame) -> pd.DataFrame:
 
 def by_practice(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per practice (or hub): the period's counts and utilisation, lowest first."""
-    keys = ["practice_ods", "practice_name", "ccg_code", "pcn_code", "clinical_system"]
+    keys = ["practice_ods", "practice_name", "sub_icb_code", "pcn_code", "clinical_system"]
     keys = [k for k in keys if k in frame.columns]
     if frame.empty:
         return pd.DataFrame(columns=[*keys, *COUNTS, "utilisation", "utilisation_if_unknown_booked"])

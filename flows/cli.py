@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
+from connectors.referencedata import DEFAULT_CACHE_DIR, DEFAULT_ORD_URL, DEFAULT_SDS_URL
 from connectors.registry import RegistryError, import_nhs_csv, load_registry
 from flows.alerts_cli import alerts_app
 from flows.environment import prepare_prefect_environment
@@ -168,7 +169,7 @@ def dashboard(
         typer.Option(help="judge freshness at this ISO instant (the demo's simulated clock)"),
     ] = None,
 ) -> None:
-    """Serve the CCG/ICB dashboard (reads the published marts snapshot only)."""
+    """Serve the ICB/sub-ICB dashboard (reads the published marts snapshot only)."""
     spec = find_spec("dashboards.app")
     if spec is None or spec.origin is None:
         raise _fail("dashboards.app is not installed with this package")
@@ -294,42 +295,28 @@ def registry_build(
     icb: Annotated[str | None, typer.Option(help="ICB ODS code, e.g. QRL")] = None,
     sub_icb: Annotated[str | None, typer.Option(help="sub-ICB location code, e.g. 10K")] = None,
     practices: Annotated[str | None, typer.Option(help="comma-separated practice ODS codes")] = None,
-    ord_url: Annotated[str, typer.Option(help="ODS ORD API base ('off' = not used)")] = (
-        "https://directory.spineservices.nhs.uk/ORD/2-0-0"
-    ),
-    sds_url: Annotated[str, typer.Option(help="SDS FHIR API base ('off' = not used)")] = (
-        "https://api.service.nhs.uk/spine-directory/FHIR/R4"
-    ),
+    ord_url: Annotated[str, typer.Option(help="ODS ORD API base ('off' = not used)")] = DEFAULT_ORD_URL,
+    sds_url: Annotated[str, typer.Option(help="SDS FHIR API base ('off' = not used)")] = DEFAULT_SDS_URL,
     list_sizes: Annotated[str | None, typer.Option(help="GP list-size CSV path/URL")] = None,
     nhs111_csv: Annotated[str | None, typer.Option(help="111 direct-booking workbook CSV path/URL")] = None,
     hubs: Annotated[Path | None, typer.Option(help="the ICB's extended-access hub YAML")] = None,
     provider_mapping: Annotated[Path | None, typer.Option(help="111 provider name -> ODS code YAML")] = None,
     previous: Annotated[Path | None, typer.Option(help="registry to diff against")] = None,
-    cache_dir: Annotated[Path, typer.Option(help="where reference-data answers are cached")] = Path(
-        "var/reference-cache"
-    ),
+    cache_dir: Annotated[
+        Path, typer.Option(help="where reference-data answers are cached")
+    ] = DEFAULT_CACHE_DIR,
     offline: Annotated[bool, typer.Option(help="use only cached answers")] = False,
 ) -> None:
     """Build a registry from ODS ORD, SDS, list sizes, 111 status and the hub file."""
-    import os
+    from connectors.referencedata.runner import BuildFailed, build_options, run_build
 
-    from connectors.referencedata.build import Scope
-    from connectors.referencedata.runner import OFF, BuildFailed, BuildOptions, run_build
-    from connectors.referencedata.sources import DEFAULT_PROVIDER_MAPPING
-
-    chosen = [value for value in (icb, sub_icb, practices) if value]
-    if len(chosen) != 1:
-        raise _fail("give exactly one of --icb, --sub-icb, --practices")
-    scope = Scope(icb=icb.upper() if icb else None, sub_icb=sub_icb.upper() if sub_icb else None,
-                  practices=tuple(practices.split(",")) if practices else ())
-    options = BuildOptions(
-        scope=scope, output=output, ord_url=None if ord_url == OFF else ord_url,
-        sds_url=None if sds_url == OFF else sds_url, sds_api_key=os.environ.get("SLOTSYNC_SDS_API_KEY"),
-        list_sizes=list_sizes, nhs111_csv=nhs111_csv, hubs=hubs,
-        provider_mapping=provider_mapping or DEFAULT_PROVIDER_MAPPING, previous=previous,
-        cache_dir=cache_dir, offline=offline,
-    )
     try:
+        options = build_options(
+            output=output, icb=icb, sub_icb=sub_icb,
+            practices=tuple(practices.split(",")) if practices else (), ord_url=ord_url, sds_url=sds_url,
+            list_sizes=list_sizes, nhs111_csv=nhs111_csv, hubs=hubs, provider_mapping=provider_mapping,
+            previous=previous, cache_dir=cache_dir, offline=offline,
+        )
         outcome = run_build(options)
     except BuildFailed as exc:
         raise _fail(f"registry build: {exc}") from None
@@ -339,8 +326,9 @@ def registry_build(
     for finding in result.findings:
         typer.secho(f"  finding: {finding}", fg=typer.colors.YELLOW)
     report = result.report()
-    typer.echo(f"wrote {report['practices']} practices and {report['hubs']} hubs for {scope.describe()} "
-               f"to {output}; {len(result.findings)} finding(s) in {outcome.report_path}")
+    typer.echo(f"wrote {report['practices']} practices and {report['hubs']} hubs for "
+               f"{options.scope.describe()} to {output}; {len(result.findings)} finding(s) in "
+               f"{outcome.report_path}")
     if outcome.diff is not None:
         diff = outcome.diff
         typer.echo(f"changes since the previous registry: {len(diff['opened'])} opened, "

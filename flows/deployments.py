@@ -10,6 +10,7 @@ run by an hour during British Summer Time.
 | `backfill/backfill` | none: operators run it with `first_day`/`last_day` | waits |
 | `release_unused_111/core-hours` | every 15 min 06:00-18:30 Mon-Fri (with `flows.release`) | cancelled |
 | `validate/after-sync` | after each completed sync run (with `flows.validate`) | waits |
+| `registry_refresh/registry-refresh` | 06:00 on the 15th of each month | waits |
 
 `concurrency_limit=1` stops runs of one deployment overlapping; the nightly, intraday and
 backfill deployments all write the same DuckDB file, which the `duckdb-writer` global
@@ -38,6 +39,7 @@ from prefect.schedules import Cron, Schedule
 from prefect.settings import PREFECT_API_URL
 from prefect.types.entrypoint import EntrypointType
 
+from flows.registry_refresh import registry_refresh
 from flows.sync import backfill, intraday_sync, nightly_sync
 
 WORK_POOL = "slotsync"
@@ -51,6 +53,9 @@ INTRADAY_CRON = "0 8-18 * * 1-5"
 # policy gives a slot back 120 minutes before it starts, so the 08:00 slots fall due at 06:00
 # (the release flow re-checks each candidate live, so it needs no fresher snapshot).
 CORE_HOURS_EVERY_15_MIN = ("*/15 6-17 * * 1-5", "0,15,30 18 * * 1-5")
+# Monthly, after NHS Digital's list-size extract for the month is out (early in the month)
+# and after that night's 02:00 sync has finished with the old registry.
+REGISTRY_REFRESH_CRON = "0 6 15 * *"
 SYNC_FLOWS = ("nightly_sync", "intraday_sync")
 SyncFlow = Flow[..., Coroutine[Any, Any, dict[str, Any]]]
 RERUNNABLE_FLOWS: dict[str, SyncFlow] = {
@@ -96,6 +101,9 @@ def slotsync_deployments(
         deployment(nightly_sync, "nightly", [Cron(NIGHTLY_CRON, timezone=TIMEZONE)], WAIT),
         deployment(intraday_sync, "intraday", [Cron(INTRADAY_CRON, timezone=TIMEZONE)], SKIP),
         deployment(backfill, "backfill", [], WAIT),
+        deployment(
+            registry_refresh, "registry-refresh", [Cron(REGISTRY_REFRESH_CRON, timezone=TIMEZONE)], WAIT
+        ),
     ]
     release = optional_flow(*RELEASE_FLOW)
     if release is not None:

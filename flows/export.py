@@ -251,11 +251,13 @@ def _allowed_ods(practices: pd.DataFrame, cut: Cut, registry: Path) -> set[str] 
         return None
     allowed = set(practices["practice_ods"].astype(str))
     if cut.sub_icb:
-        allowed &= set(practices.loc[practices["ccg_code"].isin(cut.sub_icb), "practice_ods"])
+        allowed &= set(practices.loc[practices["sub_icb_code"].isin(cut.sub_icb), "practice_ods"])
     if cut.pcn:
         allowed &= set(practices.loc[practices["pcn_code"].isin(cut.pcn), "practice_ods"])
-    if cut.icb:
-        # ICBs are not in the marts (sub-ICB locations are): the registry knows each practice's ICB.
+    if cut.icb and practices["icb_code"].notna().any():
+        allowed &= set(practices.loc[practices["icb_code"].isin(cut.icb), "practice_ods"])
+    elif cut.icb:
+        # Snapshots published before the marts carried ICBs: the registry knows each practice's ICB.
         if not registry.exists():
             raise ExportError(f"--icb needs the practice registry, not found at {registry} (use --registry)")
         try:
@@ -346,7 +348,9 @@ SHARED_COLUMNS: dict[str, str] = {
     "hub_ods": "ODS code of the extended-access hub",
     "hub_name": "name of the hub",
     "clinical_system": "the practice's clinical system supplier",
-    "ccg_code": "sub-ICB location (former CCG) code",
+    "sub_icb_code": "sub-ICB location code (the former CCG code, e.g. 10K)",
+    "icb_code": "integrated care board (ICB) ODS code",
+    "region_code": "NHS England region ODS code",
     "pcn_code": "primary care network code",
     "kind": "practice or hub",
     "list_size": "registered patients on the practice list (in force on slot_day where the row has one)",

@@ -85,21 +85,40 @@ def _load_day(con: duckdb.DuckDBPyConnection, load_id: str) -> date:
     return row[0] if row else uk_day(datetime.now(UTC))
 
 
+def _registry_rows(registry: Registry, load_id: str) -> pa.Table:
+    """The registry as core.dim_practice rows (quota 0 for hubs: they have no 111 quota)."""
+    rows = [
+        (p.ods_code, p.name, p.kind, p.list_size, p.clinical_system, p.accepts_111_booking,
+         p.nhs111_provider_ods, list(p.booking_hubs), p.sub_icb_code, p.icb_code, p.region_code,
+         p.pcn_code, p.nhs111_quota if p.kind == "practice" else 0, load_id)
+        for p in registry.practices
+    ]
+    return pa.table(
+        {name: [row[i] for row in rows] for i, name in enumerate(
+            ["practice_ods", "practice_name", "kind", "list_size", "clinical_system",
+             "accepts_111_booking", "nhs111_provider_ods", "booking_hubs", "sub_icb_code",
+             "icb_code", "region_code", "pcn_code", "nhs111_daily_quota", "load_id"])}
+    )
+
+
+def record_list_sizes(con: duckdb.DuckDBPyConnection, registry: Registry, source_id: str, day: date) -> int:
+    """Keep a refreshed registry's list sizes as in force from `day` (UK) in
+    core.practice_list_size, without touching core.dim_practice (the next load's registry);
+    returns how many practices' sizes changed. `source_id` is recorded as the row's load_id."""
+    with transaction(con):
+        con.register("registry_rows", _registry_rows(registry, source_id))
+        con.execute(sql_text("ledger/record_list_sizes.sql"), {"day": day})
+        con.unregister("registry_rows")
+    on_day = con.execute(
+        "select count(*) from core.practice_list_size where valid_from = ? and load_id = ?", [day, source_id]
+    ).fetchall()[0][0]
+    return int(on_day)
+
+
 def sync_registry(con: duckdb.DuckDBPyConnection, registry: Registry, load_id: str) -> None:
     """Replace core.dim_practice with the registry used by this load, and keep its list sizes
     as of the load's day in core.practice_list_size (so past days keep their quota)."""
-    rows = [
-        (p.ods_code, p.name, p.kind, p.list_size, p.clinical_system, p.accepts_111_booking,
-         p.nhs111_provider_ods, list(p.booking_hubs), p.ccg_code, p.pcn_code,
-         p.nhs111_quota if p.kind == "practice" else 0, load_id)
-        for p in registry.practices
-    ]
-    table = pa.table(
-        {name: [row[i] for row in rows] for i, name in enumerate(
-            ["practice_ods", "practice_name", "kind", "list_size", "clinical_system",
-             "accepts_111_booking", "nhs111_provider_ods", "booking_hubs", "ccg_code",
-             "pcn_code", "nhs111_daily_quota", "load_id"])}
-    )
+    table = _registry_rows(registry, load_id)
     organisations = pa.table(
         {
             "ods_code": [o.ods_code for o in registry.booking_organisations],
@@ -114,7 +133,8 @@ def sync_registry(con: duckdb.DuckDBPyConnection, registry: Registry, load_id: s
     with transaction(con):
         con.execute("delete from core.dim_practice")
         con.register("registry_rows", table)
-        con.execute("insert into core.dim_practice select * from registry_rows")
+        # By name: V009 renamed and appended columns, so positions differ from the registry order.
+        con.execute("insert into core.dim_practice by name select * from registry_rows")
         # Sizes in force from the load's UK day (today for a load not in the ledger).
         con.execute(
             sql_text("ledger/record_list_sizes.sql"),

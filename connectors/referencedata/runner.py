@@ -8,6 +8,7 @@ itself, from last month), a diff report (`<output>.diff.json` and `.diff.md`).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from connectors.referencedata import DEFAULT_CACHE_DIR, DEFAULT_ORD_URL, DEFAULT_SDS_URL
 from connectors.referencedata.build import (
     BuildError,
     BuildResult,
@@ -46,6 +48,7 @@ from connectors.referencedata.sources import (
 from connectors.registry import Registry, RegistryError, load_registry
 
 OFF = "off"
+SDS_API_KEY_ENV = "SLOTSYNC_SDS_API_KEY"
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,37 @@ class BuildOutcome:
 
 class BuildFailed(Exception):
     """One line for the operator."""
+
+
+def build_options(
+    *,
+    output: Path,
+    icb: str | None = None,
+    sub_icb: str | None = None,
+    practices: tuple[str, ...] = (),
+    ord_url: str = DEFAULT_ORD_URL,
+    sds_url: str = DEFAULT_SDS_URL,
+    list_sizes: str | None = None,
+    nhs111_csv: str | None = None,
+    hubs: Path | None = None,
+    provider_mapping: Path | None = None,
+    previous: Path | None = None,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    offline: bool = False,
+) -> BuildOptions:
+    """Options as `slotsync registry build` and the registry-refresh flow take them: exactly one
+    scope, 'off' for an API not used, the SDS API key from the environment."""
+    if len([value for value in (icb, sub_icb, practices) if value]) != 1:
+        raise BuildFailed("give exactly one of --icb, --sub-icb, --practices")
+    scope = Scope(icb=icb.upper() if icb else None, sub_icb=sub_icb.upper() if sub_icb else None,
+                  practices=tuple(practices))
+    return BuildOptions(
+        scope=scope, output=output, ord_url=None if ord_url == OFF else ord_url,
+        sds_url=None if sds_url == OFF else sds_url, sds_api_key=os.environ.get(SDS_API_KEY_ENV),
+        list_sizes=list_sizes, nhs111_csv=nhs111_csv, hubs=hubs,
+        provider_mapping=provider_mapping or DEFAULT_PROVIDER_MAPPING, previous=previous,
+        cache_dir=cache_dir, offline=offline,
+    )
 
 
 def run_build(options: BuildOptions) -> BuildOutcome:

@@ -1,4 +1,4 @@
-"""Page: NHS 111 slots vs quota, per practice and UK day, for CCG/ICB leads.
+"""Page: NHS 111 slots vs quota, per practice and UK day, for ICB and sub-ICB leads.
 
 Reads `mart_111_quota_daily` from the published snapshot only. Every figure is computed in
 `dashboards.quota`; this module only lays the page out. The page shows slot capacity only
@@ -64,7 +64,7 @@ DAILY_COLUMNS: dict[str, ColumnConfig | str] = {
         "Free, visible to 111",
         help="Slots 111 could still book at the latest capture (reserved or open to anyone).",
     ),
-    "ccg_code": "CCG",
+    "sub_icb_code": "Sub-ICB",
     "pcn_code": "PCN",
     "clinical_system": "System",
     "list_size": st.column_config.NumberColumn("List size", format="localized"),
@@ -72,7 +72,7 @@ DAILY_COLUMNS: dict[str, ColumnConfig | str] = {
 BELOW_COLUMNS: dict[str, ColumnConfig | str] = {
     "practice_ods": "ODS code",
     "practice_name": "Practice",
-    "ccg_code": "CCG",
+    "sub_icb_code": "Sub-ICB",
     "pcn_code": "PCN",
     "clinical_system": "System",
     "quota": st.column_config.NumberColumn("Quota / day"),

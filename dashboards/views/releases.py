@@ -118,7 +118,7 @@ def _decisions(ctx: ui.Context, rows: pd.DataFrame) -> None:
     labels = {
         "practice_ods": "ODS code",
         "practice_name": "Practice",
-        "ccg_code": "CCG",
+        "sub_icb_code": "Sub-ICB",
         **{c: releases.DECISION_COLUMNS[c] for c in columns},
     }
     ui.shared_table(

@@ -33,7 +33,7 @@ ROW_STEP_PX = 22
 PRACTICE_COLUMNS = {
     "practice_ods": "ODS code",
     "practice_name": "Practice",
-    "ccg_code": "CCG",
+    "sub_icb_code": "Sub-ICB",
     "pcn_code": "PCN",
     "clinical_system": "System",
     "offered": "Offered",
@@ -46,7 +46,7 @@ PRACTICE_COLUMNS = {
 HUB_COLUMNS = {
     "practice_ods": "ODS code",
     "practice_name": "Hub",
-    "ccg_code": "CCG",
+    "sub_icb_code": "Sub-ICB",
     "offered": "Offered",
     "booked": "Booked",
     "unused": "Unused",

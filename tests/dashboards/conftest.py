@@ -60,7 +60,8 @@ def pipeline_env(prefect_home: Path) -> dict[str, str]:
     return env
 
 
-# Three practices in two CCGs. Quota is max(1, floor(list_size / 3000)): 3, 1 and 4.
+# Three practices in two sub-ICB locations of two ICBs (15N in QSL, 11M in QOX), one region.
+# Quota is max(1, floor(list_size / 3000)): 3, 1 and 4.
 # Reserved NHS 111 slots offered per practice and UK day. 2026-03-06 is a Friday, 07/08 the
 # weekend, 09/10 Monday/Tuesday. Core days below quota: A81001 on Mon (1 < 3) and Tue (0 < 3);
 # B82003 on Fri (2 < 4). Everything else meets its quota.
@@ -68,17 +69,18 @@ _SMALL_QUOTA_SQL = """
 create table snap.marts.mart_111_quota_daily as
 select
     p.ods::varchar as practice_ods, p.name::varchar as practice_name, p.system::varchar as clinical_system,
-    p.ccg::varchar as ccg_code, p.pcn::varchar as pcn_code, p.list_size::integer as list_size,
+    p.sub_icb::varchar as sub_icb_code, p.icb::varchar as icb_code, 'Y58'::varchar as region_code,
+    p.pcn::varchar as pcn_code, p.list_size::integer as list_size,
     true as accepts_111_booking, d.slot_day::date as slot_day, isodow(d.slot_day) <= 5 as is_core_day,
     greatest(1, p.list_size // 3000)::integer as quota, d.reserved::bigint as nhs111_reserved_offered,
     0::bigint as nhs111_reserved_free, d.unrestricted::bigint as nhs111_visible_free,
     0::bigint as nhs111_reserved_unused,
     case when isodow(d.slot_day) <= 5 then d.reserved >= greatest(1, p.list_size // 3000) end as meets_quota
 from (values
-    ('A81001', 'Riverside Surgery',        9000, 'EMIS',     '15N', 'U00001'),
-    ('A81002', 'Hillview Medical Centre',  4000, 'SystmOne', '15N', 'U00001'),
-    ('B82003', 'Oak Tree Practice',       12500, 'EMIS',     '11M', 'U00002')
-) as p(ods, name, list_size, system, ccg, pcn)
+    ('A81001', 'Riverside Surgery',        9000, 'EMIS',     '15N', 'QSL', 'U00001'),
+    ('A81002', 'Hillview Medical Centre',  4000, 'SystmOne', '15N', 'QSL', 'U00001'),
+    ('B82003', 'Oak Tree Practice',       12500, 'EMIS',     '11M', 'QOX', 'U00002')
+) as p(ods, name, list_size, system, sub_icb, icb, pcn)
 join (values
     ('A81001', date '2026-03-06', 3, 4), ('A81001', date '2026-03-07', 2, 1),
     ('A81001', date '2026-03-09', 1, 5), ('A81001', date '2026-03-10', 0, 6),
@@ -300,8 +302,8 @@ period as (
               union all select slot_day from mart_hub_utilisation_hourly))
 ),
 orgs as (
-    select distinct practice_ods, ccg_code from mart_slot_utilisation_daily
-    union select distinct hub_ods, ccg_code from mart_hub_utilisation_hourly
+    select distinct practice_ods, sub_icb_code from mart_slot_utilisation_daily
+    union select distinct hub_ods, sub_icb_code from mart_hub_utilisation_hourly
 )
 """
 

@@ -2,7 +2,7 @@
 
 The metrics layer (`dashboards/figures/sql/fig_*.sql`) defines each named figure once. These
 tests read every KPI tile the served dashboard shows, in headless Chromium, on every page,
-before and after a CCG filter, and compare each with that definition run on the snapshot for
+before and after a sub-ICB location filter, and compare each with that definition run on the snapshot for
 the same period, filters and "now". A figure with the same name must read the same on every
 page, in the CSV downloads and in the demo's summary. Three scenarios that used to mislead: a
 stale snapshot, practices whose latest sync failed, a period with no core day.
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.browser
 
 UK = ZoneInfo("Europe/London")
 RENDER_TIMEOUT_MS = 45_000
-CCG = "10K"
+SUB_ICB = "10K"  # a sub-ICB location (the former CCG 10K)
 PAGES = [
     ("", "Overview"),
     ("nhs111", "NHS 111 slots vs quota"),
@@ -114,15 +114,15 @@ OTHER_TILES = {
 }
 
 
-def _truth(marts: Path, *, ccg: str | None, now: datetime) -> dict[str, figures.Value]:
-    """The named figures on the snapshot for the dashboard's default period and a CCG filter."""
+def _truth(marts: Path, *, sub_icb: str | None, now: datetime) -> dict[str, figures.Value]:
+    """The named figures on the snapshot for the dashboard's default period and a sub-ICB location filter."""
     catalogue = data.read_catalogue(marts)
     publication = data.read_publication(marts)
     assert catalogue.first_day is not None and catalogue.last_day is not None
     first, last = filters.default_period(
         catalogue.first_day, catalogue.last_day, publication.as_of.astimezone(UK).date()
     )
-    chosen = filters.Filters(first, last, ccgs=(ccg,) if ccg else ())
+    chosen = filters.Filters(first, last, sub_icbs=(sub_icb,) if sub_icb else ())
     allowed = filters.allowed_practices(catalogue.practices, chosen)
     return figures.read_all(figures.scope_for_period(first, last, allowed), snapshot=marts, at=now)
 
@@ -208,7 +208,8 @@ def test_consistency_every_kpi_on_every_page_matches_its_sql_definition_before_a
     page: Page, demo_server_at_end: Server, demo: Snapshot, screenshot_dir: Path
 ) -> None:
     now = demo_now(demo)
-    everything, one_ccg = _truth(demo.marts, ccg=None, now=now), _truth(demo.marts, ccg=CCG, now=now)
+    everything = _truth(demo.marts, sub_icb=None, now=now)
+    one_sub_icb = _truth(demo.marts, sub_icb=SUB_ICB, now=now)
     assert everything["released"] and everything["released_unknown"] is not None
     seen: dict[str, dict[str, str]] = {}
     checked: set[str] = set()
@@ -220,8 +221,8 @@ def test_consistency_every_kpi_on_every_page_matches_its_sql_definition_before_a
         for label, shown in tiles.items():
             seen.setdefault(label, {})[title] = shown
         _screenshot(page, screenshot_dir / f"{path or 'overview'}.png")
-        _pick(page, "CCG", CCG)
-        checked |= set(_check_tiles(_tiles(page), one_ccg, f"{title} (CCG {CCG})"))
+        _pick(page, "Sub-ICB location", SUB_ICB)
+        checked |= set(_check_tiles(_tiles(page), one_sub_icb, f"{title} (sub-ICB {SUB_ICB})"))
         _no_literal_none(page)
     # Every named figure appears somewhere, and reads the same wherever it appears.
     missing = {label for label in EXPECTED if label not in checked} - {"Stale", "Never captured"}
@@ -235,7 +236,7 @@ def test_consistency_same_figure_equal_in_csv_and_demo_summary(
     page: Page, demo_server_at_end: Server, demo: Snapshot, tmp_path: Path
 ) -> None:
     now = demo_now(demo)
-    truth = _truth(demo.marts, ccg=None, now=now)
+    truth = _truth(demo.marts, sub_icb=None, now=now)
     # The CSV: the scorecard's totals are the tiles' figures, and it says how it was cut.
     _open(page, demo_server_at_end, "nhs111", "NHS 111 slots vs quota")
     tiles = _tiles(page, require=figures.LABELS["nhs111_offered_core_days"])
@@ -277,7 +278,7 @@ def test_consistency_stale_snapshot_shows_red_banner_and_no_reassurance(
 ) -> None:
     """The demo's data is months old by the wall clock: the dashboard must say so, like status."""
     now = datetime.now(UTC)
-    truth = _truth(demo.marts, ccg=None, now=now)
+    truth = _truth(demo.marts, sub_icb=None, now=now)
     assert truth["practices_fresh"] == 0
     _open(page, demo_server, "", "Overview")
     expect(page.get_by_text("This data is stale").first).to_be_visible()
@@ -303,7 +304,7 @@ def test_consistency_status_and_dashboard_agree_at_the_demo_end(demo: Snapshot) 
     from flows.operations import freshness_counts, practice_status, status_report
 
     now = demo_now(demo)
-    truth = _truth(demo.marts, ccg=None, now=now)
+    truth = _truth(demo.marts, sub_icb=None, now=now)
     con = duckdb.connect(str(demo.warehouse), read_only=True)
     try:
         statuses = practice_status(con, now=now)
@@ -355,7 +356,7 @@ def test_consistency_failed_practices_are_counted_everywhere(
     ]
     marts = _failed_copy(demo, tmp_path / "data", ods)
     now = demo_now(demo)
-    truth = _truth(marts, ccg=None, now=now)
+    truth = _truth(marts, sub_icb=None, now=now)
     assert truth["practices_failed"] == 2
     with serve(tmp_path / "data", tmp_path / "server.log", now=now) as server:
         for path, title in (("", "Overview"), ("data-health", "Data health")):
@@ -390,7 +391,7 @@ def test_consistency_weekend_only_period_says_no_core_days_everywhere(
 ) -> None:
     marts = _weekend_snapshot(tmp_path / "data")
     now = datetime(2026, 3, 8, 21, 0, tzinfo=UTC)
-    truth = _truth(marts, ccg=None, now=now)
+    truth = _truth(marts, sub_icb=None, now=now)
     assert truth["core_days"] == 0
     with serve(tmp_path / "data", tmp_path / "server.log", now=now) as server:
         for path, title in (("", "Overview"), ("nhs111", "NHS 111 slots vs quota")):

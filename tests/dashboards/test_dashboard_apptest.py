@@ -56,13 +56,15 @@ def test_no_snapshot_shows_how_to_get_one(
     assert not app.metric
 
 
-def _quota_sql(marts: Path, ccg: str | None = None, practice: str | None = None) -> int:
+def _quota_sql(
+    marts: Path, sub_icb: str | None = None, practice: str | None = None, icb: str | None = None
+) -> int:
     (below,) = sql_rows(
         marts,
         "select count(*) filter (where is_core_day and not meets_quota and accepts_111_booking) "
-        "from mart_111_quota_daily where ($c is null or ccg_code = $c) "
-        "and ($p is null or practice_ods = $p)",
-        {"c": ccg, "p": practice},
+        "from mart_111_quota_daily where ($c is null or sub_icb_code = $c) "
+        "and ($p is null or practice_ods = $p) and ($i is null or icb_code = $i)",
+        {"c": sub_icb, "p": practice, "i": icb},
     )[0]
     return int(below)
 
@@ -78,10 +80,17 @@ def test_quota_kpis_and_filters_match_sql(
     assert all(m.help for m in app.metric), "every KPI needs its definition in the tooltip"
     assert "Thu 5 Mar 2026, 23:30 GMT" in _texts(app)
 
-    app.multiselect(key="f_ccg").select("11M").run()
-    assert _metric(app, BELOW) == str(_quota_sql(small_snapshot.marts, ccg="11M"))
+    app.multiselect(key="f_sub_icb").select("11M").run()
+    assert _metric(app, BELOW) == str(_quota_sql(small_snapshot.marts, sub_icb="11M"))
 
-    app.multiselect(key="f_ccg").unselect("11M").run()
+    app.multiselect(key="f_sub_icb").unselect("11M").run()
+    # The snapshot carries ICBs and one region, so both filters are offered; an ICB narrows the
+    # sub-ICB locations offered to its own.
+    assert app.multiselect(key="f_region").options == ["Y58"]
+    app.multiselect(key="f_icb").select("QSL").run()
+    assert _metric(app, BELOW) == str(_quota_sql(small_snapshot.marts, icb="QSL"))
+    assert app.multiselect(key="f_sub_icb").options == ["15N"]
+    app.multiselect(key="f_icb").unselect("QSL").run()
     app.multiselect(key="f_practice").select("A81001").run()
     assert _metric(app, BELOW) == str(_quota_sql(small_snapshot.marts, practice="A81001"))
     assert _metric(app, "Practices") == "1"
@@ -120,11 +129,11 @@ def test_missing_marts_say_not_available_yet(
 def test_filters_persist_from_page_to_page(demo: Snapshot, data_dir_env: Callable[[Path], None]) -> None:
     data_dir_env(demo.data_dir)
     app = _run("overview")
-    app.multiselect(key="f_ccg").select("10K").run()
+    app.multiselect(key="f_sub_icb").select("10K").run()
     app._page_hash = calc_hash("utilisation")
     app.run()
-    assert app.multiselect(key="f_ccg").value == ["10K"]
-    assert "CCG 10K" in _texts(app)
+    assert app.multiselect(key="f_sub_icb").value == ["10K"]
+    assert "sub-ICB 10K" in _texts(app)
 
 
 def test_utilisation_audience_and_pcn_filters_match_sql(

@@ -41,7 +41,7 @@ from tests.dashboards.conftest import (
 pytestmark = pytest.mark.browser
 
 RENDER_TIMEOUT_MS = 30_000
-CCG = "10K"
+SUB_ICB = "10K"  # a sub-ICB location (the former CCG 10K)
 SYNC_PRACTICES = 4
 RENDER_PAUSE_S = 2.0  # leave the 2-core machine to the writer between renders
 
@@ -149,14 +149,14 @@ def _count(value: Any) -> str:
     return "<5" if 1 <= number <= 4 else f"{number:,}"
 
 
-def _overview(marts: Path, ccg: str | None) -> str:
+def _overview(marts: Path, sub_icb: str | None) -> str:
     (booked, offered) = sql_rows(
         marts,
         f"""
         with {PERIOD_CTE}
         select sum(booked_by_111), sum(offered) from mart_111_utilisation_daily, period
-        where is_final and slot_day between first_day and last_day and ($ccg is null or ccg_code = $ccg)""",
-        {"ccg": ccg},
+        where is_final and slot_day between first_day and last_day and ($s is null or sub_icb_code = $s)""",
+        {"s": sub_icb},
     )[0]
     assert not 1 <= booked <= 4, "the demo's figure would be suppressed"
     (unknown,) = sql_rows(
@@ -164,52 +164,52 @@ def _overview(marts: Path, ccg: str | None) -> str:
         f"""
         with {PERIOD_CTE}
         select sum(unknown) from mart_111_utilisation_daily, period
-        where is_final and slot_day between first_day and last_day and ($ccg is null or ccg_code = $ccg)""",
-        {"ccg": ccg},
+        where is_final and slot_day between first_day and last_day and ($s is null or sub_icb_code = $s)""",
+        {"s": sub_icb},
     )[0]
     low, high = booked / offered, (booked + unknown) / offered
     return f"{low:.1%}" if abs(high - low) < 0.0005 else f"{low:.1%} – {high:.1%}"
 
 
-def _nhs111(marts: Path, ccg: str | None) -> str:
+def _nhs111(marts: Path, sub_icb: str | None) -> str:
     (below,) = sql_rows(
         marts,
         f"""
         with {PERIOD_CTE}
         select count(*) filter (where is_core_day and not meets_quota and accepts_111_booking)
         from mart_111_quota_daily, period
-        where slot_day between first_day and last_day and ($ccg is null or ccg_code = $ccg)""",
-        {"ccg": ccg},
+        where slot_day between first_day and last_day and ($s is null or sub_icb_code = $s)""",
+        {"s": sub_icb},
     )[0]
     return f"{below:,}"
 
 
-def _utilisation(marts: Path, ccg: str | None) -> str:
+def _utilisation(marts: Path, sub_icb: str | None) -> str:
     (booked,) = sql_rows(
         marts,
         f"""
         with {PERIOD_CTE}
         select sum(booked) from mart_slot_utilisation_daily, period
         where kind = 'practice' and is_final and slot_day between first_day and last_day
-          and ($ccg is null or ccg_code = $ccg)""",
-        {"ccg": ccg},
+          and ($s is null or sub_icb_code = $s)""",
+        {"s": sub_icb},
     )[0]
     return _count(booked)
 
 
-def _releases(marts: Path, ccg: str | None) -> str:
+def _releases(marts: Path, sub_icb: str | None) -> str:
     (released,) = sql_rows(
         marts,
         f"""
         with {PERIOD_CTE}
         select sum(released + queued) from mart_releases_daily as r join orgs using (practice_ods), period
-        where slot_day between first_day and last_day and ($ccg is null or ccg_code = $ccg)""",
-        {"ccg": ccg},
+        where slot_day between first_day and last_day and ($s is null or sub_icb_code = $s)""",
+        {"s": sub_icb},
     )[0]
     return f"{int(released or 0):,}"
 
 
-def _health(marts: Path, ccg: str | None) -> str:
+def _health(marts: Path, sub_icb: str | None) -> str:
     # Judged against now (the served dashboard runs on the wall clock), as `slotsync status` does.
     (ok, total) = sql_rows(
         marts,
@@ -217,8 +217,8 @@ def _health(marts: Path, ccg: str | None) -> str:
         with {PERIOD_CTE}
         select count(*) filter (where last_nightly_at >= now() - interval 26 hour), count(*)
         from mart_pipeline_freshness left join orgs using (practice_ods)
-        where $ccg is null or ccg_code = $ccg""",
-        {"ccg": ccg},
+        where $s is null or sub_icb_code = $s""",
+        {"s": sub_icb},
     )[0]
     return f"{ok:,} of {total:,}"
 
@@ -256,10 +256,10 @@ def test_page_renders_and_its_figure_matches_sql_before_and_after_a_filter(
     expect(_metric_value(page, case.metric)).to_have_text(everything)
     _screenshot(page, screenshot_dir / case.shot)
 
-    one_ccg = case.expected(demo.marts, CCG)
-    assert one_ccg != everything, "the demo data must make the filter visible"
-    _pick(page, "CCG", CCG)
-    expect(_metric_value(page, case.metric)).to_have_text(one_ccg, timeout=RENDER_TIMEOUT_MS)
+    one_sub_icb = case.expected(demo.marts, SUB_ICB)
+    assert one_sub_icb != everything, "the demo data must make the filter visible"
+    _pick(page, "Sub-ICB location", SUB_ICB)
+    expect(_metric_value(page, case.metric)).to_have_text(one_sub_icb, timeout=RENDER_TIMEOUT_MS)
     _wait_rendered(page)
     expect(page.get_by_test_id("stException")).to_have_count(0)
 

@@ -40,16 +40,19 @@ def _select(frame: pd.DataFrame, chosen: filters.Filters, practices: pd.DataFram
     return filters.select(frame, chosen, filters.allowed_practices(practices, chosen))
 
 
-def _sql_quota(marts: Path, *, ccg: str | None = None, practice: str | None = None) -> tuple[int, int, int]:
+def _sql_quota(
+    marts: Path, *, sub_icb: str | None = None, icb: str | None = None, practice: str | None = None
+) -> tuple[int, int, int]:
     row = sql_rows(
         marts,
         """
         select count(distinct practice_ods), count(*) filter (where is_core_day),
                count(*) filter (where is_core_day and not meets_quota)
         from mart_111_quota_daily
-        where ($ccg is null or ccg_code = $ccg) and ($practice is null or practice_ods = $practice)
+        where ($sub_icb is null or sub_icb_code = $sub_icb) and ($icb is null or icb_code = $icb)
+          and ($practice is null or practice_ods = $practice)
         """,
-        {"ccg": ccg, "practice": practice},
+        {"sub_icb": sub_icb, "icb": icb, "practice": practice},
     )[0]
     return int(row[0]), int(row[1]), int(row[2])
 
@@ -112,8 +115,28 @@ def test_catalogue_lists_marts_practices_and_days(small_snapshot: Snapshot) -> N
     assert (catalogue.first_day, catalogue.last_day) == (date(2026, 3, 6), date(2026, 3, 10))
     practices = catalogue.practices.set_index("practice_ods")
     assert practices.loc["A81002", "clinical_system"] == "SystmOne"
-    assert practices.loc["B82003", "ccg_code"] == "11M"
+    assert practices.loc["B82003", "sub_icb_code"] == "11M"
     assert set(practices["kind"]) == {"practice"}
+    assert (practices.loc["B82003", "icb_code"], practices.loc["B82003", "region_code"]) == ("QOX", "Y58")
+
+
+def test_a_snapshot_published_before_sub_icb_locations_still_filters(tmp_path: Path) -> None:
+    # Older releases published ccg_code and no ICB or region: read as sub-ICB location codes.
+    snap = write_small_snapshot(tmp_path)
+    con = duckdb.connect(str(snap.marts))
+    try:
+        con.execute("alter table dashboard.marts.mart_111_quota_daily drop column icb_code")
+        con.execute("alter table dashboard.marts.mart_111_quota_daily drop column region_code")
+        con.execute("alter table dashboard.marts.mart_111_quota_daily rename column sub_icb_code to ccg_code")
+    finally:
+        con.close()
+    practices = data.read_catalogue(snap.marts).practices.set_index("practice_ods")
+    assert practices.loc["B82003", "sub_icb_code"] == "11M"
+    assert practices["icb_code"].isna().all() and practices["region_code"].isna().all()
+    daily = data.read_mart("quota_daily", snap.marts)
+    assert daily is not None and "sub_icb_code" in daily.columns and "ccg_code" not in daily.columns
+    chosen = _all_days(sub_icbs=("11M",))
+    assert filters.allowed_practices(data.read_catalogue(snap.marts).practices, chosen) == {"B82003"}
 
 
 def test_a_newer_publication_is_detected_in_the_same_read(tmp_path: Path) -> None:
@@ -199,7 +222,9 @@ def test_quota_kpis_match_sql(daily: pd.DataFrame, small_snapshot: Snapshot) -> 
 @pytest.mark.parametrize(
     ("chosen", "sql_filter", "below"),
     [
-        (_all_days(ccgs=("15N",)), {"ccg": "15N"}, 2),
+        (_all_days(sub_icbs=("15N",)), {"sub_icb": "15N"}, 2),
+        (_all_days(icbs=("QOX",)), {"icb": "QOX"}, 1),
+        (_all_days(regions=("Y58",), icbs=("QSL",)), {"icb": "QSL"}, 2),
         (_all_days(practices=("B82003",)), {"practice": "B82003"}, 1),
         (_all_days(practices=("A81002",)), {"practice": "A81002"}, 0),
     ],
@@ -305,10 +330,10 @@ def demo_filters(demo: Snapshot) -> tuple[filters.Filters, pd.DataFrame]:
     return filters.Filters(first, last), catalogue.practices
 
 
-@pytest.mark.parametrize("ccg", [None, "10K"])
-def test_utilisation_totals_match_sql(demo: Snapshot, demo_filters: Any, ccg: str | None) -> None:
+@pytest.mark.parametrize("sub_icb", [None, "10K"])
+def test_utilisation_totals_match_sql(demo: Snapshot, demo_filters: Any, sub_icb: str | None) -> None:
     period, practices = demo_filters
-    chosen = filters.Filters(period.first_day, period.last_day, ccgs=(ccg,) if ccg else ())
+    chosen = filters.Filters(period.first_day, period.last_day, sub_icbs=(sub_icb,) if sub_icb else ())
     rows = utilisation.prepare_slots(data.read_mart("slot_utilisation", demo.marts))
     rows = utilisation.finished(_select(rows, chosen, practices))
     totals = utilisation.totals(rows.loc[rows["kind"] == "practice"])
@@ -319,8 +344,8 @@ def test_utilisation_totals_match_sql(demo: Snapshot, demo_filters: Any, ccg: st
         select sum(offered), sum(booked), sum(unused), sum(unknown)
         from mart_slot_utilisation_daily, period
         where kind = 'practice' and is_final and slot_day between first_day and last_day
-          and ($ccg is null or ccg_code = $ccg)""",
-        {"ccg": ccg},
+          and ($sub_icb is null or sub_icb_code = $sub_icb)""",
+        {"sub_icb": sub_icb},
     )[0]
     assert (totals["offered"], totals["booked"], totals["unused"], totals["unknown"]) == tuple(
         map(int, expected)

@@ -53,6 +53,21 @@ def test_sync_deployments_run_on_london_time_and_never_overlap(tmp_path: Path) -
     assert nightly.paused is False and nightly.work_pool_name == "slotsync"
 
 
+def test_the_registry_is_refreshed_monthly_on_london_time(tmp_path: Path) -> None:
+    refresh = deployments(tmp_path)["registry_refresh/registry-refresh"]
+    assert refresh.entrypoint == "flows.registry_refresh.registry_refresh"
+    assert [(s.schedule.cron, s.schedule.timezone) for s in refresh.schedules] == [
+        ("0 6 15 * *", "Europe/London")
+    ]
+    assert (refresh.concurrency_limit, refresh.concurrency_options.collision_strategy.value) == (1, "ENQUEUE")
+    # It rebuilds the file the syncs read and records sizes in the warehouse they write.
+    assert refresh.parameters == {
+        "registry_path": str((tmp_path / "registry.yaml").resolve()),
+        "data_dir": str((tmp_path / "data").resolve()),
+    }
+    assert refresh.paused is False and refresh.work_pool_name == "slotsync"
+
+
 def test_the_release_deployment_exists_exactly_when_its_flow_does(tmp_path: Path) -> None:
     release = deployments(tmp_path).get("release_unused_111/core-hours")
     assert (release is not None) == (find_spec("flows.release") is not None)

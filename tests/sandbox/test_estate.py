@@ -30,7 +30,7 @@ def test_practice_facts() -> None:
     assert len(accepting) == 33
     assert {p.nhs111_provider_ods for p in accepting} == {NHS111_PROVIDER_ODS}
     assert all(p.nhs111_provider_ods is None for p in practices if not p.accepts_111_booking)
-    assert {p.ccg_code for p in practices} == {"10K", "10V"}
+    assert {p.sub_icb_code for p in practices} == {"10K", "10V"}
     assert all(re.fullmatch(r"J82\d{3}", p.ods_code) for p in practices)
     assert all(p.pcn_code and re.fullmatch(r"U\d{5}", p.pcn_code) for p in practices)
     assert 3 <= len({p.pcn_code for p in practices}) <= 10

@@ -25,6 +25,12 @@ from warehouse.landing import LandedResponse, landing_path, write_landing_file
 from warehouse.loader import LandingFile, PracticeLoad, Warehouse
 
 PRACTICE = "J82001"
+# Named columns: V009 renamed ccg_code and appended icb_code and region_code.
+DIM_PRACTICE_INSERT = (
+    "insert into core.dim_practice (practice_ods, practice_name, kind, list_size, clinical_system, "
+    "accepts_111_booking, nhs111_provider_ods, booking_hubs, sub_icb_code, pcn_code, "
+    "nhs111_daily_quota, load_id) values "
+)
 GENERAL = ("general", "none")
 NHS111 = ("nhs111", "urgent-care|NHS111")
 DAY = datetime(2026, 4, 6, 9, 0, tzinfo=UTC)  # a Monday, inside the fixture window
@@ -55,7 +61,7 @@ def bundle(*slot_ids: str) -> bytes:
 def add_practice(con: duckdb.DuckDBPyConnection, ods: str = PRACTICE) -> None:
     """A practice that needs two searches per window: no filter and its NHS 111 provider."""
     con.execute(
-        "insert into core.dim_practice values (?, 'Surgery', 'practice', 9000, 'EMIS Web', true, "
+        DIM_PRACTICE_INSERT + "(?, 'Surgery', 'practice', 9000, 'EMIS Web', true, "
         "'NHS111', [], null, null, 3, 'test')",
         [ods],
     )
@@ -330,7 +336,7 @@ def test_the_set_based_fold_equals_the_per_observation_reference(
         for con in (reference, candidate):
             for ods, hubs in (("P00001", []), ("P00002", ["Y00001"])):
                 con.execute(
-                    "insert into core.dim_practice values (?, 'Surgery', 'practice', 9000, "
+                    DIM_PRACTICE_INSERT + "(?, 'Surgery', 'practice', 9000, "
                     "'EMIS Web', true, 'NHS111', ?, null, null, 3, 't')",
                     [ods, hubs],
                 )

@@ -46,6 +46,10 @@ def test_upgrading_a_previous_version_file_keeps_its_data(tmp_path: Path) -> Non
         versions = [v for (v,) in rows]
         assert versions == list(range(1, len(migrations()) + 1))
         assert con.execute("select practice_name from core.dim_practice").fetchall() == [("Old Surgery",)]
+        # V009: the old CCG code is the sub-ICB location code; ICB and region wait for a load.
+        assert con.execute(
+            "select sub_icb_code, icb_code, region_code, pcn_code from core.dim_practice"
+        ).fetchall() == [("10K", None, None, "U00001")]
         assert con.execute("select rows_loaded from meta.sync_window").fetchall() == [(3,)]
         # Tables added by later migrations exist and are empty.
         assert con.execute("select count(*) from core.fct_slot_history").fetchall() == [(0,)]

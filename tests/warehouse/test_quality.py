@@ -17,6 +17,12 @@ from warehouse.loader import LandingFile, Warehouse
 from warehouse.quality import open_quarantine, summary_lines, validate_pending
 
 DAY = datetime(2026, 4, 6, 8, 0, tzinfo=UTC)  # a Monday in BST, inside the fixture window
+# Named columns: V009 renamed ccg_code and appended icb_code and region_code.
+DIM_PRACTICE_INSERT = (
+    "insert into core.dim_practice (practice_ods, practice_name, kind, list_size, clinical_system, "
+    "accepts_111_booking, nhs111_provider_ods, booking_hubs, sub_icb_code, pcn_code, "
+    "nhs111_daily_quota, load_id) values "
+)
 GOOD, BAD = "J82001", "J82002"
 
 
@@ -70,7 +76,7 @@ def add_practices(con: duckdb.DuckDBPyConnection, *ods_codes: str) -> None:
     """Practices needing one search per window (no NHS 111, no hubs)."""
     for ods in ods_codes:
         con.execute(
-            "insert into core.dim_practice values (?, 'Surgery', 'practice', 9000, 'EMIS Web', false, "
+            DIM_PRACTICE_INSERT + "(?, 'Surgery', 'practice', 9000, 'EMIS Web', false, "
             "null, [], '10V', null, 3, 'test')",
             [ods],
         )

@@ -21,7 +21,7 @@ select
     practice_ods,
     any_value(practice_name) as practice_name,
     any_value(pcn_code) as pcn_code,
-    any_value(ccg_code) as ccg_code,
+    any_value(sub_icb_code) as sub_icb_code,
     coalesce(bool_or(accepts_111_booking), false) as accepts_111_booking,
     count(*) filter (where is_core_day) as core_days,
     coalesce(sum(nhs111_reserved_offered) filter (where is_core_day), 0)::bigint as offered_core_days,

@@ -54,7 +54,9 @@ final as (
         p.practice_ods,
         p.practice_name,
         p.clinical_system,
-        p.ccg_code,
+        p.sub_icb_code,
+        p.icb_code,
+        p.region_code,
         p.pcn_code,
         -- A practice with no recorded sizes (written straight into dim_practice): its current one.
         coalesce(z.list_size, p.list_size) as list_size,

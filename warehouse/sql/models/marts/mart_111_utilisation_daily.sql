@@ -28,7 +28,7 @@ unseen_111_bookings as (
 ),
 
 practices as (
-    select practice_ods, practice_name, clinical_system, ccg_code, pcn_code, nhs111_daily_quota
+    select practice_ods, practice_name, clinical_system, sub_icb_code, icb_code, region_code, pcn_code, nhs111_daily_quota
     from core.dim_practice
     where kind = 'practice'
 ),
@@ -68,7 +68,9 @@ select
     p.practice_ods,
     p.practice_name,
     p.clinical_system,
-    p.ccg_code,
+    p.sub_icb_code,
+    p.icb_code,
+    p.region_code,
     p.pcn_code,
     d.slot_day,
     isodow(d.slot_day) <= 5 as is_core_day,

@@ -21,7 +21,7 @@ latest_batch as (
 
 select
     b.practice_ods,
-    p.ccg_code,
+    p.sub_icb_code,
     b.observed_at,
     r.suite,
     r.expectation,

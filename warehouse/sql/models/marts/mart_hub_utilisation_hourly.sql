@@ -12,7 +12,9 @@ slots as (
 select
     s.practice_ods as hub_ods,
     p.practice_name as hub_name,
-    p.ccg_code,
+    p.sub_icb_code,
+    p.icb_code,
+    p.region_code,
     s.slot_day,
     isodow(s.slot_day) as iso_day_of_week,
     s.slot_hour,

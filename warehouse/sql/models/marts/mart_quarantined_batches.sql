@@ -7,7 +7,7 @@
 select
     q.practice_ods,
     p.practice_name,
-    p.ccg_code,
+    p.sub_icb_code,
     q.stream,
     q.observed_at,
     array_to_string(q.failed_expectations, ', ') as failed_expectations,

@@ -12,7 +12,7 @@ slots as (
 ),
 
 practices as (
-    select practice_ods, practice_name, kind, clinical_system, ccg_code, pcn_code
+    select practice_ods, practice_name, kind, clinical_system, sub_icb_code, icb_code, region_code, pcn_code
     from core.dim_practice
 ),
 
@@ -37,7 +37,9 @@ select
     p.practice_name,
     p.kind,
     p.clinical_system,
-    p.ccg_code,
+    p.sub_icb_code,
+    p.icb_code,
+    p.region_code,
     p.pcn_code,
     d.slot_day,
     isodow(d.slot_day) as iso_day_of_week,
