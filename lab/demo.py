@@ -43,9 +43,10 @@ CADENCE = (
     "deployed); release of unused NHS 111 slots every hour 07:00-17:00 Mon-Fri (deployed: every "
     "15 minutes in core hours)"
 )
-# Rough cost of one replayed run on a quiet 2-core machine, for the opening estimate.
-# Means of a fresh-clone run (nightly 20.8/6.2 s, intraday 3.2-6.4 s, release 0.2-13.2 s): 132 s in all.
-SECONDS_PER_RUN = {"nightly_sync": 13.5, "intraday_sync": 4.5, "release_unused_111": 4.5}
+# Rough cost of one replayed run on a quiet 2-core machine, for the opening estimate: means of
+# a fresh-clone run at bf6b08b (nightly 27.6/6.7 s, intraday 4.4-8.7 s, release 0.2-5.9 s),
+# 145 s in all.
+SECONDS_PER_RUN = {"nightly_sync": 17.2, "intraday_sync": 6.0, "release_unused_111": 3.2}
 
 
 RUN_WORDS = {
