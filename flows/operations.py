@@ -27,6 +27,7 @@ from typing import Literal
 
 import duckdb
 
+from connectors.gpconnect.searches import UnitKey
 from connectors.gpconnect.windows import SearchWindow, plan_windows
 from dashboards import figures
 from dashboards.figures import STALE_AFTER
@@ -41,7 +42,6 @@ STREAMS = (SCHEDULED_STREAM, BACKFILL_STREAM)
 DEFAULT_STALE_AFTER = STALE_AFTER
 
 PlanMode = Literal["scheduled", "rerun", "backfill"]
-UnitKey = tuple[str, datetime, datetime]  # (filter_key, window start UTC, window end UTC)
 
 
 # HttpError's text (connectors/http/errors.py): "..., <interaction>: HTTP 400 INVALID_RESOURCE: <the

@@ -37,7 +37,8 @@ from common.clock import Clock, SystemClock
 from common.config import Settings
 from common.uktime import format_uk, to_uk, uk_day, uk_local
 from connectors.gpconnect.client import GpConnectClient
-from connectors.gpconnect.spine import NO_FILTER, SearchFilter
+from connectors.gpconnect.searches import nhs111_filter
+from connectors.gpconnect.spine import NO_FILTER
 from connectors.gpconnect.windows import SearchWindow
 from connectors.http.errors import HttpError
 from connectors.registry import Practice, Registry, ReleasePolicy, load_registry
@@ -168,7 +169,7 @@ async def recheck(
 ) -> dict[str, str | None]:
     """slot id -> None if still reserved for 111 and free, else the reason to skip it."""
     window = SearchWindow(now, max(c.end_at for c in candidates))
-    nhs111 = SearchFilter("urgent-care", practice.nhs111_provider_ods)
+    nhs111 = nhs111_filter(practice)
     general_response, nhs111_response = await asyncio.gather(
         client.search_free_slots(practice, window, NO_FILTER),
         client.search_free_slots(practice, window, nhs111),

@@ -43,7 +43,7 @@ from common.files import private_dir
 from common.uktime import uk_midnight
 from connectors.bookinglog import BookingLogClient
 from connectors.gpconnect.client import GpConnectClient
-from connectors.gpconnect.spine import NO_FILTER, SearchFilter
+from connectors.gpconnect.searches import UnitKey, planned_units, search_filters
 from connectors.gpconnect.windows import SearchWindow
 from connectors.registry import Practice, Registry, load_registry
 from flows.alert_messages import FailedPractice, failed_run_report
@@ -54,7 +54,6 @@ from flows.operations import (
     BACKFILL_STREAM,
     SCHEDULED_STREAM,
     LoadPlan,
-    UnitKey,
     completed_units,
     find_load,
     record_plan,
@@ -126,20 +125,6 @@ class TooManyPracticesFailed(RuntimeError):
             total=len(summary.outcomes), threshold=max_failed_fraction,
             rerun_id=summary.flow_run_id or summary.load_id,
         ))
-
-
-def search_filters(practice: Practice) -> list[tuple[str, SearchFilter]]:
-    """The differential searches for a practice: (filter role, searchFilter)."""
-    filters: list[tuple[str, SearchFilter]] = [("general", NO_FILTER)]
-    if practice.accepts_111_booking and practice.nhs111_provider_ods:
-        filters.append(("nhs111", SearchFilter("urgent-care", practice.nhs111_provider_ods)))
-    filters.extend(("hub", SearchFilter("gp-practice", hub)) for hub in practice.booking_hubs)
-    return filters
-
-
-def planned_units(practice: Practice, windows: list[SearchWindow]) -> set[UnitKey]:
-    """Every (filter, window) unit a full observation of the practice consists of."""
-    return {(sf.key, w.start_utc, w.end_utc) for w in windows for _, sf in search_filters(practice)}
 
 
 @task(name="fetch-practice", cache_policy=NO_CACHE, task_run_name="fetch-{practice.ods_code}")

@@ -4,8 +4,8 @@ One run measures, side by side in the same run:
 
 1. **Fetch.** The sandbox estate runs in its own process (standalone mode, simulated clock
    pinned to `BENCH_START`, so the bytes are identical on every run) and `GpConnectClient`
-   makes the real differential searches (`flows.sync.search_filters`) for every practice over
-   a 28-day horizon. The response bytes stay in memory. Requests/s and MB/s include the
+   makes the real differential searches (`connectors.gpconnect.searches.search_filters`) for
+   every practice over a 28-day horizon. The response bytes stay in memory. Requests/s and MB/s include the
    sandbox's own cost of building the bundles: it is a measurement of this pair, not of httpx.
 2. **Ingest (ours).** From those in-memory responses to typed rows in
    `staging.stg_gpconnect__slots` through the production code path, into a fresh warehouse:
@@ -475,8 +475,8 @@ async def fetch_estate(
 ) -> FetchResult:
     """The nightly run's searches (every window x every differential filter), bytes kept."""
     from common.config import get_settings
+    from connectors.gpconnect.searches import search_filters
     from flows.run_context import FixedClock
-    from flows.sync import search_filters
 
     settings = get_settings()
     windows = plan_windows(start, horizon_days, settings.sync.window_days)
@@ -760,7 +760,7 @@ def time_mart_reads(snapshot: Path, rounds: int) -> dict[str, list[float]]:
 def england_calls_per_night(start: datetime) -> int:
     """Slot searches one full England night makes: every row x every window x every filter."""
     from common.config import get_settings
-    from flows.sync import search_filters
+    from connectors.gpconnect.searches import search_filters
 
     windows = plan_windows(start, HORIZON_DAYS, get_settings().sync.window_days)
     estate = england_estate("http://127.0.0.1:9", SANDBOX_SEED)

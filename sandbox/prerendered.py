@@ -41,7 +41,8 @@ from starlette.routing import Route
 
 from common.clock import SimulatedClock
 from common.uktime import parse_fhir_datetime
-from connectors.gpconnect.spine import FHIR_JSON, NO_FILTER, SearchFilter
+from connectors.gpconnect.searches import search_filters
+from connectors.gpconnect.spine import FHIR_JSON, SearchFilter
 from connectors.gpconnect.windows import SearchWindow, plan_windows
 from connectors.registry import Practice, Registry
 from sandbox.england import ENGLAND_PRACTICES, england_estate, sample_estate
@@ -182,12 +183,8 @@ def slot_params(window: SearchWindow, search_filter: SearchFilter) -> list[tuple
 
 
 def _search_filters(practice: Practice) -> list[SearchFilter]:
-    """The differential searches a nightly sync makes (mirrors `flows.sync.search_filters`)."""
-    filters = [NO_FILTER]
-    if practice.accepts_111_booking and practice.nhs111_provider_ods:
-        filters.append(SearchFilter("urgent-care", practice.nhs111_provider_ods))
-    filters.extend(SearchFilter("gp-practice", hub) for hub in practice.booking_hubs)
-    return filters
+    """The differential searches a nightly sync makes (the connector's one rule)."""
+    return [search_filter for _, search_filter in search_filters(practice)]
 
 
 def _aliases(row: Practice, template: Practice) -> dict[str, str]:
