@@ -67,6 +67,8 @@ def fit_widths(
     if sum(natural.values()) <= budget_px:
         return {column: round(width) for column, width in natural.items()}
     floor = {c: min(w, (floors or {}).get(c, _MIN_COLUMN_PX)) for c, w in natural.items()}
+    if sum(floor.values()) > budget_px:  # too many names to keep them all: shrink every floor alike
+        floor = {c: f * budget_px / sum(floor.values()) for c, f in floor.items()}
 
     def total(cap: float) -> float:
         return sum(max(floor[c], min(w, cap)) for c, w in natural.items())

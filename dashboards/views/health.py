@@ -139,7 +139,7 @@ def _nhs111_drift(ctx: ui.Context) -> None:
     )
     st.markdown(f"**{len(table)} practice(s)** may fail NHS 111 bookings until their set-up is fixed "
                 "(found from the nightly searches, before a 111 call fails).")
-    st.dataframe(table[list(DRIFT_COLUMNS)], hide_index=True, column_config=DRIFT_COLUMNS)
+    tables.dataframe(table[list(DRIFT_COLUMNS)], DRIFT_COLUMNS)
 
 
 def _uk_times(table: pd.DataFrame) -> pd.Series:

@@ -47,3 +47,10 @@ def test_empty_missing_and_odd_cells_still_get_a_width() -> None:
     })
     for column in frame.columns:
         assert tables._natural_width(frame, column, None) > 0
+
+
+def test_floors_that_cannot_all_fit_shrink_alike_so_the_table_still_fits() -> None:
+    natural = {f"text{i}": 400.0 for i in range(6)}
+    widths = tables.fit_widths(natural, 900, {c: 190.0 for c in natural})
+    assert sum(widths.values()) <= 901
+    assert len(set(widths.values())) == 1

@@ -31,6 +31,7 @@ from prefect.types.entrypoint import EntrypointType
 from common.clock import SimulatedClock
 from flows.deployments import WORK_POOL
 from sandbox.server import SandboxServer
+from tests.flows.conftest import run_in_thread
 from tests.flows.england_sized_flow import ENGLAND_TASK_RUNS, england_sized_night
 from tests.flows.test_serve import CLI, free_port, on_server, processes_under, wait_until
 from tests.reliability import Result, record
@@ -84,7 +85,11 @@ def test_postgres_backed_serve_runs_an_england_sized_night_without_losing_task_r
             rows: dict[str, int] = {}
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                rows = asyncio.run(task_run_rows(cluster.url("postgresql"), str(run.id)))
+                # In a thread of its own: after the browser tests, Playwright's sync API leaves an
+                # event loop running in this thread.
+                rows = run_in_thread(
+                    lambda: asyncio.run(task_run_rows(cluster.url("postgresql"), str(run.id)))
+                )
                 if rows.get("COMPLETED", 0) >= ENGLAND_TASK_RUNS:
                     break
                 time.sleep(2)
