@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -36,7 +35,14 @@ from common.clock import SimulatedClock
 from flows.alerts import DRIFT, FAILED_RUN, NIGHTLY_DEADLINE, QUARANTINED
 from sandbox.faults import FaultRule
 from sandbox.server import SandboxServer
-from tests.flows.test_serve import CLI, STARTUP_TIMEOUT_S, free_port, on_server, processes_under, wait_until
+from tests.flows.test_serve import (
+    CLI,
+    STARTUP_TIMEOUT_S,
+    free_port,
+    on_server,
+    stop_serve,
+    wait_until,
+)
 
 AS_OF = datetime(2026, 3, 24, 2, 0, tzinfo=UTC)  # Tuesday 02:00 GMT
 DEADLINE_AFTER_S = 45  # a 4-practice nightly through the worker takes well under this
@@ -147,14 +153,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             wait_until(lambda: "slotsync is serving" in log.read_text(), serve, log)
             yield Stack(api_url, sandbox, clock, inbox, chosen, env, log)
         finally:
-            if serve.poll() is None:
-                serve.send_signal(signal.SIGTERM)
-            try:
-                serve.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                os.killpg(serve.pid, signal.SIGKILL)
-            for pid in processes_under(home):
-                os.kill(pid, signal.SIGKILL)
+            stop_serve(serve, home)
             smtp.stop()
             receiver.shutdown()
 

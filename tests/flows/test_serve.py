@@ -58,6 +58,20 @@ def on_server(api_url: str, work: Callable[[], Awaitable[T]]) -> T:
     return run_in_thread(lambda: asyncio.run(scoped()))
 
 
+def stop_serve(serve: subprocess.Popen[bytes], home: Path) -> None:
+    """SIGTERM `slotsync serve` (SIGKILL its group after 90 s), then kill anything left under its
+    PREFECT_HOME: server, worker and flow runs."""
+    if serve.poll() is None:
+        serve.send_signal(signal.SIGTERM)
+    try:
+        serve.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(serve.pid, signal.SIGKILL)
+        serve.wait(timeout=10)
+    for pid in processes_under(home):
+        os.kill(pid, signal.SIGKILL)
+
+
 def processes_under(prefect_home: Path) -> list[int]:
     """Live processes started with this PREFECT_HOME: server, worker, flow runs."""
     needle = f"PREFECT_HOME={prefect_home}".encode()
@@ -163,15 +177,7 @@ def test_serve_runs_the_nightly_deployment_and_rerun_fetches_only_the_failed_pra
             assert "through its deployment" in rerun.stdout and f"{victim} ok:" in rerun.stdout
             assert sandbox.state.traffic.practices() == {victim}
         finally:
-            if serve.poll() is None:
-                serve.send_signal(signal.SIGTERM)
-            try:
-                serve.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                os.killpg(serve.pid, signal.SIGKILL)
-                serve.wait(timeout=10)
-            for pid in processes_under(home):
-                os.kill(pid, signal.SIGKILL)
+            stop_serve(serve, home)
     assert serve.returncode == 0, log.read_text()
     assert "deployments stay active" in log.read_text()
     deadline = time.monotonic() + 10

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ from flows.deployments import WORK_POOL
 from sandbox.server import SandboxServer
 from tests.flows.conftest import run_in_thread
 from tests.flows.england_sized_flow import ENGLAND_TASK_RUNS, england_sized_night
-from tests.flows.test_serve import CLI, free_port, on_server, processes_under, wait_until
+from tests.flows.test_serve import CLI, free_port, on_server, stop_serve, wait_until
 from tests.reliability import Result, record
 from tests.support.postgres import throwaway_cluster
 
@@ -112,14 +111,7 @@ def test_postgres_backed_serve_runs_an_england_sized_night_without_losing_task_r
             assert dropped == 0, f"the server dropped {dropped} event(s)"
             print(f"\n{ENGLAND_TASK_RUNS} task runs through PostgreSQL-backed Prefect in {elapsed:.0f} s")
         finally:
-            if serve.poll() is None:
-                serve.send_signal(signal.SIGTERM)
-            try:
-                serve.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                os.killpg(serve.pid, signal.SIGKILL)
-            for pid in processes_under(home):
-                os.kill(pid, signal.SIGKILL)
+            stop_serve(serve, home)
 
 
 async def task_run_rows(dsn: str, flow_run_id: str) -> dict[str, int]:
