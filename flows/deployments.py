@@ -13,8 +13,8 @@ run by an hour during British Summer Time.
 | `registry_refresh/registry-refresh` | 06:00 on the 15th of each month | waits |
 
 `concurrency_limit=1` stops runs of one deployment overlapping; the nightly, intraday and
-backfill deployments all write the same DuckDB file, which the `duckdb-writer` global
-concurrency limit (flows/sync.py) serialises. Flows are deployed by module path
+backfill deployments all write the same DuckDB file, which the writer lock
+(flows/run_context.py) serialises. Flows are deployed by module path
 (`flows.sync.nightly_sync`), so a process worker on any machine with slotsync installed
 imports them directly: no code storage and no image.
 """

@@ -112,7 +112,7 @@ async def registry_refresh(
     outcome = await asyncio.to_thread(run_build, options)
     day = uk_day(as_of or datetime.now(UTC))
     source_id = f"registry-refresh-{flow_run_id() or day.isoformat()}"
-    async with writer_slot():
+    async with writer_slot(settings):
         con = open_warehouse(settings.resolved_warehouse_path, memory_limit=settings.sync.writer_memory_limit)
         try:
             recorded = record_list_sizes(con, outcome.result.registry, source_id, day)

@@ -356,7 +356,7 @@ async def run_release(
     clock: Clock = FixedClock(as_of) if as_of else SystemClock()
     now = clock.now().astimezone(UTC)
     run = ReleaseRun(as_of=now, dry_run=dry_run)
-    async with writer_slot():
+    async with writer_slot(settings):
         con = open_warehouse(settings.resolved_warehouse_path, file_mode=settings.storage.file_mode,
                              dir_mode=settings.storage.dir_mode)
         try:
@@ -391,14 +391,14 @@ async def run_release(
         if attempts:
             # Every audit row exists before any release call, so a crash leaves it 'attempting';
             # one write for the whole run, because the writer slot is shared with the syncs.
-            async with writer_slot():
+            async with writer_slot(settings):
                 _write_decisions(settings, attempts)
         released = await asyncio.gather(*(
             release_practice(check, releasers, clock) for check in checks if check.to_release
         ))
     results = [check.decisions for check in checks] + released
     run.decisions = [d for group in results for d in group]
-    async with writer_slot():
+    async with writer_slot(settings):
         _write_decisions(settings, run.decisions)
     return run
 

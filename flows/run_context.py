@@ -6,27 +6,34 @@ one of the flows) means no flow imports another just for its plumbing.
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from datetime import datetime
+from contextlib import asynccontextmanager, suppress
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-from prefect import get_client, get_run_logger
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError, concurrency
+import orjson
+from filelock import AsyncFileLock, Timeout
+from prefect import get_run_logger
 from prefect.context import get_run_context
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from common.config import Settings, get_settings
+from common.files import private_dir
 
-WRITER_LIMIT = "duckdb-writer"  # global concurrency limit: one DuckDB writer at a time
-# How long a run keeps asking a busy Prefect API for the writer slot (503s while the API's
-# database is locked) before it fails: the night's landing files are already on disk.
-WRITER_SLOT_PATIENCE_S = 900.0
-WRITER_SLOT_WAIT = wait_exponential_jitter(initial=2, max=60)
+# How long a run waits for another run's write to finish before it gives up (the night's
+# landing files stay on disk, so a re-run loses nothing). Loads of an England night hold
+# the lock for a few minutes; a release run for seconds.
+WRITER_WAIT_PATIENCE_S = 1800.0
+WRITER_WAIT_LOG_EVERY_S = 30.0  # how often a waiting run says who it is waiting for
+
+
+class WriterBusy(RuntimeError):
+    """Another run kept the warehouse's writer lock longer than this run would wait."""
+
 
 class FixedClock:
     """A clock pinned to the run's as-of instant, so a replayed run is deterministic."""
@@ -38,57 +45,96 @@ class FixedClock:
         return self._instant
 
 
+@dataclass(frozen=True)
+class WriterHolder:
+    """Who holds a warehouse's writer lock: written beside it, read by whoever waits."""
+
+    pid: int
+    host: str
+    since: str  # UTC, ISO 8601
+    flow_run_id: str | None
+
+    def describe(self) -> str:
+        run = f", flow run {self.flow_run_id}" if self.flow_run_id else ""
+        return f"pid {self.pid} on {self.host}{run}, since {self.since}"
+
+
+def writer_lock_path(warehouse_path: Path) -> Path:
+    return warehouse_path.with_name(warehouse_path.name + ".writer.lock")
+
+
+def _holder_path(warehouse_path: Path) -> Path:
+    return warehouse_path.with_name(warehouse_path.name + ".writer.holder")
+
+
+def read_writer_holder(warehouse_path: Path) -> WriterHolder | None:
+    """The last recorded holder, or None (never held, or unreadable)."""
+    try:
+        return WriterHolder(**orjson.loads(_holder_path(warehouse_path).read_bytes()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 @asynccontextmanager
-async def writer_slot() -> AsyncIterator[None]:
-    """Hold the `duckdb-writer` slot: one DuckDB writer at a time across all runs.
+async def writer_slot(
+    settings: Settings, *, patience_s: float | None = None
+) -> AsyncIterator[None]:
+    """Hold the warehouse's writer lock: one DuckDB writer at a time across all runs.
 
+    An OS file lock (flock) beside the warehouse file, not a Prefect concurrency slot: the
+    kernel releases it the moment its holder's process ends, however it ends (a `kill -9`d
+    sync used to leave a Prefect slot held for good), and taking it costs no API call (each
+    Prefect slot acquisition after a burst of task runs waited about 2 s on the API).
     Deployment concurrency limits only stop runs of the same deployment overlapping; the
-    nightly, intraday, backfill and re-run deployments all write the same file.
+    nightly, intraday, backfill, release and re-run deployments all write the same file.
     """
-    async with AsyncExitStack() as stack:
-        # The Prefect client retries a 503 a few times; an England night's event flood can keep
-        # the API's database locked for longer, and losing a fetched night to it is the worst
-        # outcome, so the slot is asked for again with backoff (and the wait is logged).
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(_api_unavailable), stop=stop_after_delay(WRITER_SLOT_PATIENCE_S),
-            wait=WRITER_SLOT_WAIT, reraise=True, before_sleep=_log_slot_retry,
-        ):
-            with attempt:
-                await ensure_writer_limit()
-                # A transient API blip while renewing the lease must not kill a long load.
-                await stack.enter_async_context(
-                    concurrency(WRITER_LIMIT, occupy=1, strict=True, raise_on_lease_renewal_failure=False)
-                )
-        yield
-
-
-def _api_unavailable(exc: BaseException) -> bool:
-    """A Prefect API answer worth asking again: unavailable, overloaded or unreachable."""
-    cause = exc.__cause__ if isinstance(exc, ConcurrencySlotAcquisitionError) else exc
-    if isinstance(cause, httpx.HTTPStatusError):  # PrefectHTTPStatusError too
-        return cause.response.status_code in (429, 502, 503, 504)
-    return isinstance(cause, httpx.TransportError)
-
-
-def _log_slot_retry(state: Any) -> None:
-    with suppress(Exception):  # outside a run there is no run logger
-        get_run_logger().warning(
-            "the Prefect API could not grant the %s slot (%s); asking again in %.0f s",
-            WRITER_LIMIT, state.outcome.exception() if state.outcome else "no answer",
-            state.next_action.sleep if state.next_action else 0,
-        )
-
-
-async def ensure_writer_limit() -> None:
-    """Create the writer limit (1 slot) if missing; an operator's existing setting is kept."""
-    async with get_client() as client:
+    warehouse = settings.resolved_warehouse_path
+    private_dir(warehouse.parent, settings.storage.dir_mode)
+    lock = AsyncFileLock(writer_lock_path(warehouse), mode=settings.storage.file_mode,
+                         preserve_lock_file=True)
+    patience = WRITER_WAIT_PATIENCE_S if patience_s is None else patience_s
+    waited = 0.0
+    while True:
+        step = min(WRITER_WAIT_LOG_EVERY_S, max(patience - waited, 0.0))
         try:
-            await client.read_global_concurrency_limit_by_name(WRITER_LIMIT)
-        except ObjectNotFound:
-            with suppress(ObjectAlreadyExists):  # another run created it first
-                await client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=WRITER_LIMIT, limit=1)
-                )
+            await lock.acquire(timeout=step)
+            break
+        except Timeout:
+            waited += step
+            holder = read_writer_holder(warehouse)
+            held_by = holder.describe() if holder else "a process that recorded no holder"
+            if waited >= patience:
+                raise WriterBusy(
+                    f"the warehouse {warehouse} is being written by {held_by}; waited {waited:.0f} s. "
+                    "This run's landing files are kept: re-run it (`slotsync rerun <load id>`) when "
+                    "that run has finished, or stop that process if it is stuck"
+                ) from None
+            _log_waiting(warehouse, held_by, waited)
+    try:
+        _record_holder(settings)
+        yield
+    finally:
+        await lock.release()
+
+
+def _record_holder(settings: Settings) -> None:
+    holder = WriterHolder(pid=os.getpid(), host=socket.gethostname(),
+                          since=datetime.now(UTC).isoformat(timespec="seconds"),
+                          flow_run_id=flow_run_id())
+    path = _holder_path(settings.resolved_warehouse_path)
+    # Written whole then renamed, so a reader never sees half a record.
+    tmp = path.with_name(path.name + f".{os.getpid()}")
+    tmp.write_bytes(orjson.dumps(asdict(holder)))
+    os.chmod(tmp, settings.storage.file_mode)
+    os.replace(tmp, path)
+
+
+def _log_waiting(warehouse: Path, held_by: str, waited: float) -> None:
+    message = "waiting %.0f s so far for the writer lock of %s, held by %s"
+    with suppress(Exception):  # outside a run there is no run logger
+        get_run_logger().info(message, waited, warehouse, held_by)
+        return
+    logging.getLogger(__name__).info(message, waited, warehouse, held_by)
 
 
 def flow_run_id() -> str | None:

@@ -5,9 +5,8 @@ Starts, in this order, and stops in the reverse order:
    (`--database` / PREFECT_API_DATABASE_CONNECTION_URL, migrated first), unless
    PREFECT_API_URL already names a server (then that one is used and left alone), its
    task-run recorder and event persister set to write in batches (SERVER_SETTINGS);
-2. the `slotsync` process work pool, the `duckdb-writer` global concurrency limit (one slot),
-   the deployments of flows/deployments.py and the alert automations (flows/alerts.py),
-   each created or updated idempotently;
+2. the `slotsync` process work pool, the deployments of flows/deployments.py and the alert
+   automations (flows/alerts.py), each created or updated idempotently;
 3. a process worker that polls the pool and runs each flow run in its own subprocess.
 
 Stopping (Ctrl-C, SIGINT or SIGTERM) stops the worker, then the server: SIGTERM to each
@@ -39,15 +38,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from prefect import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.workers.process import ProcessWorker
 
 from common.config import AlertSettings
 from flows.deployments import WORK_POOL, slotsync_deployments
-from flows.run_context import WRITER_LIMIT
 
 SERVE_MARKER = "SLOTSYNC_SERVE_ID"  # environment variable every child process inherits
 DATABASE_URL_VARIABLE = "PREFECT_API_DATABASE_CONNECTION_URL"
@@ -202,14 +200,6 @@ class SlotsyncStack:
                 self._progress(f"created process work pool {WORK_POOL!r}")
             except ObjectAlreadyExists:
                 pass
-            try:
-                limit = client.read_global_concurrency_limit_by_name(WRITER_LIMIT)
-                self._progress(f"global concurrency limit {WRITER_LIMIT!r} exists: {limit.limit} slot(s)")
-            except ObjectNotFound:
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=WRITER_LIMIT, limit=1)
-                )
-                self._progress(f"created global concurrency limit {WRITER_LIMIT!r} = 1")
         for deployment in slotsync_deployments(
             registry_path=self.config.registry_path, data_dir=self.config.data_dir,
             warehouse_path=self.config.warehouse_path,

@@ -10,8 +10,8 @@ Shape of one run:
    validates the new batches (`validate-batches`, flows/validate.py: a failing practice's
    batch is quarantined, not published), records every practice's outcome, rebuilds the
    marts and publishes the dashboard snapshot.
-Steps 1 and 3 hold the `duckdb-writer` global concurrency slot, so runs of different
-deployments never write at once. A failing practice never fails the others: the run ends
+Steps 1 and 3 hold the warehouse's writer lock (flows/run_context.py), so runs of
+different deployments never write at once. A failing practice never fails the others: the run ends
 Completed with its failures listed in the summary artifacts, unless more than
 `max_failed_fraction` of its practices failed; then it ends Failed (`TooManyPracticesFailed`),
 because that many failures mean something systemic (Spine, certificates, configuration).
@@ -257,7 +257,7 @@ async def _resolve_plan(
         observed_at = clock.now().astimezone(UTC).replace(microsecond=0)
         return observed_at, fresh_plan(observed_at)
     warehouse_path = settings.resolved_warehouse_path
-    async with writer_slot():
+    async with writer_slot(settings):
         con = open_warehouse(warehouse_path, memory_limit=settings.sync.writer_memory_limit,
                              file_mode=settings.storage.file_mode, dir_mode=settings.storage.dir_mode)
         try:
@@ -322,7 +322,7 @@ async def _sync(
     windows = plan.windows()
     # Owner-only from the first run on (an existing data folder is tightened too).
     private_dir(settings.data_dir, settings.storage.dir_mode, tighten=True)
-    async with writer_slot():
+    async with writer_slot(settings):
         con = open_warehouse(settings.resolved_warehouse_path,
                              memory_limit=settings.sync.writer_memory_limit,
                              file_mode=settings.storage.file_mode, dir_mode=settings.storage.dir_mode)
@@ -379,7 +379,7 @@ async def _sync(
             else:
                 outcomes = await slot_fetches
             summary.outcomes = list(outcomes)
-        async with writer_slot():
+        async with writer_slot(settings):
             summary = load_and_publish(settings, summary, started_at, clock)
             if flow_name == "nightly_sync":
                 tell_drift(settings, observed_at)

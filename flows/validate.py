@@ -86,7 +86,7 @@ def run_validation(warehouse_path: Path, data_dir: Path) -> tuple[ValidationRepo
     """Validate what is pending; when anything was judged, rebuild the marts and republish.
 
     The writer sequence without a new load (warehouse/ingest.py). The caller holds the writer
-    (the `duckdb-writer` slot, or no sync running).
+    (the writer lock, or no sync running).
     """
     settings = get_settings().model_copy(update={"data_dir": data_dir})
     con = open_warehouse(warehouse_path, file_mode=settings.storage.file_mode,
@@ -102,7 +102,7 @@ def run_validation(warehouse_path: Path, data_dir: Path) -> tuple[ValidationRepo
 async def validate(warehouse_path: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
     """Validate pending batches, republish if any were judged; Failed while any is quarantined."""
     settings = settings_for(warehouse_path, data_dir)
-    async with writer_slot():
+    async with writer_slot(settings):
         report, quarantined = run_validation(settings.resolved_warehouse_path, settings.data_dir)
     for line in summary_lines(quarantined, validated=len(report.batches)):
         print(line)

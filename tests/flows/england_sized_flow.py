@@ -1,8 +1,8 @@
 """A flow shaped like an England night for the Prefect-on-PostgreSQL test (not product code).
 
 One task per practice (7,550: England's practices and hubs), started a bounded number at a
-time like flows/sync.py does, between two holds of the `duckdb-writer` slot like a sync's
-open and load steps. No GP Connect and no DuckDB: the test measures what the Prefect server
+time like flows/sync.py does. No GP Connect and no DuckDB (the writer lock is a file lock
+that never touches the Prefect API): the test measures what the Prefect server
 and its database make of the task-run volume. Deployed by module path, so the worker imports
 it from the repository root.
 """
@@ -13,8 +13,6 @@ import asyncio
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-
-from flows.run_context import writer_slot
 
 ENGLAND_TASK_RUNS = 7550
 
@@ -37,8 +35,6 @@ async def capture_practice(index: int, seconds: float) -> int:
 async def england_sized_night(
     task_runs: int = ENGLAND_TASK_RUNS, in_flight: int = 24, capture_s: float = CAPTURE_S
 ) -> dict[str, int]:
-    async with writer_slot():
-        pass
     gate = asyncio.Semaphore(in_flight)
 
     async def one(index: int) -> int:
@@ -46,6 +42,4 @@ async def england_sized_night(
             return await capture_practice(index, capture_s)
 
     done = await asyncio.gather(*(one(i) for i in range(task_runs)))
-    async with writer_slot():
-        pass
     return {"task_runs": len(done), "checksum": sum(done)}

@@ -136,7 +136,6 @@ def test_serve_runs_the_nightly_deployment_and_rerun_fetches_only_the_failed_pra
             assert configuration["nightly"] == (["0 2 * * *"], ["Europe/London"], False)
             assert configuration["intraday"] == (["0 8-18 * * 1-5"], ["Europe/London"], False)
             assert configuration["concurrency"] == {"nightly": 1, "intraday": 1, "backfill": 1}
-            assert configuration["writer_limit"] == 1
 
             sandbox.state.faults.add(FaultRule(practice=victim, kind="status", status=401))
 
@@ -196,7 +195,6 @@ async def read_configuration() -> dict[str, Any]:
                 ("backfill", "backfill/backfill"),
             )
         }
-        writer = await client.read_global_concurrency_limit_by_name("duckdb-writer")
 
     def schedules(name: str) -> tuple[list[str], list[str], bool]:
         d = deployments[name]
@@ -209,7 +207,6 @@ async def read_configuration() -> dict[str, Any]:
             name: d.global_concurrency_limit.limit if d.global_concurrency_limit else None
             for name, d in deployments.items()
         },
-        "writer_limit": writer.limit,
     }
 
 

@@ -4,9 +4,8 @@ A throwaway PostgreSQL cluster on a loopback port (tests/support/postgres.py: in
 dir, pg_ctl, removed after) backs the Prefect server that `slotsync serve` starts after
 migrating it. A flow with 7,550 task runs (tests/flows/england_sized_flow.py) runs through
 the server and the process worker; the test then counts the task-run rows in PostgreSQL
-itself (none lost, all Completed) and reads the run's logs for any 503 the writer slot had to
-retry. Its numbers are a row of RELIABILITY.md (tests/reliability.py); its wall time is also
-printed (run with -s to see it).
+itself (none lost, all Completed) and counts the events the server dropped. Its numbers are
+a row of RELIABILITY.md (tests/reliability.py); its wall time is also printed (run with -s).
 """
 
 from __future__ import annotations
@@ -21,8 +20,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from prefect import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.deployments import arun_deployment
 from prefect.deployments.runner import RunnerDeployment
 from prefect.types.entrypoint import EntrypointType
@@ -92,8 +89,6 @@ def test_postgres_backed_serve_runs_an_england_sized_night_without_losing_task_r
                 if rows.get("COMPLETED", 0) >= ENGLAND_TASK_RUNS:
                     break
                 time.sleep(2)
-            messages = on_server(api_url, lambda: run_log_messages(str(run.id)))
-            retried = [m for m in messages if "could not grant the duckdb-writer slot" in m]
             dropped = log.read_text().count("Subscription queue is full, dropping message")
             recorded = sum(rows.values())
             record(Result(
@@ -101,13 +96,11 @@ def test_postgres_backed_serve_runs_an_england_sized_night_without_losing_task_r
                 ENGLAND_TASK_RUNS, rows.get("COMPLETED", 0),
                 max(ENGLAND_TASK_RUNS - recorded, 0), max(recorded - ENGLAND_TASK_RUNS, 0),
                 f"`slotsync serve --database postgresql+asyncpg://...`, server and worker: "
-                f"{recorded} task-run records, {dropped} events dropped, {len(retried)} writer-slot "
-                f"retries; run {elapsed:.0f} s",
+                f"{recorded} task-run records, {dropped} events dropped, run {elapsed:.0f} s",
                 "tests/flows/test_serve_postgres.py::"
                 "test_postgres_backed_serve_runs_an_england_sized_night_without_losing_task_runs",
             ))
             assert rows == {"COMPLETED": ENGLAND_TASK_RUNS}, rows
-            assert retried == [], retried
             assert dropped == 0, f"the server dropped {dropped} event(s)"
             print(f"\n{ENGLAND_TASK_RUNS} task runs through PostgreSQL-backed Prefect in {elapsed:.0f} s")
         finally:
@@ -125,19 +118,4 @@ async def task_run_rows(dsn: str, flow_run_id: str) -> dict[str, int]:
     finally:
         await con.close()
     return {row["state"]: row["n"] for row in found}
-
-
-async def run_log_messages(flow_run_id: str) -> list[str]:
-    messages: list[str] = []
-    async with get_client() as client:
-        offset = 0
-        while True:
-            page = await client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
-                limit=200, offset=offset,
-            )
-            messages += [entry.message for entry in page]
-            if len(page) < 200:
-                return messages
-            offset += 200
 

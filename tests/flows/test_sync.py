@@ -5,22 +5,16 @@ from __future__ import annotations
 import os
 import stat
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 import pytest
-from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
-from tenacity import wait_none
 
 from common.clock import SimulatedClock
 from common.uktime import uk_day, uk_midnight
-from flows import run_context as sync_module
-from flows.run_context import WRITER_LIMIT, writer_slot
 from flows.sync import nightly_sync
 from sandbox.faults import FaultRule
 from sandbox.server import SandboxServer
@@ -189,62 +183,6 @@ def test_a_sync_builds_schedule_location_and_practitioner_dimensions(
         assert not columns & {"name", "family", "given", "gender", "practitioner_name"}
     finally:
         con.close()
-
-
-def _api_error(status: int) -> ConcurrencySlotAcquisitionError:
-    request = httpx.Request("POST", "http://127.0.0.1/api/v2/concurrency_limits/increment-with-lease")
-    response = httpx.Response(status, request=request)
-    cause = httpx.HTTPStatusError(f"{status}", request=request, response=response)
-    error = ConcurrencySlotAcquisitionError(f"Unable to acquire concurrency slots: {status}")
-    error.__cause__ = cause
-    return error
-
-
-def _flaky_concurrency(failures: list[ConcurrencySlotAcquisitionError], entered: list[str]) -> Any:
-    @asynccontextmanager
-    async def fake(name: str, **_: Any) -> AsyncIterator[None]:
-        if failures:
-            raise failures.pop(0)
-        entered.append(name)
-        yield
-
-    return fake
-
-
-def test_the_writer_slot_is_asked_for_again_while_the_prefect_api_is_busy(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # An England night's event flood kept the API's SQLite locked: 503s after the client's own retries.
-    failures = [_api_error(503), _api_error(503)]
-    entered: list[str] = []
-    monkeypatch.setattr(sync_module, "concurrency", _flaky_concurrency(failures, entered))
-    monkeypatch.setattr(sync_module, "WRITER_SLOT_WAIT", wait_none())
-
-    async def hold() -> str:
-        async with writer_slot():
-            return "wrote"
-
-    assert run_async(hold()) == "wrote"
-    assert failures == [] and entered == [WRITER_LIMIT]
-
-
-@pytest.mark.parametrize(("status", "patience_s"), [(500, 900.0), (503, 0.0)])
-def test_the_writer_slot_gives_up_on_a_real_error_or_after_its_patience(
-    monkeypatch: pytest.MonkeyPatch, status: int, patience_s: float
-) -> None:
-    failures = [_api_error(status)] * 50
-    entered: list[str] = []
-    monkeypatch.setattr(sync_module, "concurrency", _flaky_concurrency(failures, entered))
-    monkeypatch.setattr(sync_module, "WRITER_SLOT_WAIT", wait_none())
-    monkeypatch.setattr(sync_module, "WRITER_SLOT_PATIENCE_S", patience_s)
-
-    async def hold() -> None:
-        async with writer_slot():
-            pass
-
-    with pytest.raises(ConcurrencySlotAcquisitionError, match=str(status)):
-        run_async(hold())
-    assert entered == [] and len(failures) == 49, "a 500 is not retried; a 503 stops at the patience"
 
 
 def test_a_huge_retry_after_fails_its_practice_at_once_and_holds_no_one_else(
