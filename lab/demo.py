@@ -14,7 +14,6 @@ NHS 111 capacity the release flow saved in the sandbox (ground truth, demo only)
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -123,7 +122,6 @@ def replay(
     from flows.release import release_unused_111
     from flows.sync import intraday_sync, nightly_sync
 
-    _quiet_benign_lease_race()
     flows: dict[str, Any] = {
         "nightly_sync": nightly_sync,
         "intraday_sync": intraday_sync,
@@ -182,26 +180,6 @@ def release_gaps(schedule: list[ScheduledRun]) -> dict[int, int]:
         gap = (following[1] - at) if same_day and following is not None else RELEASE_EVERY
         gaps[index] = int(gap.total_seconds() // 60)
     return gaps
-
-
-class _LeaseRenewalRace(logging.Filter):
-    """Drops Prefect's "410 Gone ... concurrency lease renewal" warning.
-
-    The writer slot (flows/sync.py) is taken with `raise_on_lease_renewal_failure=False`: a
-    renewal that reaches the API just after the run released its slot gets 410 Gone, which
-    changes nothing (the slot is already free), yet Prefect logs it as a warning that would
-    tell a newcomer something went wrong. Any other warning still shows.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not ("lease renewal" in message and "410 Gone" in message)
-
-
-def _quiet_benign_lease_race() -> None:
-    logger = logging.getLogger("prefect.concurrency")
-    if not any(isinstance(f, _LeaseRenewalRace) for f in logger.filters):
-        logger.addFilter(_LeaseRenewalRace())
 
 
 def run_demo(
