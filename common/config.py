@@ -44,6 +44,14 @@ class HttpSettings(BaseModel):
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     retry_after_cap_s: float = 120.0
+    # Wall-clock bounds a slow provider cannot stretch: `timeout_s` restarts with every byte, so
+    # a body trickled a byte at a time would otherwise hold the run for as long as it lasts.
+    request_deadline_s: float = Field(
+        default=60.0, gt=0, description="one request, connect to last body byte, per attempt"
+    )
+    practice_budget_s: float = Field(
+        default=300.0, gt=0, description="all of one practice's slot searches in one run, retries included"
+    )
     per_host_concurrency: int = Field(default=8, ge=1)
     overall_concurrency: int = Field(default=32, ge=1)
     max_requests_per_second: float = Field(default=0.0, ge=0, description="0 = no rate cap")

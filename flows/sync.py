@@ -145,9 +145,12 @@ async def fetch_practice(
         for role, search_filter in search_filters(practice)
         if (search_filter.key, window.start_utc, window.end_utc) not in complete
     ]
+    # One budget for all of this practice's searches, retries included: a provider that
+    # trickles or asks for a day's wait fails alone instead of holding the run.
+    deadline = client.practice_deadline(practice)
     with log_context(practice_ods=practice.ods_code):
         results = await asyncio.gather(
-            *(client.search_free_slots(practice, window, sf) for _, window, sf in jobs),
+            *(client.search_free_slots(practice, window, sf, deadline=deadline) for _, window, sf in jobs),
             return_exceptions=True,
         )
     landed: list[LandedResponse] = []

@@ -55,7 +55,7 @@ from sandbox.appointment_requests import (
 )
 from sandbox.diary import AppointmentRecord
 from sandbox.errors import SandboxError, bad_request
-from sandbox.faults import BODY_FAULTS, FaultRule, mutate_bundle
+from sandbox.faults import BODY_FAULTS, REDIRECT_LOCATION, FaultRule, mutate_bundle
 from sandbox.fhir import PracticeRenderer, operation_outcome
 from sandbox.reference_data import reference_routes
 from sandbox.slot_search import parse_slot_query
@@ -177,6 +177,11 @@ class _GpConnect:
             return fhir_response(complete[: max(1, len(complete) * 2 // 3)], response.status_code)
         if fault is not None and fault.kind == "reset":
             return _AbortedResponse(response, state.faults.note_abort)
+        if fault is not None and fault.kind == "trickle":
+            return _TrickledResponse(response, request, fault.delay)
+        if fault is not None and fault.kind == "redirect" and response.status_code == 200:
+            # The real Bundle, but behind a 302 to another host: a client must load neither.
+            return fhir_response(bytes(response.body), 302, {"Location": REDIRECT_LOCATION})
         return response
 
     def renderer(self, ods: str) -> PracticeRenderer:
@@ -351,6 +356,29 @@ class _AbortedResponse(Response):
         )
         # Returning without the final body message makes the server close the connection.
         self._on_abort()
+
+
+class _TrickledResponse(Response):
+    """Sends the status line and headers, then the body one byte every `every_s` seconds.
+
+    Each byte arrives well inside a read timeout, so only a total deadline ends the call;
+    it stops as soon as the client gives up.
+    """
+
+    def __init__(self, complete: Response, request: Request, every_s: float) -> None:
+        super().__init__(bytes(complete.body), status_code=complete.status_code)
+        self.raw_headers = complete.raw_headers
+        self._request = request
+        self._every_s = every_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        for offset in range(len(self.body)):
+            if await self._request.is_disconnected():
+                return
+            byte, more = self.body[offset : offset + 1], offset < len(self.body) - 1
+            await send({"type": "http.response.body", "body": byte, "more_body": more})
+            await _sleep_unless_disconnected(self._request, self._every_s)
 
 
 class _Control:

@@ -3,7 +3,10 @@
 A `FaultRule` makes matching requests (one practice or `*`, optionally one interaction)
 fail the way real providers and the Spine do: an error status (401/403/429 with
 Retry-After/500/502/503/504), extra latency, a connection reset mid-body, a truncated JSON
-body, a non-FHIR content type, or a stall past the client's timeout. Body faults answer
+body, a non-FHIR content type, a stall past the client's timeout, a trickle (the answer's
+body sent one byte every `delay_s`, each byte inside the read timeout, so only a total
+deadline ends it) or a 302 redirect to another host whose body is the real FHIR Bundle
+(never to be followed or loaded). Body faults answer
 200 with a well-formed body that is wrong in one way (`BODY_FAULTS`, see `mutate_bundle`):
 oversized, schema drift (unknown elements added, optional elements missing) or semantically
 wrong data (a slot ending before it starts, a slot referencing a schedule the bundle lacks,
@@ -33,7 +36,7 @@ from common.uktime import format_uk, parse_fhir_datetime
 from connectors.gpconnect.spine import Interaction
 
 FaultKind = Literal[
-    "status", "latency", "reset", "truncate", "wrong_content_type", "stall",
+    "status", "latency", "reset", "truncate", "wrong_content_type", "stall", "trickle", "redirect",
     "oversize", "schema_extra", "schema_missing",
     "end_before_start", "dangling_schedule", "duplicate_slot", "dst_offset", "outside_window", "no_slots",
 ]
@@ -47,6 +50,8 @@ OUTSIDE_WINDOW_SHIFT = timedelta(days=400)
 
 DEFAULT_LATENCY_S = 1.0
 DEFAULT_STALL_S = 30.0
+DEFAULT_TRICKLE_S = 1.0  # between two bytes of a trickled body
+REDIRECT_LOCATION = "https://elsewhere.invalid/gpconnect"
 DEFAULT_PAD_BYTES = 8 * 1024 * 1024
 MISSING_SCHEDULE_REFERENCE = "Schedule/sandbox-missing-schedule"
 _DEFAULT_SPINE_CODES = {
@@ -71,7 +76,9 @@ class FaultRule(BaseModel):
     status: int = Field(default=503, ge=400, le=599)
     spine_code: str | None = None
     retry_after_s: float | None = Field(default=None, ge=0)
-    delay_s: float | None = Field(default=None, ge=0)
+    delay_s: float | None = Field(
+        default=None, ge=0, description="latency, stall: the wait; trickle: between bytes"
+    )
     count: int | None = Field(default=None, ge=1, description="requests affected; None = until cleared")
     pad_bytes: int = Field(default=DEFAULT_PAD_BYTES, ge=1, description="oversize: bytes of padding added")
 
@@ -91,6 +98,8 @@ class FaultRule(BaseModel):
     def delay(self) -> float:
         if self.delay_s is not None:
             return self.delay_s
+        if self.kind == "trickle":
+            return DEFAULT_TRICKLE_S
         return DEFAULT_STALL_S if self.kind == "stall" else DEFAULT_LATENCY_S
 
 

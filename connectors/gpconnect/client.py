@@ -10,6 +10,7 @@ DuckDB SQL, not parsed slot by slot in Python.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
@@ -74,6 +75,7 @@ class GpConnectClient:
             http, transport=transport, headers={"Accept-Encoding": "gzip"}, spine_tls=True
         )
         self.attempts: dict[str, int] = defaultdict(int)
+        self._deadlines: dict[str, float] = {}
 
     async def __aenter__(self) -> GpConnectClient:
         return self
@@ -84,6 +86,14 @@ class GpConnectClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    def practice_deadline(self, practice: Practice) -> float:
+        """When `practice`'s budget (`http.practice_budget_s`) runs out: a `time.monotonic()`
+        instant, fixed by the first ask in this client's life (one run). Pass it to the calls
+        that share the budget, retries included."""
+        return self._deadlines.setdefault(
+            practice.ods_code, time.monotonic() + self._http.practice_budget_s
+        )
+
     # ---------------------------------------------------------------- interactions
 
     async def capability_statement(self, practice: Practice) -> dict[str, Any]:
@@ -91,9 +101,17 @@ class GpConnectClient:
         return self._json_object(practice, Interaction.METADATA, response)
 
     async def search_free_slots(
-        self, practice: Practice, window: SearchWindow, search_filter: SearchFilter
+        self,
+        practice: Practice,
+        window: SearchWindow,
+        search_filter: SearchFilter,
+        *,
+        deadline: float | None = None,
     ) -> SlotSearchResponse:
-        """Free slots in one window as seen by one searchFilter, as raw bundle bytes."""
+        """Free slots in one window as seen by one searchFilter, as raw bundle bytes.
+
+        `deadline` (see `practice_deadline`) bounds the search, retries included.
+        """
         params: list[tuple[str, str]] = [
             ("status", "free"),
             ("start", window.start_param),
@@ -105,7 +123,7 @@ class GpConnectClient:
             *search_filter.params(),
         ]
         response = await self._send(
-            practice, Interaction.SEARCH_SLOTS, "GET", "/Slot", params=params
+            practice, Interaction.SEARCH_SLOTS, "GET", "/Slot", params=params, deadline=deadline
         )
         body = response.content
         return SlotSearchResponse(
@@ -197,14 +215,16 @@ class GpConnectClient:
         params: list[tuple[str, str]] | None = None,
         json_body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> httpx.Response:
         """Send one interaction, retrying only what the error table calls retryable."""
         host = urlsplit(practice.service_root).netloc
-        async for attempt in retrying(self._http):
+        async for attempt in retrying(self._http, deadline=deadline):
             with attempt:
                 self.attempts[practice.ods_code] += 1
                 return await self._attempt(
-                    practice, interaction, method, path, host, params, json_body, extra_headers
+                    practice, interaction, method, path, host, params, json_body, extra_headers,
+                    deadline,
                 )
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
@@ -218,6 +238,7 @@ class GpConnectClient:
         params: list[tuple[str, str]] | None,
         json_body: Mapping[str, Any] | None,
         extra_headers: Mapping[str, str] | None,
+        deadline: float | None,
     ) -> httpx.Response:
         headers = spine_headers(
             self._consumer,
@@ -235,7 +256,8 @@ class GpConnectClient:
         async with self._limiter.slot(host):
             response = await send_capped(
                 self._client, self._http, _caller(practice, interaction), method,
-                self._url(practice, path), params=params, headers=headers, content=content,
+                self._url(practice, path), deadline=deadline, params=params, headers=headers,
+                content=content,
             )
         log.debug(
             "gpconnect call",

@@ -6,12 +6,14 @@ Exception tree::
     ├── TransientError             retried with backoff: 502/503/504 and 408
     │   ├── RateLimited            429: retried after Retry-After (capped)
     │   ├── TransportFailure       connection refused/reset, timeouts, body cut short
+    │   │   └── RequestDeadlineExceeded  no whole answer within http.request_deadline_s (trickle)
     │   └── IncompleteResponse     a 2xx whose body is cut or not the promised JSON (proxy pages)
     ├── ConfigurationError         401/403 (and a client's own config codes): fix config
     ├── RequestRejected            400/405/415/422 and other 4xx: our request is wrong; never retried
     ├── Conflict                   409/412: the resource changed under us; never retried
     ├── NotFound                   404: unknown practice/resource
     ├── Redirected                 any 3xx: never followed, never loaded (even with a FHIR body)
+    ├── PracticeBudgetExceeded     the caller's budget (http.practice_budget_s) ran out; final
     └── ResponseInvalid            a success with a body we cannot accept (too big, invalid)
         └── UnexpectedStatus       a 1xx/2xx other than the interaction's one success status
 
@@ -83,6 +85,18 @@ class TransportFailure(TransientError):
     default_next_step = "network or provider unreachable: check the endpoint, then re-run"
 
 
+class RequestDeadlineExceeded(TransportFailure):
+    """No complete answer (connect, headers and the whole body) within `http.request_deadline_s`.
+
+    The read timeout restarts with every byte, so only this catches a provider that trickles.
+    """
+
+    default_next_step = (
+        "the provider answered too slowly (a body trickled or stalled past http.request_deadline_s); "
+        "it was retried. If it persists, raise it with the supplier, then re-run the practice"
+    )
+
+
 class IncompleteResponse(TransientError):
     default_next_step = (
         "the provider (or a proxy) sent a cut or non-FHIR body; it was retried. If it persists, "
@@ -128,6 +142,40 @@ class Redirected(HttpError):
         "the provider redirected us; redirects are never followed: confirm the service root "
         "with the supplier and correct the registry, then re-run the practice"
     )
+
+
+class PracticeBudgetExceeded(HttpError):
+    """The caller's budget for one practice (all its calls in a run, retries included) ran out.
+
+    Not retried: the budget is what keeps one slow provider from holding the whole run.
+    """
+
+    default_next_step = (
+        "the provider was too slow for the practice's budget (http.practice_budget_s); the other "
+        "practices were not held. Re-run the practice later (slotsync rerun); raise it with the "
+        "supplier if it persists"
+    )
+
+    @classmethod
+    def after(
+        cls,
+        budget_s: float,
+        *,
+        practice_ods: str,
+        interaction: str,
+        subject: str | None = None,
+        last: HttpError | None = None,
+    ) -> PracticeBudgetExceeded:
+        """The error for a budget that ran out (after `last`, when a retry was due)."""
+        because = f" (last attempt: {last.error_class}: {last.detail})" if last is not None else ""
+        return cls(
+            f"the {budget_s:g} s budget for its calls in this run (http.practice_budget_s) "
+            f"ran out{because}",
+            practice_ods=practice_ods,
+            interaction=interaction,
+            subject=subject,
+            status=last.status if last is not None else None,
+        )
 
 
 @dataclass(frozen=True)

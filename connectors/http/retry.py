@@ -8,7 +8,9 @@ exponential backoff with jitter, capped, or the server's `Retry-After` when it s
 A `Retry-After` longer than `http.retry_after_cap_s`, or than what is left of the caller's
 budget (`deadline`), is not slept on at all: waiting a capped 120 s and asking again only
 holds the run for an answer the provider already said it will not give in time. The call
-fails at once with a `RateLimited` that names the requested wait.
+fails at once with a `RateLimited` that names the requested wait. Backoff never sleeps past
+`deadline` either, and a retry due once it has passed fails as `PracticeBudgetExceeded`
+(`send_capped` bounds each attempt by what is left of it the same way).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from tenacity import (
 )
 
 from common.config import HttpSettings
-from connectors.http.errors import HttpError, RateLimited
+from connectors.http.errors import HttpError, PracticeBudgetExceeded, RateLimited
 
 
 def retrying(http: HttpSettings, *, deadline: float | None = None) -> AsyncRetrying:
@@ -38,11 +40,19 @@ def retrying(http: HttpSettings, *, deadline: float | None = None) -> AsyncRetry
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
             return min(exc.retry_after_s, http.retry_after_cap_s)
+        if deadline is not None:
+            # Never sleep past the budget: the next attempt then fails at once as over budget.
+            return max(0.0, min(float(backoff(state)), deadline - time.monotonic()))
         return float(backoff(state))
 
     def should_retry(exc: BaseException) -> bool:
         if not (isinstance(exc, HttpError) and exc.retryable):
             return False
+        if deadline is not None and time.monotonic() >= deadline:
+            raise PracticeBudgetExceeded.after(
+                http.practice_budget_s, practice_ods=exc.practice_ods, interaction=exc.interaction,
+                subject=exc.subject, last=exc,
+            ) from exc
         if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
             refused = _refused_wait(exc.retry_after_s, http.retry_after_cap_s, deadline)
             if refused:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,7 +14,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from common.config import HttpSettings
-from connectors.http.errors import HttpError, ResponseInvalid, TransportFailure, classify_status
+from connectors.http.errors import (
+    HttpError,
+    PracticeBudgetExceeded,
+    RequestDeadlineExceeded,
+    ResponseInvalid,
+    TransportFailure,
+    classify_status,
+)
 
 
 @dataclass(frozen=True)
@@ -66,13 +74,59 @@ async def send_capped(
     caller: Caller,
     method: str,
     url: str,
+    *,
+    deadline: float | None = None,
     **request: Any,
 ) -> httpx.Response:
     """Send one request and read its body, refusing more than `http.max_response_bytes`.
 
-    A transport failure (also one mid-body) becomes `TransportFailure`; an oversized body
-    `ResponseInvalid`. The returned response has its `content` read. Status is not checked.
+    The whole exchange (connect, headers, every body byte) must finish within
+    `http.request_deadline_s`, and before `deadline` (a `time.monotonic()` instant: the end of
+    the caller's budget) when one is given. A transport failure (also one mid-body) becomes
+    `TransportFailure`, a missed request deadline `RequestDeadlineExceeded`, a spent budget
+    `PracticeBudgetExceeded`, an oversized body `ResponseInvalid`. The returned response has
+    its `content` read. Status is not checked.
     """
+    limit, budget_bound = http.request_deadline_s, False
+    if deadline is not None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _budget_exceeded(http, caller)
+        if remaining < limit:
+            limit, budget_bound = remaining, True
+    try:
+        # `timeout_s` restarts with every byte read; this bound does not.
+        async with asyncio.timeout(limit):
+            response, content = await _send_and_read(client, http, caller, method, url, request)
+    except TimeoutError as exc:
+        if budget_bound:
+            raise _budget_exceeded(http, caller) from exc
+        raise RequestDeadlineExceeded(
+            f"no complete response within {http.request_deadline_s:g} s (http.request_deadline_s)",
+            practice_ods=caller.ods_code,
+            interaction=caller.interaction,
+            subject=caller.subject,
+        ) from exc
+    # httpx has no public way to attach a body read under our own cap.
+    response._content = content
+    return response
+
+
+def _budget_exceeded(http: HttpSettings, caller: Caller) -> PracticeBudgetExceeded:
+    return PracticeBudgetExceeded.after(
+        http.practice_budget_s, practice_ods=caller.ods_code, interaction=caller.interaction,
+        subject=caller.subject,
+    )
+
+
+async def _send_and_read(
+    client: httpx.AsyncClient,
+    http: HttpSettings,
+    caller: Caller,
+    method: str,
+    url: str,
+    request: dict[str, Any],
+) -> tuple[httpx.Response, bytes]:
     try:
         response = await client.send(client.build_request(method, url, **request), stream=True)
         try:
@@ -101,9 +155,7 @@ async def send_capped(
             interaction=caller.interaction,
             subject=caller.subject,
         ) from exc
-    # httpx has no public way to attach a body read under our own cap.
-    response._content = b"".join(chunks)
-    return response
+    return response, b"".join(chunks)
 
 
 def require_status(

@@ -14,7 +14,8 @@ via the #5 data-quality gate is the expected handling once it lands.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +57,9 @@ class Snapshot:
     staged_duplicates: int  # staged entries sharing a (unit, slot id), whatever the cause
     landing_files: set[str]
     victim_searches: int  # slot searches the sandbox received for the victim in this run
+    published: dict[str, str]  # content hashes of the other practices in the published snapshot
+    wall_s: float  # the whole nightly run, start to finish
+    victim_smallest_body: int | None  # bytes of the victim's smallest slot-search body
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +88,7 @@ def run_and_snapshot(sandbox: SandboxServer, data_dir: Path) -> Snapshot:
     sandbox.registry.write(registry_path)
     practices = codes(sandbox)
     sandbox.state.traffic.reset()
+    started = time.monotonic()
     result: dict[str, Any] = run_async(
         nightly_sync(
             registry_path=str(registry_path),
@@ -94,6 +99,7 @@ def run_and_snapshot(sandbox: SandboxServer, data_dir: Path) -> Snapshot:
             max_failed_fraction=0.5,
         )
     )
+    wall_s = time.monotonic() - started
     # The booking-log leg must have worked too, or other practices' rows differ for that reason.
     assert not result["booking_logs"]["failures"], result["booking_logs"]["failures"]
     con = duckdb.connect(str(data_dir / "wh.duckdb"), read_only=True)
@@ -118,7 +124,23 @@ def run_and_snapshot(sandbox: SandboxServer, data_dir: Path) -> Snapshot:
             staged_duplicates=staged_duplicates,
             landing_files={p.stem for p in (data_dir / "landing").rglob("*.ndjson")},
             victim_searches=sandbox.state.traffic.counts().get((practices[0], "SEARCH_SLOTS"), 0),
+            published=_published_hashes(result["published"], practices[1:]),
+            wall_s=wall_s,
+            victim_smallest_body=con.execute(
+                "select min(body_bytes) from raw.gpc_slot_search where practice_ods = ?", practices[:1]
+            ).fetchall()[0][0],
         )
+    finally:
+        con.close()
+
+
+def _published_hashes(path: str | None, practices: list[str]) -> dict[str, str]:
+    """What this run published for `practices` (the dashboard snapshot); empty if nothing was."""
+    if not path:
+        return {}
+    con = duckdb.connect(path, read_only=True)
+    try:
+        return practice_table_hashes(con, practices, schemas=("marts",))
     finally:
         con.close()
 
@@ -162,6 +184,7 @@ def inject(
     others = codes(sandbox)[1:]
     assert all(faulted.outcomes[o]["status"] == "ok" for o in others)
     assert faulted.others == clean.others, "a fault at one practice changed another's rows"
+    assert faulted.published and faulted.published == clean.published, "others not published intact"
     assert lost_rows(clean, faulted, others) == 0
     assert faulted.duplicate_rows == 0
     if fields["kind"] != "duplicate_slot":
@@ -345,5 +368,123 @@ def test_semantically_wrong_data_never_touches_other_practices(
             faulted.duplicate_rows,
             f"quarantined by the data-quality gate ({case.expectation}); kept, not published",
             "tests/flows/test_fault_injection.py::test_semantically_wrong_data_never_touches_other_practices",
+        )
+    )
+
+
+# -- hostile providers: slow or evasive answers cannot hold the run (#18) ---------------------
+
+
+@pytest.fixture
+def http_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Override `http.*` settings for one test (on top of HTTP_ENV)."""
+
+    def override(**values: float) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(f"SLOTSYNC_HTTP__{name.upper()}", str(value))
+        get_settings.cache_clear()
+
+    yield override
+    get_settings.cache_clear()
+
+
+def _failed_alone(victim: str, faulted: Snapshot, error_class: str, *words: str) -> str:
+    """The victim failed with `error_class` and a one-line message; nothing of it was loaded."""
+    outcome = faulted.outcomes[victim]
+    assert outcome["status"] == "failed" and outcome["error_class"] == error_class, outcome
+    message: str = outcome["message"]
+    assert "\n" not in message and victim in message and "Next step" in message, message
+    assert all(word in message for word in words), message
+    assert faulted.slot_rows[victim] == 0 and victim not in faulted.landing_files
+    return message
+
+
+TRICKLE_BYTE_EVERY_S = 1.0  # inside the 5 s read timeout: each byte restarts it
+REQUEST_DEADLINE_S = 4.0
+PRACTICE_BUDGET_S = 10.0
+# Slack over a clean run for the victim's budget: a loaded 2-core machine, the trickle's end.
+RUN_SLACK_S = 45.0
+
+
+def test_a_trickling_provider_fails_its_practice_within_the_budget(
+    sandbox: SandboxServer, tmp_path: Path, clean: Snapshot, http_env: Callable[..., None]
+) -> None:
+    http_env(request_deadline_s=REQUEST_DEADLINE_S, practice_budget_s=PRACTICE_BUDGET_S)
+    victim, faulted, injected = inject(
+        sandbox, tmp_path, clean, kind="trickle", delay_s=TRICKLE_BYTE_EVERY_S
+    )
+    _failed_alone(victim, faulted, "PracticeBudgetExceeded", "http.practice_budget_s")
+    # Unbounded, each trickled search would take one second per byte of its bundle.
+    smallest_body = clean.victim_smallest_body
+    assert smallest_body is not None
+    assert smallest_body * TRICKLE_BYTE_EVERY_S > 10 * (PRACTICE_BUDGET_S + RUN_SLACK_S)
+    over_clean = faulted.wall_s - clean.wall_s
+    assert over_clean < PRACTICE_BUDGET_S + RUN_SLACK_S, f"the run took {over_clean:.0f} s longer"
+    # Retried on the request deadline until the budget, not the attempts, ended it.
+    assert faulted.victim_searches > clean.victim_searches
+    record(
+        Result(
+            "fault",
+            f"trickled body (a byte every {TRICKLE_BYTE_EVERY_S:g} s, a {REQUEST_DEADLINE_S:g} s "
+            f"request deadline, a {PRACTICE_BUDGET_S:g} s practice budget)",
+            injected,
+            injected,
+            lost_rows(clean, faulted, codes(sandbox)[1:]),
+            faulted.duplicate_rows,
+            f"practice failed alone: PracticeBudgetExceeded after {faulted.victim_searches} "
+            f"requests ({clean.victim_searches} searches, retried on the deadline); run "
+            f"{faulted.wall_s:.0f} s (clean {clean.wall_s:.0f} s), a whole trickled body "
+            f"≥ {smallest_body * TRICKLE_BYTE_EVERY_S:,.0f} s; others published intact",
+            "tests/flows/test_fault_injection.py::test_a_trickling_provider_fails_its_practice_within_the_budget",
+        )
+    )
+
+
+def test_a_day_long_retry_after_fails_its_practice_at_once(
+    sandbox: SandboxServer, tmp_path: Path, clean: Snapshot, http_env: Callable[..., None]
+) -> None:
+    # The cap allows a day, so only the practice's budget refuses the wait.
+    http_env(retry_after_cap_s=100_000, practice_budget_s=60)
+    victim, faulted, injected = inject(
+        sandbox, tmp_path, clean, kind="status", status=429, retry_after_s=86400
+    )
+    _failed_alone(
+        victim, faulted, "RateLimited", "wait 86400 s (Retry-After)", "remaining budget", "HTTP 429"
+    )
+    assert faulted.victim_searches == clean.victim_searches, "a refused wait is never asked again"
+    over_clean = faulted.wall_s - clean.wall_s
+    assert over_clean < RUN_SLACK_S, f"the run took {over_clean:.0f} s longer: it slept"
+    record(
+        Result(
+            "fault",
+            "429 with Retry-After: 86400 (a day, beyond the practice budget)",
+            injected,
+            injected,
+            lost_rows(clean, faulted, codes(sandbox)[1:]),
+            faulted.duplicate_rows,
+            f"practice failed at once: RateLimited naming the 86400 s wait, never slept; run "
+            f"{faulted.wall_s:.0f} s (clean {clean.wall_s:.0f} s); others published intact",
+            "tests/flows/test_fault_injection.py::test_a_day_long_retry_after_fails_its_practice_at_once",
+        )
+    )
+
+
+def test_a_redirect_carrying_a_fhir_bundle_is_neither_followed_nor_loaded(
+    sandbox: SandboxServer, tmp_path: Path, clean: Snapshot
+) -> None:
+    victim, faulted, injected = inject(sandbox, tmp_path, clean, kind="redirect")
+    _failed_alone(victim, faulted, "Redirected", "HTTP 302", "elsewhere.invalid (another host)")
+    assert faulted.victim_searches == clean.victim_searches, "a redirect is not retried"
+    record(
+        Result(
+            "fault",
+            "302 redirect to another host with a FHIR Bundle body",
+            injected,
+            injected,
+            lost_rows(clean, faulted, codes(sandbox)[1:]),
+            faulted.duplicate_rows,
+            "practice failed alone: Redirected, not followed, body not loaded; others published intact",
+            "tests/flows/test_fault_injection.py::"
+            "test_a_redirect_carrying_a_fhir_bundle_is_neither_followed_nor_loaded",
         )
     )

@@ -96,6 +96,28 @@ def test_stall_outlasts_the_client_timeout(small_gpc: GpcClient) -> None:
     assert _search(small_gpc).status_code == 200
 
 
+def test_trickle_sends_the_body_a_byte_at_a_time_inside_the_read_timeout(small_gpc: GpcClient) -> None:
+    small_gpc.sandbox.state.faults.add(FaultRule(kind="trickle", delay_s=0.1, count=1))
+    practice = small_gpc.sandbox.registry.practices[0]
+    headers = small_gpc.headers(practice, Interaction.METADATA)
+    # A 0.5 s read timeout never fires: every byte comes 0.1 s after the one before.
+    with httpx.stream("GET", practice.service_root + "/metadata", headers=headers, timeout=0.5) as answer:
+        assert answer.status_code == 200
+        chunks = answer.iter_raw()
+        received = [next(chunks) for _ in range(5)]
+    assert all(len(chunk) == 1 for chunk in received), received
+    assert _search(small_gpc).status_code == 200
+
+
+def test_redirect_answers_a_302_elsewhere_with_the_real_bundle(small_gpc: GpcClient) -> None:
+    small_gpc.sandbox.state.faults.add(FaultRule(kind="redirect", count=1))
+    response = _search(small_gpc)
+    assert response.status_code == 302
+    assert response.headers["location"].startswith("https://elsewhere.invalid/")
+    assert orjson.loads(response.content)["resourceType"] == "Bundle"
+    assert _search(small_gpc).status_code == 200
+
+
 def test_faults_over_http(small_gpc: GpcClient) -> None:
     url = f"{small_gpc.sandbox.base_url}/_sandbox/faults"
     created = small_gpc.http.post(url, json={"practice": "*", "kind": "status", "status": 502, "count": 3})
