@@ -464,7 +464,8 @@ def status(
     show_all: Annotated[bool, typer.Option("--all", help="list every practice, not only problems")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per practice")] = False,
     as_of: Annotated[str | None, typer.Option(help="judge freshness at this ISO instant")] = None,
-    check: Annotated[bool, typer.Option(help="exit 2 when a practice is stale or failing")] = False,
+    check: Annotated[bool, typer.Option(help="exit 2 when a practice is stale or failing or a load "
+                                        "was left running by a dead process")] = False,
 ) -> None:
     """Per practice: last successful sync, freshness, open failures with their next step, NHS 111 drift.
 
@@ -483,6 +484,7 @@ def status(
         freshness_counts,
         open_for_reading,
         practice_status,
+        running_loads,
         status_json,
         status_report,
     )
@@ -497,6 +499,7 @@ def status(
         statuses = practice_status(con, now=now, stale_after=stale_after)
         counts = freshness_counts(con, now=now, stale_after=stale_after)
         drift = {d.finding.practice_ods: d for d in open_drift(con)}
+        loads = running_loads(con)
     except duckdb.CatalogException:
         raise _fail(f"{_warehouse_path(warehouse)} has no slotsync tables yet. Next step: run a sync "
                     "(slotsync sync, or wait for the nightly)") from None
@@ -518,7 +521,9 @@ def status(
             typer.echo(f"  evidence: {f.evidence}")
             typer.echo(f"  likely cause: {f.likely_cause}")
             typer.echo(f"  who fixes it: {f.who_fixes}")
-    if check and (any(s.needs_attention for s in statuses) or drift):
+    for load in loads:  # stderr under --json: stdout stays one object per practice
+        typer.secho(load.line(), fg=typer.colors.RED if load.left_running else None, err=as_json)
+    if check and (any(s.needs_attention for s in statuses) or drift or any(x.left_running for x in loads)):
         raise typer.Exit(code=2)
 
 
