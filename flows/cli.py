@@ -24,7 +24,13 @@ from typing import Annotated, Any
 import typer
 
 from connectors.referencedata import DEFAULT_CACHE_DIR, DEFAULT_ORD_URL, DEFAULT_SDS_URL
-from connectors.registry import RegistryError, import_nhs_csv, load_registry
+from connectors.registry import (
+    EXAMPLE_SERVICE_ROOT_TEMPLATE,
+    RegistryError,
+    check_service_root_template,
+    import_nhs_csv,
+    load_registry,
+)
 from flows.alerts_cli import alerts_app
 from flows.environment import prepare_prefect_environment
 from flows.export_cli import export_command
@@ -272,6 +278,9 @@ def registry_from_csv(
     """Generate a registry from an NHS Digital practice list CSV (e.g. the 111 workbook)."""
     from connectors.referencedata.sources import DEFAULT_PROVIDER_MAPPING, ProviderMapping, SourceError
 
+    if problem := check_service_root_template(service_root_template):  # one line, before reading
+        raise _fail(f"--service-root-template {problem.removeprefix('service root template ')}. "
+                    f"Next step: pass a template like {EXAMPLE_SERVICE_ROOT_TEMPLATE}")
     try:
         providers = ProviderMapping.load(provider_mapping or DEFAULT_PROVIDER_MAPPING)
         imported = import_nhs_csv(
@@ -614,6 +623,10 @@ def _instant(text: str, option: str) -> datetime:
         raise _fail(f"{option} {text!r} is not an ISO instant like 2026-03-29T02:00:00+01:00") from None
     if instant.tzinfo is None:
         raise _fail(f"{option} needs an offset, e.g. 2026-03-29T02:00:00+01:00")
+    try:
+        instant.astimezone(UTC)  # 9999-12-31T23:00-05:00 has no UTC instant
+    except OverflowError:
+        raise _fail(f"{option} {text!r} is out of range: it has no UTC instant") from None
     return instant
 
 
