@@ -452,13 +452,20 @@ def _placeholder_asid(ods: str) -> str:
     return f"{int(digest[:15], 16) % 10**12:012d}"
 
 
+EXAMPLE_SERVICE_ROOT_TEMPLATE = "https://host/{ods}/STU3/1/gpconnect"
+
+
 def check_service_root_template(template: str) -> str | None:
     """None if `template` is usable, else a one-line reason (only `{ods}` may be substituted)."""
     try:
-        fields = [name for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+        parsed = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template)
+                  if name is not None]
     except ValueError as exc:
         return f"service root template {template!r} is not a valid template: {exc}"
-    bad = sorted({f"{{{name}}}" for name in fields if name != "ods"})
+    fields = [name for name, _, _ in parsed]
+    # A conversion or format spec ({ods!r}, {ods:>9}) would put quotes or padding in the URL.
+    bad = sorted({f"{{{name}{'!' + conv if conv else ''}{':' + spec if spec else ''}}}"
+                  for name, spec, conv in parsed if name != "ods" or spec or conv})
     if bad:
         return (f"service root template {template!r} has placeholder(s) {', '.join(bad)}; "
                 "only {ods} is allowed")

@@ -24,7 +24,13 @@ from typing import Annotated, Any
 import typer
 
 from connectors.referencedata import DEFAULT_CACHE_DIR, DEFAULT_ORD_URL, DEFAULT_SDS_URL
-from connectors.registry import RegistryError, import_nhs_csv, load_registry
+from connectors.registry import (
+    EXAMPLE_SERVICE_ROOT_TEMPLATE,
+    RegistryError,
+    check_service_root_template,
+    import_nhs_csv,
+    load_registry,
+)
 from flows.alerts_cli import alerts_app
 from flows.environment import prepare_prefect_environment
 from flows.export_cli import export_command
@@ -272,6 +278,9 @@ def registry_from_csv(
     """Generate a registry from an NHS Digital practice list CSV (e.g. the 111 workbook)."""
     from connectors.referencedata.sources import DEFAULT_PROVIDER_MAPPING, ProviderMapping, SourceError
 
+    if problem := check_service_root_template(service_root_template):  # one line, before reading
+        raise _fail(f"--service-root-template {problem.removeprefix('service root template ')}. "
+                    f"Next step: pass a template like {EXAMPLE_SERVICE_ROOT_TEMPLATE}")
     try:
         providers = ProviderMapping.load(provider_mapping or DEFAULT_PROVIDER_MAPPING)
         imported = import_nhs_csv(
@@ -464,7 +473,8 @@ def status(
     show_all: Annotated[bool, typer.Option("--all", help="list every practice, not only problems")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per practice")] = False,
     as_of: Annotated[str | None, typer.Option(help="judge freshness at this ISO instant")] = None,
-    check: Annotated[bool, typer.Option(help="exit 2 when a practice is stale or failing")] = False,
+    check: Annotated[bool, typer.Option(help="exit 2 when a practice is stale or failing or a load "
+                                        "was left running by a dead process")] = False,
 ) -> None:
     """Per practice: last successful sync, freshness, open failures with their next step, NHS 111 drift.
 
@@ -483,6 +493,7 @@ def status(
         freshness_counts,
         open_for_reading,
         practice_status,
+        running_loads,
         status_json,
         status_report,
     )
@@ -497,6 +508,7 @@ def status(
         statuses = practice_status(con, now=now, stale_after=stale_after)
         counts = freshness_counts(con, now=now, stale_after=stale_after)
         drift = {d.finding.practice_ods: d for d in open_drift(con)}
+        loads = running_loads(con)
     except duckdb.CatalogException:
         raise _fail(f"{_warehouse_path(warehouse)} has no slotsync tables yet. Next step: run a sync "
                     "(slotsync sync, or wait for the nightly)") from None
@@ -518,7 +530,9 @@ def status(
             typer.echo(f"  evidence: {f.evidence}")
             typer.echo(f"  likely cause: {f.likely_cause}")
             typer.echo(f"  who fixes it: {f.who_fixes}")
-    if check and (any(s.needs_attention for s in statuses) or drift):
+    for load in loads:  # stderr under --json: stdout stays one object per practice
+        typer.secho(load.line(), fg=typer.colors.RED if load.left_running else None, err=as_json)
+    if check and (any(s.needs_attention for s in statuses) or drift or any(x.left_running for x in loads)):
         raise typer.Exit(code=2)
 
 
@@ -609,6 +623,10 @@ def _instant(text: str, option: str) -> datetime:
         raise _fail(f"{option} {text!r} is not an ISO instant like 2026-03-29T02:00:00+01:00") from None
     if instant.tzinfo is None:
         raise _fail(f"{option} needs an offset, e.g. 2026-03-29T02:00:00+01:00")
+    try:
+        instant.astimezone(UTC)  # 9999-12-31T23:00-05:00 has no UTC instant
+    except OverflowError:
+        raise _fail(f"{option} {text!r} is out of range: it has no UTC instant") from None
     return instant
 
 

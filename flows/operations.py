@@ -27,6 +27,7 @@ from typing import Literal
 
 import duckdb
 
+from common.holder import Holder, HolderState, holder_state
 from connectors.gpconnect.searches import UnitKey
 from connectors.gpconnect.windows import SearchWindow, plan_windows
 from dashboards import figures
@@ -287,6 +288,60 @@ def freshness_counts(
     names = [d[0] for d in cursor.description or ()]
     row = cursor.fetchone() or ()
     return {n: int(v) for n, v in zip(names, row, strict=True) if isinstance(v, int)}
+
+
+@dataclass(frozen=True)
+class RunningLoad:
+    """A load the ledger calls running, and what became of the process holding it."""
+
+    load_id: str
+    flow_name: str
+    flow_run_id: str | None
+    started_at: datetime
+    holder: Holder | None  # None: begun before the ledger recorded holders (V010)
+    state: HolderState | None  # None: no holder to check
+
+    @property
+    def left_running(self) -> bool:
+        """Its holder is gone (dead, or its pid reused): nothing will ever end this load."""
+        return self.state == "gone"
+
+    def line(self) -> str:
+        """One line for `slotsync status`."""
+        since = f"since {_minute(self.started_at)} UTC"
+        holder = self.holder
+        if holder is None or self.state is None:
+            return (f"load {self.load_id} ({self.flow_name}) running {since}; its process was not "
+                    "recorded (begun before migration V010), cannot check")
+        if self.state == "elsewhere":
+            return (f"load {self.load_id} ({self.flow_name}) running {since} on host {holder.host}, "
+                    f"cannot check (process {holder.pid})")
+        if self.state == "alive":
+            return (f"load {self.load_id} ({self.flow_name}) running {since}, process {holder.pid} "
+                    "is alive")
+        return (f"LOAD LEFT RUNNING {self.load_id} ({self.flow_name}) {since}: its process "
+                f"{holder.pid} on {holder.host} is gone. Next step: slotsync rerun "
+                f"{self.flow_run_id or self.load_id}")
+
+
+def running_loads(con: duckdb.DuckDBPyConnection, *, host: str | None = None) -> list[RunningLoad]:
+    """Every load marked running, with whether its holder process lives (on this `host`)."""
+    recorded = con.execute(
+        "select count(*) from information_schema.columns where table_schema = 'meta' "
+        "and table_name = 'load_ledger' and column_name = 'holder_pid'"
+    ).fetchall()[0][0]
+    query = sql_text("ledger/running_loads.sql")
+    if not recorded:  # read-only before the first writer applied V010: no holders yet
+        query = query.replace("holder_pid, holder_host, holder_started",
+                              "null, null, null")
+    loads = []
+    for load_id, flow_name, flow_run_id, started_at, pid, holder_host, started in (
+        con.execute(query).fetchall()
+    ):
+        holder = Holder(int(pid), holder_host, started) if pid is not None and holder_host else None
+        state = holder_state(holder, host=host) if holder is not None else None
+        loads.append(RunningLoad(load_id, flow_name, flow_run_id, started_at, holder, state))
+    return loads
 
 
 # ---------------------------------------------------------------------- windows

@@ -49,6 +49,7 @@ from connectors.registry import Practice, Registry, load_registry
 from flows.alert_messages import FailedPractice, failed_run_report
 from flows.bookings import BookingsResult, collect_bookings
 from flows.drift import notify_new_episodes
+from flows.load_guard import ends_load_on_exit, guard_load
 from flows.logs import context_fields, log_context
 from flows.operations import (
     BACKFILL_STREAM,
@@ -302,6 +303,7 @@ async def _resolve_plan(
     )
 
 
+@ends_load_on_exit  # the load never outlives this run as `running` (flows/load_guard.py)
 async def _sync(
     flow_name: str,
     registry: Registry,
@@ -320,6 +322,7 @@ async def _sync(
     if unknown:
         raise ValueError(f"practices not in the registry: {', '.join(unknown)}")
     load_id = new_load_id(flow_name, observed_at, uuid.uuid4().hex[:8])
+    guard_load(settings.resolved_warehouse_path, load_id)
     summary = SyncSummary(load_id=load_id, flow_name=flow_name, as_of=observed_at,
                           stream=plan.stream, flow_run_id=flow_run_id())
     windows = plan.windows()

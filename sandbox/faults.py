@@ -11,7 +11,9 @@ deadline ends it) or a 302 redirect to another host whose body is the real FHIR 
 oversized, schema drift (unknown elements added, optional elements missing) or semantically
 wrong data (a slot ending before it starts, a slot referencing a schedule the bundle lacks,
 a slot id twice in one bundle, offsets contradicting UK daylight saving time), for the
-reliability suite. `bad_data` sends a slot searchset with one semantic defect (`defect`,
+reliability suite; or a payload of the wrong shape (`entry_object`: `Bundle.entry` an object,
+not an array) or the provider's error sent as a success (`outcome_ok`: an OperationOutcome
+with HTTP 200). `bad_data` sends a slot searchset with one semantic defect (`defect`,
 see `corrupt_bundle`), for the data-quality tests: those above, a slot outside the search
 window, or no slots at all. `count` limits how many requests a rule affects; `None` keeps it
 active until cleared. The first matching rule wins, in the order the rules were added.
@@ -39,11 +41,12 @@ FaultKind = Literal[
     "status", "latency", "reset", "truncate", "wrong_content_type", "stall", "trickle", "redirect",
     "oversize", "schema_extra", "schema_missing",
     "end_before_start", "dangling_schedule", "duplicate_slot", "dst_offset", "outside_window", "no_slots",
+    "entry_object", "outcome_ok",
 ]
 # Faults that rewrite a successful response's JSON body (slot-search bundles and resources).
 BODY_FAULTS = frozenset(
     {"oversize", "schema_extra", "schema_missing", "end_before_start", "dangling_schedule",
-     "duplicate_slot", "dst_offset", "outside_window", "no_slots"}
+     "duplicate_slot", "dst_offset", "outside_window", "no_slots", "entry_object", "outcome_ok"}
 )
 # How far `outside_window` moves a slot: past any 14-day search window.
 OUTSIDE_WINDOW_SHIFT = timedelta(days=400)
@@ -123,6 +126,10 @@ def mutate_bundle(rule: FaultRule, body: bytes) -> bytes:
     document = orjson.loads(body)
     if not isinstance(document, dict):
         return body
+    if rule.kind == "outcome_ok":
+        return orjson.dumps({"resourceType": "OperationOutcome", "issue": [{
+            "severity": "error", "code": "processing",
+            "diagnostics": "Slot search failed: the appointment book is being rebuilt"}]})
     if rule.kind == "oversize":
         # Valid JSON, just far too big: an unknown element of padding at the end.
         return body[: body.rindex(b"}")] + b',"sandboxPadding":"' + b"x" * rule.pad_bytes + b'"}'
@@ -151,6 +158,8 @@ def mutate_bundle(rule: FaultRule, body: bytes) -> bytes:
             if not (isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
                     and entry["resource"].get("resourceType") in ("Slot", "Schedule"))
         ]
+    elif rule.kind == "entry_object":
+        document["entry"] = document["entry"][0]
     elif rule.kind == "end_before_start":
         slots[0]["start"], slots[0]["end"] = slots[0]["end"], slots[0]["start"]
     elif rule.kind == "dangling_schedule":

@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from common.holder import Holder, this_process
 from common.uktime import parse_fhir_datetime, uk_day
 from connectors.bookinglog import AppointmentRead, BookingLogExport
 from connectors.http.errors import HttpError
@@ -29,13 +30,22 @@ def new_load_id(flow_name: str, as_of: datetime, suffix: str) -> str:
 
 def begin_load(
     con: duckdb.DuckDBPyConnection, load_id: str, *, flow_name: str, as_of: datetime, started_at: datetime,
-    flow_run_id: str | None = None,
+    flow_run_id: str | None = None, holder: Holder | None = None,
 ) -> None:
+    """Record the load as running, held by `holder` (default: this process), so a load its
+    holder never ended (killed without cleanup) is recognisable later (common/holder.py)."""
+    held_by = holder or this_process()
     con.execute(
         sql_text("ledger/begin_load.sql"),
         {"load_id": load_id, "flow_name": flow_name, "flow_run_id": flow_run_id,
-         "as_of": as_of, "started_at": started_at},
+         "as_of": as_of, "started_at": started_at, "holder_pid": held_by.pid,
+         "holder_host": held_by.host, "holder_started": held_by.started},
     )
+
+def fail_load(con: duckdb.DuckDBPyConnection, load_id: str, *, reason: str, at: datetime) -> None:
+    """End a load still running as failed, with `reason` in words (a completed one stays)."""
+    con.execute(sql_text("ledger/fail_load.sql"),
+                {"load_id": load_id, "detail": reason, "completed_at": at})
 
 def finish_load(
     con: duckdb.DuckDBPyConnection, load_id: str, *, status: str, completed_at: datetime, practices_ok: int,

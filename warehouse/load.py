@@ -32,6 +32,7 @@ from warehouse import fold
 from warehouse.cursors import LOADER_DB, CursorPool
 from warehouse.db import sql_text, transaction
 from warehouse.landing import read_landing_metas
+from warehouse.payload_shape import explain_unreadable
 
 # Staging models loaded from the landing files, each replaced per unit in the practice's
 # transaction: (table, model file, batch table holding the batch's rows).
@@ -207,7 +208,7 @@ def _read_batch(con: duckdb.DuckDBPyConnection, batch: Sequence[LandingFile]) ->
         return {}
     except _UNREADABLE as exc:
         if len(batch) == 1:
-            return {batch[0].practice_ods: _unreadable(exc)}
+            return {batch[0].practice_ods: explain_unreadable(batch[0].path, exc)}
     # One file spoilt the batch: read them one by one to tell which.
     unreadable: dict[str, str] = {}
     created = False
@@ -218,7 +219,7 @@ def _read_batch(con: duckdb.DuckDBPyConnection, batch: Sequence[LandingFile]) ->
             con.execute(f"{verb} {target} {read}", {**params, "paths": [str(landing.path)]})
             created = True
         except _UNREADABLE as exc:
-            unreadable[landing.practice_ods] = _unreadable(exc)
+            unreadable[landing.practice_ods] = explain_unreadable(landing.path, exc)
     return unreadable
 
 def _derive_batch(session: CursorPool) -> None:
@@ -239,8 +240,10 @@ def _derive_batch(session: CursorPool) -> None:
 def _batch_problems(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, str]:
     """Strict where the data would be wrong: practice -> every problem found, in words."""
     rows = con.execute(sql_text("load/batch_problems.sql"), {"load_id": load_id}).fetchall()
-    labels = ("slot(s) without an id", "slot(s) without a schedule reference",
-              "slot(s) with a missing or invalid start", "slot(s) with a missing or invalid end")
+    labels = ("slot(s) without an id (Slot.id)",
+              "slot(s) without a schedule reference (Slot.schedule.reference)",
+              "slot(s) with a missing or invalid start (Slot.start must be an instant as text)",
+              "slot(s) with a missing or invalid end (Slot.end must be an instant as text)")
     problems: dict[str, str] = {}
     for ods, foreign, not_bundle, *slot_counts in rows:
         if foreign:
@@ -482,11 +485,6 @@ class _GroupRows:
             return "rowid between $first_row and $last_row", {"first_row": known[0][0],
                                                                "last_row": known[-1][1]}
         return "practice_ods in (select unnest($practices::varchar[]))", {"practices": self.practices}
-
-
-def _unreadable(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
-    return f"response is not valid FHIR JSON of the expected shape ({text[:400]})"
 
 
 def _raw_rows_from_metas(landing: LandingFile, load_id: str) -> pa.Table:

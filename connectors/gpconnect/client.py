@@ -273,6 +273,7 @@ class GpConnectClient:
         if response.status_code != _SUCCESS.get(interaction, 200):
             raise self._error(practice, interaction, response)
         _require_complete_fhir_json(practice, interaction, response)
+        _refuse_operation_outcome(practice, interaction, response)
         return response
 
     def _error(
@@ -352,12 +353,41 @@ def _require_complete_fhir_json(
 
 
 def _spine_code(response: httpx.Response) -> tuple[str | None, str | None]:
-    """The Spine code and diagnostics of an OperationOutcome, ignoring the coding system."""
+    """The Spine code of an OperationOutcome (ignoring the coding system) and its issues'
+    codes and diagnostics in words (`OperationOutcome.summary`)."""
+    outcome = _operation_outcome(response.content)
+    return (outcome.spine_code, outcome.summary()) if outcome else (None, None)
+
+
+def _operation_outcome(body: bytes) -> OperationOutcome | None:
     try:
-        outcome = OperationOutcome.model_validate_json(response.content)
+        return OperationOutcome.model_validate_json(body)
     except ValueError:
-        return None, None
-    return outcome.spine_code, outcome.diagnostics
+        return None
+
+
+def _refuse_operation_outcome(
+    practice: Practice, interaction: Interaction, response: httpx.Response
+) -> None:
+    """A success status whose body is an OperationOutcome is the provider's error, not data.
+
+    A substring test first (C speed, no parse): only a body naming OperationOutcome anywhere
+    is parsed, and a Bundle that merely carries one as an entry is let through.
+    """
+    if b"OperationOutcome" not in response.content:
+        return
+    outcome = _operation_outcome(response.content)
+    if outcome is None:
+        return
+    expected = "a Bundle" if interaction is Interaction.SEARCH_SLOTS else "the resource"
+    raise ResponseInvalid(
+        f"the provider answered with an OperationOutcome instead of {expected}"
+        f" ({outcome.summary() or 'no issue code or diagnostics'})",
+        practice_ods=practice.ods_code, interaction=interaction.label,
+        status=response.status_code, code=outcome.spine_code,
+        next_step="the provider reported an error with a success status; nothing of it was "
+                  "loaded. Raise the issue above with the supplier, then re-run the practice",
+    )
 
 
 def _caller(practice: Practice, interaction: Interaction) -> Caller:

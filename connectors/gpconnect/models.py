@@ -7,11 +7,17 @@ lenient where the spec's own examples are sloppy (object vs array).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.gpconnect.spine import BOOKING_ORG_URL, ODS_SYSTEM
+
+# How much of a supplier's OperationOutcome text a failure message carries.
+OUTCOME_TEXT_CHARS = 240
+# Ten digits, optionally spaced 3-3-4: an NHS number (or anything that could be one).
+_NHS_NUMBER = re.compile(r"(?<!\d)\d{3}[ -]?\d{3}[ -]?\d{4}(?!\d)")
 
 
 def _as_list(value: Any) -> Any:
@@ -70,6 +76,19 @@ class OperationOutcome(_Lenient):
     @property
     def diagnostics(self) -> str | None:
         return next((i.diagnostics for i in self.issue if i.diagnostics), None)
+
+    def summary(self, limit: int = OUTCOME_TEXT_CHARS) -> str | None:
+        """Every issue's `code` and `diagnostics` ("invalid: start is not a date; processing"),
+        with anything shaped like an NHS number removed and cut to `limit` characters: a
+        supplier's diagnostics may quote the request, and the text goes to logs and phones."""
+        parts = []
+        for issue in self.issue:
+            text = " ".join(_NHS_NUMBER.sub("[number removed]", issue.diagnostics or "").split())
+            parts.append(": ".join(part for part in (issue.code, text) if part))
+        joined = "; ".join(part for part in parts if part)
+        if len(joined) > limit:
+            joined = joined[: limit - 3].rstrip() + "..."
+        return joined or None
 
 
 class Reference(_Lenient):

@@ -168,7 +168,7 @@ def test_sync_with_a_garbage_as_of_is_a_one_line_error(tmp_path: Path) -> None:
         ("https://h/{0}/x", "only {ods} is allowed"),
         ("https://h/{ods}/{region}", "only {ods} is allowed"),
         ("https://h/{ods.__class__}/x", "only {ods} is allowed"),
-        ("https://h/{ods:d}/x", "is not a valid template"),
+        ("https://h/{ods:d}/x", "only {ods} is allowed"),
         ("https://h/{ods/x", "is not a valid template"),
         ("http://h/{ods}/x", "must be https"),
     ],
@@ -184,3 +184,30 @@ def test_a_bad_service_root_template_is_a_one_line_error(
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert reason in result.output and "Traceback" not in result.output
     assert not (tmp_path / "r.yaml").exists()
+
+
+@pytest.mark.parametrize("template", [
+    "https://h/{0}/x", "https://h/{ods!r}/x", "https://h/{ods:>12}/x", "https://h/{ods/x", "http://h/{ods}/x",
+])
+def test_a_bad_service_root_template_is_exactly_one_line_naming_the_option(
+    tmp_path: Path, template: str
+) -> None:
+    fixture = Path(__file__).parents[1] / "fixtures" / "nhs111" / "workbook-sample.csv"
+    result = CliRunner().invoke(app, [
+        "registry", "from-csv", str(fixture), "-o", str(tmp_path / "r.yaml"), "--skip-invalid",
+        "--service-root-template", template,
+    ])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    (line,) = result.output.splitlines()
+    assert line.startswith(f"--service-root-template {template!r} ") and "Next step: pass a template" in line
+    assert not (tmp_path / "r.yaml").exists()
+
+
+def test_an_as_of_with_no_utc_instant_is_a_one_line_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [
+        "sync", "--registry", str(_good_registry(tmp_path)), "--warehouse", str(tmp_path / "w.duckdb"),
+        "--as-of", "9999-12-31T23:00:00-05:00",
+    ])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert result.output == "--as-of '9999-12-31T23:00:00-05:00' is out of range: it has no UTC instant\n"
+    assert not (tmp_path / "w.duckdb").exists()

@@ -106,7 +106,8 @@ def test_a_crash_mid_write_then_a_re_run_equals_a_clean_run(
         ).fetchall()
     finally:
         con.close()
-    assert status == [("running",)], "the crashed load must not look completed"
+    # The error ended the load failed (flows/load_guard.py): never completed, never left running.
+    assert status == [("failed",)], "the crashed load must not look completed"
     # Every practice is either fully written (staging and its units) or not at all, and the
     # batch that crashed left nothing.
     assert len(batch_sizes) == 4 and max(batch_sizes[:3]) > 1, batch_sizes

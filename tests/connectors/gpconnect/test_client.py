@@ -18,8 +18,10 @@ from connectors.gpconnect.windows import SearchWindow, plan_windows
 from connectors.http.errors import (
     ConfigurationError,
     Conflict,
+    HttpError,
     NotFound,
     RequestRejected,
+    ResponseInvalid,
     TransientError,
 )
 from connectors.registry import Practice
@@ -244,3 +246,47 @@ async def test_wire_format_of_a_dst_window_search_through_the_ssp() -> None:
     assert request.headers["Ssp-InteractionID"].endswith(":rest:search:slot-1")
     authorization = request.headers["Authorization"]
     assert authorization.startswith("Bearer ") and authorization.endswith(".")
+
+
+def _outcome_practice() -> Practice:
+    return Practice(
+        ods_code="A00002", name="Outcome", list_size=1, clinical_system="other",
+        service_root="https://outcome.example/A00002/STU3/1/gpconnect", provider_asid="123456789012",
+        accepts_111_booking=False,
+    )
+
+
+def _answering(status: int, body: dict[str, Any]) -> httpx.MockTransport:
+    content = orjson.dumps(body)
+    return httpx.MockTransport(lambda request: httpx.Response(
+        status, content=content, headers={"content-type": "application/fhir+json"}))
+
+
+LONG = "the slot search could not be completed for patient 943 476 5919 because " + "x" * 400
+
+
+@pytest.mark.parametrize("status", [200, 400, 500])
+async def test_an_operation_outcome_shows_its_issue_codes_and_diagnostics(status: int) -> None:
+    outcome = {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "processing", "diagnostics": LONG},
+        {"severity": "warning", "code": "too-costly"},
+    ]}
+    async with client_for(transport=_answering(status, outcome)) as client:
+        with pytest.raises(HttpError) as failure:
+            await search(client, _outcome_practice())
+    text = str(failure.value)
+    assert text.startswith(f"practice A00002, search free slots: HTTP {status}: ")
+    assert ("processing: the slot search could not be completed for patient [number removed] "
+            "because xxx") in text
+    assert "943" not in text and "x" * 300 not in text  # no patient identifier; cut short
+    assert "Next step: " in text and "\n" not in text
+    if status == 200:  # a success status with the provider's error is refused, never loaded
+        assert isinstance(failure.value, ResponseInvalid) and not failure.value.retryable
+        assert "OperationOutcome instead of a Bundle" in text
+
+
+async def test_an_outcome_inside_a_bundle_is_not_an_error() -> None:
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": {"resourceType": "OperationOutcome", "issue": [{"code": "informational"}]}}]}
+    async with client_for(transport=_answering(200, bundle)) as client:
+        assert (await search(client, _outcome_practice()))["resourceType"] == "Bundle"
