@@ -43,6 +43,7 @@ The checks, their GX suites and the runner are in warehouse/quality_suites.py.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ from warehouse.quality_suites import (
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
 
-# The staged rows of the batches being validated, as temp tables the check frames read.
+# The staged rows of the batches being validated, as temp views the check frames read.
 STAGED_ROWS = {
     "quality_slots": "staging.stg_gpconnect__slots",
     "quality_schedules": "staging.stg_gpconnect__schedules",
@@ -209,7 +210,9 @@ def validate_pending(
             context.build_data_docs(site_names=[DATA_DOCS_SITE])
             report.data_docs = str(data_docs_dir(data_dir) / "index.html")
     finally:
-        for temp in ("quality_units", "quality_pending", *STAGED_ROWS, *CHECK_TABLES.values()):
+        for view in STAGED_ROWS:
+            cursor.execute(f"drop view if exists {view}")
+        for temp in ("quality_units", "quality_pending", *CHECK_TABLES.values()):
             cursor.execute(f"drop table if exists {temp}")
         cursor.close()
     return report
@@ -241,13 +244,13 @@ def _check_tables(cursor: duckdb.DuckDBPyConnection, practices: Sequence[str]) -
     # Practices are consecutive in ODS order: the range lets DuckDB skip other row groups.
     bounds = {"first_observed": first, "last_observed": last,
               "first_practice": min(practices), "last_practice": max(practices)}
-    # The batches' staged rows, read once and shared by the check frames that need them.
+    # The batches' staged rows as views the check frames share (a copy of a group's slots
+    # cost more than the checks); the bounds are variables since a view takes no parameters.
+    for name, value in bounds.items():
+        cursor.execute(f"set variable quality_{name} = $value", {"value": value})
     staged_rows = sql_text("quality/int_batch_staged_rows.sql")
-    for temp, staged in STAGED_ROWS.items():
-        cursor.execute(
-            f"create or replace temp table {temp} as {staged_rows.replace('{{ staged }}', staged)}",
-            bounds,
-        )
+    for view, staged in STAGED_ROWS.items():
+        cursor.execute(f"create or replace temp view {view} as {staged_rows.replace('{{ staged }}', staged)}")
     for name, path in FRAMES.items():
         text = sql_text(path)
         params = {k: v for k, v in bounds.items() if f"${k}" in text}
@@ -395,6 +398,7 @@ def _record(
         cursor.unregister("quality_batch_rows")
 
 
+@functools.cache
 def _snake(class_name: str) -> str:
     return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in class_name).lstrip("_")
 
