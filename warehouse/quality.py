@@ -125,12 +125,12 @@ class BatchOutcome:
 
 @dataclass
 class ValidationReport:
-    """What one validation did: the batches it judged and how long GX took."""
+    """What one validation did: the batches it judged and where the time went."""
 
     batches: list[BatchOutcome] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=dict)  # frame -> rows validated
-    extract_s: float = 0.0
-    validate_s: float = 0.0
+    rows: dict[str, int] = field(default_factory=dict)  # frame -> rows checked
+    extract_s: float = 0.0  # DuckDB: check frames, counts and failing rows
+    validate_s: float = 0.0  # GX judging the failing rows
     data_docs: str | None = None
 
     @property
