@@ -50,9 +50,10 @@ def validate_batches(
     logger = get_run_logger()
     report = validate_pending(con, data_dir=data_dir, validated_by=validated_by)
     logger.info(
-        "validated %d batch(es) (%s rows) in %.2f s (extract %.2f s); %d quarantined; Data Docs: %s",
+        "validated %d batch(es) (%s rows): checks in DuckDB %.2f s, GX %.2f s; %d quarantined; "
+        "Data Docs: %s",
         len(report.batches), ", ".join(f"{k} {v:,}" for k, v in report.rows.items()) or "no",
-        report.validate_s, report.extract_s, len(report.quarantined), report.data_docs,
+        report.extract_s, report.validate_s, len(report.quarantined), report.data_docs,
     )
     for batch in report.quarantined:
         logger.warning(

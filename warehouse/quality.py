@@ -3,20 +3,24 @@
 What is validated: every *batch* waiting to be folded, i.e. one practice's units of one load in
 one window stream (`meta.sync_window` rows sharing practice, stream and load id, not folded
 yet, never validated). The checks that need other rows or tables (duplicates, references,
-UK offsets, continuity) are computed in DuckDB as boolean or count columns
-(`warehouse/sql/quality/*.sql`); GX validates those columns and the raw identifiers and
-vocabularies, so every failure carries the name of an expectation. The suites are code
-(`CHECKS`), written into the GX file context on each run with `add_or_update`.
+UK offsets, continuity) are computed in DuckDB as boolean or count columns of check frames
+(`warehouse/sql/quality/*_checks.sql`), which stay in DuckDB. There each expectation's rule
+(compiled from the catalogue, `quality_suites.unexpected_sql`) is counted per batch
+(int_check_counts.sql), and GX is given only the rows some expectation finds unexpected, at
+most `SAMPLE_ROWS` per batch and expectation (int_check_failures.sql): GX judges them with the
+same suites, so every failure carries the name of an expectation and Data Docs show every
+validation with the failing values, while a night's millions of good rows never leave DuckDB.
+A (batch, expectation) fails when GX finds its rows unexpected; its count is DuckDB's.
+The suites are code (`CHECKS`), written into the GX file context on each run with
+`add_or_update`.
 
-Why pandas and not GX's SQL data source: pointed at DuckDB (duckdb_engine) every
-expectation fails with an empty metric result, and regexes are not supported for that
-dialect. Pulling the check frames from the writer's connection (`con.cursor()`; a second
-connection to the same file is refused in-process) and validating them in pandas is fast, and
-per-practice failures are read from GX's `unexpected_index_list` (indexed by practice, stream
-and load). The frames are pulled a group of practices at a time (about `VALIDATE_GROUP_ROWS` staged
-slots each), each group judged and recorded in its own transaction: a whole England night
-(29 M slots) in one pandas frame needed over 20 GB. The check SQL filters staging by the
-group's practice range as well as its units, so each group reads only its own row groups.
+Why not GX's SQL data source: pointed at DuckDB (duckdb_engine) every expectation fails with
+an empty metric result, and regexes are not supported for that dialect. The SQL runs on the
+writer's connection (`con.cursor()`; a second connection to the same file is refused
+in-process). Practices are validated a group at a time (about `VALIDATE_GROUP_ROWS` staged
+slots each), each group judged and recorded in its own transaction, which bounds the temp
+tables; the check SQL filters staging by the group's practice range as well as its units, so
+each group reads only its own row groups.
 
 The gate: a batch failing a *critical* expectation is quarantined (`meta.quarantine`): its
 units are never folded into `core.fct_slot_history` and its staging rows never feed core dims
@@ -39,6 +43,7 @@ The checks, their GX suites and the runner are in warehouse/quality_suites.py.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,25 +63,32 @@ from warehouse.quality_suites import (
     DATA_DOCS_SITE,
     FRAMES,
     WARNING,
+    Check,
     data_docs_dir,
     gx_context,
     prune_results,
     run_suites,
+    unexpected_sql,
 )
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
 
-# The staged rows of the batches being validated, as temp tables the check frames read.
+# The staged rows of the batches being validated, as temp views the check frames read.
 STAGED_ROWS = {
     "quality_slots": "staging.stg_gpconnect__slots",
     "quality_schedules": "staging.stg_gpconnect__schedules",
     "quality_locations": "staging.stg_gpconnect__locations",
 }
-# Staged slots whose check frames are pulled and validated together (whole practices; one
-# larger practice is a group of its own): bounds memory whatever the estate's size. A frame
-# costs ~170 MB and GX ~230 MB more per million rows.
-VALIDATE_GROUP_ROWS = 300_000
+# Each check frame, materialised per group for the counts and the failing rows.
+CHECK_TABLES = {name: f"quality_check_{name}" for name in FRAMES}
+# Staged slots whose check frames are computed and judged together (whole practices; one
+# larger practice is a group of its own): bounds the temp tables whatever the estate's size,
+# while each group's five GX runs (~0.1 s each) stay a small share of its time.
+VALIDATE_GROUP_ROWS = 2_000_000
+# Unexpected rows per batch and expectation that GX is given (and Data Docs show); GX's own
+# partial lists show 20.
+SAMPLE_ROWS = 20
 
 
 NEXT_STEP = (
@@ -113,12 +125,12 @@ class BatchOutcome:
 
 @dataclass
 class ValidationReport:
-    """What one validation did: the batches it judged and how long GX took."""
+    """What one validation did: the batches it judged and where the time went."""
 
     batches: list[BatchOutcome] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=dict)  # frame -> rows validated
-    extract_s: float = 0.0
-    validate_s: float = 0.0
+    rows: dict[str, int] = field(default_factory=dict)  # frame -> rows checked
+    extract_s: float = 0.0  # DuckDB: check frames, counts and failing rows
+    validate_s: float = 0.0  # GX judging the failing rows
     data_docs: str | None = None
 
     @property
@@ -180,23 +192,27 @@ def validate_pending(
         run_name = validated_by or f"validate-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         for group in groups:
             began = time.perf_counter()
-            frames = _extract(cursor, group)
+            _check_tables(cursor, group)
+            counts = _counts(cursor)
+            failing = _failing_rows(cursor, counts)
             report.extract_s += time.perf_counter() - began
-            for name, frame in frames.items():
-                report.rows[name] = report.rows.get(name, 0) + len(frame)
+            for name, per_batch in counts.items():
+                checked = sum(c["rows_checked"] for c in per_batch.values())
+                report.rows[name] = report.rows.get(name, 0) + checked
             began = time.perf_counter()
-            unexpected = run_suites(frames, context=context, run_name=run_name)
+            unexpected = run_suites(failing, context=context, run_name=run_name)
             report.validate_s += time.perf_counter() - began
-            batches = _judge(frames, unexpected)
-            _record(cursor, batches, frames, validated_by=validated_by, now=now)
+            batches = _judge(_batches(cursor), counts, unexpected)
+            _record(cursor, batches, counts, validated_by=validated_by, now=now)
             report.batches.extend(batches)
-            del frames, unexpected  # the next group's frames replace these
         if data_dir is not None:
             prune_results(data_dir)
             context.build_data_docs(site_names=[DATA_DOCS_SITE])
             report.data_docs = str(data_docs_dir(data_dir) / "index.html")
     finally:
-        for temp in ("quality_units", "quality_pending", *STAGED_ROWS):
+        for view in STAGED_ROWS:
+            cursor.execute(f"drop view if exists {view}")
+        for temp in ("quality_units", "quality_pending", *CHECK_TABLES.values()):
             cursor.execute(f"drop table if exists {temp}")
         cursor.close()
     return report
@@ -217,8 +233,8 @@ def _practice_groups(cursor: duckdb.DuckDBPyConnection, group_rows: int) -> list
     return groups
 
 
-def _extract(cursor: duckdb.DuckDBPyConnection, practices: Sequence[str]) -> dict[str, pd.DataFrame]:
-    """The check frames of the pending batches of `practices` (units from `quality_pending`)."""
+def _check_tables(cursor: duckdb.DuckDBPyConnection, practices: Sequence[str]) -> None:
+    """The check frames of the pending batches of `practices`, as temp tables (`CHECK_TABLES`)."""
     cursor.execute(
         "create or replace temp table quality_units as "
         "select * from quality_pending where practice_ods in (select unnest($practices::varchar[]))",
@@ -228,39 +244,101 @@ def _extract(cursor: duckdb.DuckDBPyConnection, practices: Sequence[str]) -> dic
     # Practices are consecutive in ODS order: the range lets DuckDB skip other row groups.
     bounds = {"first_observed": first, "last_observed": last,
               "first_practice": min(practices), "last_practice": max(practices)}
-    # The batches' staged rows, read once and shared by the check frames that need them.
+    # The batches' staged rows as views the check frames share (a copy of a group's slots
+    # cost more than the checks); the bounds are variables since a view takes no parameters.
+    for name, value in bounds.items():
+        cursor.execute(f"set variable quality_{name} = $value", {"value": value})
     staged_rows = sql_text("quality/int_batch_staged_rows.sql")
-    for temp, staged in STAGED_ROWS.items():
-        cursor.execute(
-            f"create or replace temp table {temp} as {staged_rows.replace('{{ staged }}', staged)}",
-            bounds,
-        )
-    frames: dict[str, pd.DataFrame] = {}
+    for view, staged in STAGED_ROWS.items():
+        cursor.execute(f"create or replace temp view {view} as {staged_rows.replace('{{ staged }}', staged)}")
     for name, path in FRAMES.items():
         text = sql_text(path)
         params = {k: v for k, v in bounds.items() if f"${k}" in text}
-        frames[name] = cursor.execute(text, params).df()
+        cursor.execute(f"create or replace temp table {CHECK_TABLES[name]} as {text}", params)
+
+
+BatchKey = tuple[str, str, str]
+
+
+def _frame_checks(frame: str) -> list[Check]:
+    return [c for c in CHECKS if c.frame == frame]
+
+
+def _counts(cursor: duckdb.DuckDBPyConnection) -> dict[str, dict[BatchKey, dict[str, int]]]:
+    """Frame -> batch -> rows checked and each expectation's unexpected rows (DuckDB's count)."""
+    template = sql_text("quality/int_check_counts.sql")
+    counts: dict[str, dict[BatchKey, dict[str, int]]] = {}
+    for frame, table in CHECK_TABLES.items():
+        checks = _frame_checks(frame)
+        columns = "".join(f',\n       count_if({unexpected_sql(c)}) as "{c.name}"' for c in checks)
+        text = template.replace("{{ frame }}", table).replace("{{ counts }}", columns)
+        names = ["rows_checked", *(c.name for c in checks)]
+        counts[frame] = {
+            (str(row[0]), str(row[1]), str(row[2])): dict(zip(names, map(int, row[3:]), strict=True))
+            for row in cursor.execute(text).fetchall()
+        }
+    return counts
+
+
+def _failing_rows(
+    cursor: duckdb.DuckDBPyConnection, counts: Mapping[str, Mapping[BatchKey, Mapping[str, int]]]
+) -> dict[str, pd.DataFrame]:
+    """Frame -> the rows GX judges: those of batches with unexpected rows, `SAMPLE_ROWS` per rule."""
+    template = sql_text("quality/int_check_failures.sql")
+    frames: dict[str, pd.DataFrame] = {}
+    for frame, table in CHECK_TABLES.items():
+        checks = _frame_checks(frame)
+        rules = [unexpected_sql(c) for c in checks]
+        practices = sorted({key[0] for key, found in counts[frame].items()
+                            if any(found[c.name] for c in checks)})
+        # Only the practices with failures: the rules are evaluated on their rows alone.
+        unexpected = (
+            "practice_ods in (select unnest($practices::varchar[])) and ("
+            + " or ".join(rules) + ")"
+        )
+        sampled = " or ".join(
+            f"({rule} and row_number() over (partition by practice_ods, stream, load_id, {rule})"
+            " <= $sample_rows)" for rule in rules
+        )
+        text = (template.replace("{{ frame }}", table).replace("{{ unexpected }}", unexpected)
+                .replace("{{ sampled }}", sampled))
+        frames[frame] = cursor.execute(text, {"practices": practices, "sample_rows": SAMPLE_ROWS}).df()
     return frames
 
 
-def _judge(frames: Mapping[str, pd.DataFrame], unexpected: Mapping[str, pd.DataFrame]) -> list[BatchOutcome]:
-    """One outcome per batch: its failed critical expectations and warnings, with counts."""
-    batches = frames["batches"]
-    counts: dict[tuple[str, str, str], dict[str, int]] = {}
+def _batches(cursor: duckdb.DuckDBPyConnection) -> list[tuple[BatchKey, datetime, int]]:
+    """The group's batches in order: key, observation instant and staged slots."""
+    rows = cursor.execute(
+        f"select practice_ods, stream, load_id, observed_at, slot_rows from {CHECK_TABLES['batches']} "
+        "order by practice_ods, stream, load_id"
+    ).fetchall()
+    return [((str(r[0]), str(r[1]), str(r[2])), _instant(r[3]), int(r[4])) for r in rows]
+
+
+def _judge(
+    batches: Sequence[tuple[BatchKey, datetime, int]],
+    counts: Mapping[str, Mapping[BatchKey, Mapping[str, int]]],
+    unexpected: Mapping[str, pd.DataFrame],
+) -> list[BatchOutcome]:
+    """One outcome per batch: the expectations GX failed on its rows, with DuckDB's counts."""
+    judged: dict[BatchKey, dict[str, int]] = {}
     for name, rows in unexpected.items():
         if rows.empty:
             continue
         for key, n in rows.groupby(list(BATCH_KEY)).size().items():
             practice, stream, load = (str(k) for k in key)  # type: ignore[union-attr]
-            counts.setdefault((practice, stream, load), {})[name] = int(n)
+            judged.setdefault((practice, stream, load), {})[name] = int(n)
     outcomes = []
-    for row in batches.itertuples(index=False):
-        key = (str(row.practice_ods), str(row.stream), str(row.load_id))
-        found = counts.get(key, {})
+    for key, observed_at, slot_rows in batches:
+        gx_found = judged.get(key, {})
+        # GX is the judge; DuckDB counted every unexpected row, GX saw a sample of them.
+        found = {
+            c.name: max(gx_found[c.name], counts[c.frame].get(key, {}).get(c.name, 0))
+            for c in CHECKS if gx_found.get(c.name)
+        }
         failed = tuple(c.name for c in CHECKS if c.severity == CRITICAL and found.get(c.name))
         warned = tuple(c.name for c in CHECKS if c.severity == WARNING and found.get(c.name))
-        outcomes.append(BatchOutcome(key[0], key[1], key[2], _instant(row.observed_at), int(row.slot_rows),
-                                     failed, warned, found))
+        outcomes.append(BatchOutcome(key[0], key[1], key[2], observed_at, slot_rows, failed, warned, found))
     return outcomes
 
 
@@ -273,18 +351,15 @@ def _instant(value: Any) -> datetime:
 
 
 def _record(
-    cursor: duckdb.DuckDBPyConnection, batches: Sequence[BatchOutcome], frames: Mapping[str, pd.DataFrame],
+    cursor: duckdb.DuckDBPyConnection, batches: Sequence[BatchOutcome],
+    counts: Mapping[str, Mapping[BatchKey, Mapping[str, int]]],
     *, validated_by: str | None, now: datetime | None,
 ) -> None:
     """One group's results, batches, new quarantines and resolved ones, in one transaction."""
-    rows_per_batch = {
-        name: frame.groupby(list(BATCH_KEY)).size().to_dict() if not frame.empty else {}
-        for name, frame in frames.items()
-    }
     results = [
         (b.load_id, b.practice_ods, b.stream, b.observed_at, c.frame, c.name, _snake(c.expectation),
-         c.severity, not b.counts.get(c.name), int(rows_per_batch[c.frame].get(
-             (b.practice_ods, b.stream, b.load_id), 0)), int(b.counts.get(c.name, 0)))
+         c.severity, not b.counts.get(c.name), int(counts[c.frame].get(
+             (b.practice_ods, b.stream, b.load_id), {}).get("rows_checked", 0)), int(b.counts.get(c.name, 0)))
         for b in batches for c in CHECKS
     ]
     utc = pa.timestamp("us", tz="UTC")
@@ -323,6 +398,7 @@ def _record(
         cursor.unregister("quality_batch_rows")
 
 
+@functools.cache
 def _snake(class_name: str) -> str:
     return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in class_name).lstrip("_")
 

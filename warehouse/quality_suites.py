@@ -1,9 +1,11 @@
 """The Great Expectations side of data quality: the checks, their suites and the runner.
 
 `CHECKS` is the catalogue: one GX expectation per check, on a column of a check frame that
-`warehouse/sql/quality/*.sql` computes. `gx_context` writes the suites into a GX context
-(a file context under `<data_dir>/quality`, with Data Docs, or an ephemeral one), and
-`run_suites` runs them over frames and returns the unexpected rows' batch keys.
+`warehouse/sql/quality/*.sql` computes. `unexpected_sql` compiles each expectation into the
+SQL rule that is true for exactly the rows GX finds unexpected, so DuckDB counts them over a
+whole night and GX is given only those rows to judge. `gx_context` writes the suites into a
+GX context (a file context under `<data_dir>/quality`, with Data Docs, or an ephemeral one),
+and `run_suites` runs them over frames and returns the unexpected rows' batch keys.
 `warehouse/quality.py` decides what to validate and what a result means for a batch.
 
 `import great_expectations` costs ~5 s, so it is imported only when a validation runs.
@@ -135,6 +137,70 @@ CHECKS: tuple[Check, ...] = (
 )
 CHECKS_BY_NAME = {c.name: c for c in CHECKS}
 
+
+# ---------------------------------------------------------------------- the rules in SQL
+
+
+def unexpected_sql(check: Check) -> str:
+    """The SQL rule over the check frame that is true for exactly the rows GX finds unexpected.
+
+    GX's column-map expectations skip null values (never unexpected), and so does every rule;
+    a rule is never null. Regexes are GX's `re.search` written for RE2 (`_re2`).
+    """
+    column = f'"{check.column}"'
+    kwargs = check.kwargs
+    if check.expectation == "ExpectColumnValuesToMatchRegex":
+        rule = f"not regexp_matches({column}, {_literal(_re2(kwargs['regex']))})"
+    elif check.expectation == "ExpectColumnValuesToBeInSet":
+        rule = f"{column} not in ({', '.join(_literal(v) for v in kwargs['value_set'])})"
+    elif check.expectation in ("ExpectColumnValuesToBeBetween", "ExpectColumnValueLengthsToBeBetween"):
+        value = column if check.expectation == "ExpectColumnValuesToBeBetween" else f"length({column})"
+        bounds = [f"{value} {op} {_literal(kwargs[key])}"
+                  for key, op in (("min_value", "<"), ("max_value", ">")) if kwargs.get(key) is not None]
+        rule = " or ".join(bounds)
+    else:
+        raise ValueError(f"check {check.name}: no SQL rule for {check.expectation}")
+    return f"({column} is not null and ({rule}))"
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise ValueError(f"no SQL literal for {value!r}")
+
+
+def _re2(pattern: str) -> str:
+    """A Python `re.search` pattern as RE2 (DuckDB) reads it, or ValueError when unsure.
+
+    `\\A`/`\\Z` are RE2's `^`/`$` (start and very end of the text); Python's own `$` also
+    matches before a final newline, so a trailing `$` becomes `\\n?$`. Class escapes (`\\d`,
+    `\\w`, `\\s`, `\\b`) mean Unicode in Python and ASCII in RE2: refused, spell the class out.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            escaped = pattern[i + 1:i + 2]
+            if escaped in ("d", "D", "w", "W", "s", "S", "b", "B"):
+                raise ValueError(f"regex {pattern!r}: spell \\{escaped} out as a class")
+            out.append({"A": "^", "Z": "$"}.get(escaped, char + escaped))
+            i += 2
+            continue
+        if char == "$":
+            if i != len(pattern) - 1:
+                raise ValueError(f"regex {pattern!r}: `$` only at the end")
+            out.append("\\n?$")
+        else:
+            out.append(char)
+        i += 1
+    return "".join(out)
+
+
 def data_docs_dir(data_dir: Path) -> Path:
     """Where GX Data Docs are built: `<data_dir>/quality/data_docs/` (open its index.html)."""
     return data_dir / "quality" / "data_docs"
@@ -145,16 +211,14 @@ def run_suites(
 ) -> dict[str, pd.DataFrame]:
     """Run every frame's GX suite in `context`; expectation name -> its unexpected rows' batch keys.
 
-    Frames without rows are not validated (nothing to fail). A file context keeps each result
-    (under `run_name`) for Data Docs.
+    Frames without rows are validated too (every suite passes), so Data Docs show every
+    validation. A file context keeps each result (under `run_name`) for Data Docs.
     """
     import pandas as pd
     from great_expectations.core.run_identifier import RunIdentifier
 
     unexpected: dict[str, pd.DataFrame] = {}
     for frame_name, frame in frames.items():
-        if frame.empty:
-            continue
         result = _validation_definition(context, frame_name).run(
             batch_parameters={"dataframe": frame},
             result_format={"result_format": "COMPLETE", "unexpected_index_column_names": list(BATCH_KEY)},
