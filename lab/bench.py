@@ -44,6 +44,14 @@ memory are reported separately. The side-by-side ingest (steps 1-4) runs on a re
 sample of it (whole networks), held in memory; the nightly run streams, as production does:
 fetch, landing files, batched loads. `--practices N` serves only the first N practices'
 networks, for a shorter run; the capacity model then extrapolates to all of England and says so.
+
+7. **With provider latency** (`--latency p50=1s,p95=3s`, `lab/bench_latency.py`): the nightly
+   run again against a sandbox that delays each GP Connect call (`sandbox/latency.py`), its
+   wall time against the capacity model's prediction (`lab/bench_capacity.py`, formula there)
+   and the calls the sandbox had in flight against the settings' limits.
+
+`--growth 300,1000,3000,6300` (`lab/bench_growth.py`) runs only the nightly, at each size, for
+how wall, CPU and peak memory grow. The child processes live in `lab/bench_processes.py`.
 """
 
 from __future__ import annotations

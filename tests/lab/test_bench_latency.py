@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
+from common.config import get_settings
+from lab.bench import PLANS, BenchSize, select_practices
 from lab.bench_capacity import Limits, calls_by_host, calls_by_supplier, capacity_model_from, predict_night
 from lab.bench_growth import linear_fit, parse_sizes, summarise
-from lab.bench_latency import achieved_concurrency, compare
+from lab.bench_latency import achieved_concurrency, compare, latency_night
+from lab.bench_processes import BENCH_START, HORIZON_DAYS, SANDBOX_SEED
 from sandbox.england import england_estate, sample_estate
+from sandbox.estate import southern_hampshire_estate
 from sandbox.latency import parse_latency
 
 ZERO = {"responses": 900, "appointment_reads": 100, "fetch_s": 10.0, "load_publish_s": 20.0}
@@ -114,3 +120,35 @@ def test_growth_summary_flags_growing_memory_and_per_practice_wall() -> None:
     assert points[1]["wall_per_practice_vs_largest"] == 1.0
     assert summary["peak_rss_tree_growth"] == 1.8 and summary["memory_flat"] is False
     assert summary["wall_linear"] is None  # two sizes always fit a line
+
+
+def test_the_nightly_with_latency_waits_on_the_provider_within_the_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live small estate, end to end, with 0.1 s a call and two calls a host: the night
+    pays the latency on every call, and the sandbox never sees more in flight than allowed."""
+    monkeypatch.setenv("SLOTSYNC_HTTP__PER_HOST_CONCURRENCY", "2")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    for key in [k for k in os.environ if k.startswith("PREFECT_API")]:
+        monkeypatch.delenv(key)
+    get_settings.cache_clear()
+    # The small plan's rows, as the bench picks them from the live estate (a function of the seed).
+    rows = [p.ods_code for p in select_practices(
+        southern_hampshire_estate("http://127.0.0.1:9", SANDBOX_SEED), PLANS[BenchSize.small]
+    )]
+    try:
+        night = latency_night(
+            tmp_path / "latency", spec="p50=0.1s,p95=0.1s", nightly_rows=rows, england_practices=None,
+            start=datetime.fromisoformat(BENCH_START), horizon_days=HORIZON_DAYS, progress=lambda _: None,
+            zero_latency={"responses": 0, "appointment_reads": 0, "fetch_s": 0.0, "load_publish_s": 0.0},
+        )
+    finally:
+        get_settings.cache_clear()
+    achieved = night["achieved_concurrency"]
+    assert night["practices"] == 4 and night["practices_failed"] == 0
+    assert achieved["per_host_limit"] == 2 and achieved["limits_respected"] is True
+    assert achieved["max_per_host"] == 2  # the limit binds: more calls than places
+    assert achieved["requests"] >= night["responses"] > 8
+    # Every slot search waited 0.1 s, two at a time: the fetch cannot be shorter.
+    assert night["measured_fetch_s"] >= 0.9 * night["responses"] * 0.1 / 2
+    assert night["prediction"]["effective_concurrency"] == 2
