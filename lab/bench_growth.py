@@ -163,7 +163,7 @@ def format_growth(data: dict[str, Any]) -> str:
     memory = data["peak_rss_tree_growth"]
     lines += [
         "",
-        f"  wall = {fit['fixed_s']:,.1f} s + {fit['s_per_practice']:.3f} s x practices; R^2 {r2} "
+        f"  wall = {fit['fixed_s']:,.1f} s {fit['s_per_practice']:+.3f} s x practices; R^2 {r2} "
         f"(target >= {data['target_wall_r2']})",
         f"  peak tree RSS grew x{memory if memory is not None else 'n/a'} while practices grew "
         f"x{data['practices_growth']} (target <= x{data['target_memory_growth']})",

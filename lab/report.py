@@ -345,7 +345,7 @@ def _growth_lines(data: dict[str, Any] | None) -> list[str]:
         )
     lines += [
         "",
-        f"Wall = {fit['fixed_s']:,.1f} s + {fit['s_per_practice']:.3f} s x practices, R^2 {r2} "
+        f"Wall = {fit['fixed_s']:,.1f} s {fit['s_per_practice']:+.3f} s x practices, R^2 {r2} "
         f"(linear: R^2 >= {data['target_wall_r2']}). Peak tree RSS grew x"
         f"{'n/a' if memory is None else memory} while practices grew x{data['practices_growth']} "
         f"(flat: <= x{data['target_memory_growth']}).",
