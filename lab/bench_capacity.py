@@ -135,7 +135,8 @@ def capacity_model_from(
     """Expected wall time of a full England night at a provider latency and calls in flight.
 
     The formula of the module docstring, with C calls in flight on as many hosts as it takes
-    (per-host caps not binding) and L the latency's mean. Calls are the slot searches plus
+    (per-host caps not binding) and a constant latency L (so `latency_p50_s` is also the
+    mean; a long tail lengthens the night: see `predict_night`). Calls are the slot searches plus
     `APPOINTMENT_READS_PER_PRACTICE` booking confirmations per practice (the pre-rendered
     estate logs no bookings, so none were measured at scale). The zero-latency fetch and the
     writer's load and publish are scaled from the run by slot searches (slots grow with them).
