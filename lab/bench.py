@@ -44,6 +44,14 @@ memory are reported separately. The side-by-side ingest (steps 1-4) runs on a re
 sample of it (whole networks), held in memory; the nightly run streams, as production does:
 fetch, landing files, batched loads. `--practices N` serves only the first N practices'
 networks, for a shorter run; the capacity model then extrapolates to all of England and says so.
+
+7. **With provider latency** (`--latency p50=1s,p95=3s`, `lab/bench_latency.py`): the nightly
+   run again against a sandbox that delays each GP Connect call (`sandbox/latency.py`), its
+   wall time against the capacity model's prediction (`lab/bench_capacity.py`, formula there)
+   and the calls the sandbox had in flight against the settings' limits.
+
+`--growth 300,1000,3000,6300` (`lab/bench_growth.py`) runs only the nightly, at each size, for
+how wall, CPU and peak memory grow. The child processes live in `lab/bench_processes.py`.
 """
 
 from __future__ import annotations
@@ -58,7 +66,6 @@ import resource
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -70,24 +77,29 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 import orjson
 
 from connectors.gpconnect.client import GpConnectClient, SlotSearchResponse
 from connectors.gpconnect.windows import plan_windows
-from connectors.registry import Practice, Registry, load_registry
-from sandbox.england import ENGLAND_PRACTICES, england_estate, sample_estate
-from sandbox.prerendered import READY_LINE
+from connectors.registry import Practice, Registry
+from lab.bench_capacity import capacity_model_from, england_calls_per_night
+from lab.bench_latency import format_latency, latency_night
+from lab.bench_processes import (
+    BENCH_START,
+    HORIZON_DAYS,
+    RSS_SAMPLE_S,
+    SANDBOX_SEED,
+    StandaloneSandbox,
+    run_nightly,
+)
+from sandbox.england import ENGLAND_PRACTICES, sample_estate
+from sandbox.latency import parse_latency
 from warehouse.db import connect, open_warehouse
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
 from warehouse.loader import LandingFile, PracticeLoad, Warehouse, new_load_id
 from warehouse.quality_suites import validation_s_per_million_rows
 
 DELIVERY_CHANNEL_URL = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-DeliveryChannel-2"
-BENCH_START = "2026-03-23T02:00:00+00:00"  # a Monday's nightly run; the horizon crosses BST
-HORIZON_DAYS = 28
-SANDBOX_SEED = 20261126
-SANDBOX_STARTUP_TIMEOUT_S = 90.0
 TARGET_RATIO = 0.5
 # Landing files written at once, as by the sync's concurrent practice tasks.
 LANDING_WRITERS = 8
@@ -100,10 +112,6 @@ TARGET_MART_QUERY_P95_S = 1.0
 NAIVE_SAMPLE_SLOTS = 2_000  # row-by-row inserts run at a few hundred rows/s: keep it seconds
 ENGLAND_INGEST_SAMPLE = 37  # practices (whole networks) for the side-by-side ingest, region-sized
 MART_QUERY_ROUNDS = 5
-RSS_SAMPLE_S = 0.5
-CAPACITY_LATENCIES_S = (0.3, 1.0, 3.0)
-CAPACITY_CONCURRENCY = (8, 32, 64)
-APPOINTMENT_READS_PER_PRACTICE = 5  # Read Appointment confirmations a night (live sandbox estate)
 ENGLAND_ROWS = 7_550  # practices and hubs
 
 _TYPED_COLUMNS = (
@@ -240,6 +248,7 @@ class BenchReport:
     estate_practices: int = 0  # practices and hubs the nightly run synced
     england_calls: int = 0  # slot searches a full England night makes (capacity model)
     mart_reads_s: dict[str, list[float]] = field(default_factory=dict)
+    latency_night: dict[str, Any] | None = None  # lab/bench_latency.py: the night with provider latency
 
     @property
     def slots(self) -> int:
@@ -313,6 +322,7 @@ class BenchReport:
             },
             "sandbox": self.sandbox_cost,
             "capacity_model": capacity_model(self),
+            "latency_night": self.latency_night,
             # The side-by-side ingest, on the sample below.
             "practices": self.practices,
             "ingest_slots": self.slots,
@@ -382,83 +392,6 @@ class BenchReport:
 
 
 # ---------------------------------------------------------------------- fetch
-
-
-class StandaloneSandbox:
-    """The sandbox in its own process (its own GIL), on a free port.
-
-    The live estate (`python -m sandbox`) for small and region; for england the
-    pre-rendered England estate (`python -m sandbox.prerendered`), which renders
-    its templates before it reports ready. `usage` holds the process's rusage once stopped.
-    """
-
-    def __init__(
-        self, work_dir: Path, *, start: str = BENCH_START, seed: int = SANDBOX_SEED,
-        england_practices: int | None = None,
-    ) -> None:
-        self.registry_path = work_dir / "sandbox-registry.yaml"
-        self.log_path = work_dir / "sandbox.log"
-        self._start = start
-        self._seed = seed
-        self._england_practices = england_practices
-        self._process: subprocess.Popen[bytes] | None = None
-        self.base_url = ""
-        self.usage: resource.struct_rusage | None = None
-
-    def _command(self) -> list[str]:
-        common = ["--port", "0", "--start", self._start, "--seed", str(self._seed),
-                  "--write-registry", str(self.registry_path)]
-        if self._england_practices is None:
-            return [sys.executable, "-m", "sandbox", *common]
-        return [sys.executable, "-m", "sandbox.prerendered", *common,
-                "--practices", str(self._england_practices), "--horizon-days", str(HORIZON_DAYS)]
-
-    def __enter__(self) -> Registry:
-        with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT)
-        timeout = SANDBOX_STARTUP_TIMEOUT_S * (1 if self._england_practices is None else 10)
-        deadline = time.monotonic() + timeout
-        ready = READY_LINE.encode()
-        while ready not in (output := self.log_path.read_bytes()):
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                self.__exit__()
-                raise RuntimeError(
-                    "the standalone sandbox did not start; its output:\n"
-                    + self.log_path.read_text(errors="replace")[-2000:]
-                )
-            time.sleep(0.05)
-        self.base_url = output.split(ready, 1)[1].split(b";", 1)[0].decode()
-        return load_registry(self.registry_path)
-
-    def stats(self) -> dict[str, Any] | None:
-        """The pre-rendered sandbox's account of its own cost (None for the live sandbox)."""
-        if self._england_practices is None or not self.base_url:
-            return None
-        stats: dict[str, Any] = httpx.get(f"{self.base_url}/_sandbox/stats", timeout=30).json()
-        return stats
-
-    def __exit__(self, *exc_info: object) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()  # SIGTERM unwinds like Ctrl-C and releases the port
-        self.usage = _reap(process, timeout=30)
-        if self.usage is None:
-            process.kill()
-            self.usage = _reap(process, timeout=10)
-
-
-def _reap(process: subprocess.Popen[bytes], *, timeout: float | None) -> resource.struct_rusage | None:
-    """Wait for `process` and return its own rusage (peak RSS, CPU), not every child's."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(process.pid, 0 if deadline is None else os.WNOHANG)
-        if pid:
-            process.returncode = os.waitstatus_to_exitcode(status)
-            return usage
-        if deadline is not None and time.monotonic() > deadline:
-            return None
-        time.sleep(0.05)
 
 
 def select_practices(registry: Registry, plan: SizePlan) -> list[Practice]:
@@ -664,76 +597,6 @@ def ingest_naive(
     return IngestRun(slots, seconds, cpu_s=cpu)
 
 
-def run_nightly(root: Path, registry_path: Path, practices: Sequence[str] | None, noop_tasks: int) -> tuple[
-    dict[str, Any], resource.struct_rusage | None, dict[str, float]
-]:
-    """`lab/bench_flow.py` in its own process: the nightly flow end to end, and Prefect's overhead."""
-    figures = root / "nightly.json"
-    command = [
-        sys.executable, "-m", "lab.bench_flow", "--registry", str(registry_path),
-        "--data-dir", str(root / "nightly"), "--as-of", BENCH_START, "--horizon-days", str(HORIZON_DAYS),
-        "--noop-tasks", str(noop_tasks), "--json", str(figures),
-        *(arg for ods in practices or () for arg in ("--practice", ods)),
-    ]
-    log_path = root / "nightly.log"
-    samples: list[tuple[float, float]] = []  # (unix time, RSS MiB): which phase holds the memory
-    tree_peak, tree_processes = 0.0, 0
-    with log_path.open("wb") as log:
-        # Its own Prefect home: an England run writes hundreds of MB of task runs and events,
-        # and an ephemeral API on a bloated default ~/.prefect database starts very slowly.
-        env = {**os.environ, "PREFECT_HOME": str(root / "prefect-home")}
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        usage = None
-        while usage is None:
-            usage = _reap(process, timeout=0)
-            if usage is None:
-                samples.append((time.time(), _current_rss_mib(process.pid)))
-                tree_mib, processes = tree_rss_mib(process.pid)
-                tree_peak, tree_processes = max(tree_peak, tree_mib), max(tree_processes, processes)
-                time.sleep(RSS_SAMPLE_S)
-    if process.returncode != 0 or not figures.exists():
-        raise RuntimeError(
-            f"the nightly run failed (exit {process.returncode}); its output:\n"
-            + log_path.read_text(errors="replace")[-3000:]
-        )
-    nightly: dict[str, Any] = json.loads(figures.read_text())
-    fetched_by = nightly["nightly"].get("fetched_by")
-    if fetched_by is not None:
-        nightly["nightly"]["rss_peak_fetch_mib"] = max(
-            (m for t, m in samples if t <= fetched_by), default=None
-        )
-        nightly["nightly"]["rss_peak_load_publish_mib"] = max(
-            (m for t, m in samples if t > fetched_by), default=None
-        )
-    return nightly, usage, {"peak_mib": tree_peak, "max_processes": tree_processes}
-
-
-def tree_rss_mib(root_pid: int) -> tuple[float, int]:
-    """(summed RSS MiB, process count) of `root_pid` and every descendant, from /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            # The command name may hold spaces and parentheses: fields start after the last ')'.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    pending, total, count = [root_pid], 0.0, 0
-    while pending:
-        pid = pending.pop()
-        rss = _current_rss_mib(pid)
-        if rss > 0:
-            total, count = total + rss, count + 1
-        pending.extend(children.get(pid, ()))
-    return total, count
-
-
-def _current_rss_mib(pid: int) -> float:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def time_mart_reads(snapshot: Path, rounds: int) -> dict[str, list[float]]:
     """Seconds per read for every read the dashboard pages make, `rounds` times each.
 
@@ -757,63 +620,12 @@ def time_mart_reads(snapshot: Path, rounds: int) -> dict[str, list[float]]:
     return timings
 
 
-def england_calls_per_night(start: datetime) -> int:
-    """Slot searches one full England night makes: every row x every window x every filter."""
-    from common.config import get_settings
-    from connectors.gpconnect.searches import search_filters
-
-    windows = plan_windows(start, HORIZON_DAYS, get_settings().sync.window_days)
-    estate = england_estate("http://127.0.0.1:9", SANDBOX_SEED)
-    return sum(len(search_filters(row)) for row in estate.practices) * len(windows)
-
-
 def capacity_model(report: BenchReport) -> dict[str, Any] | None:
     return capacity_model_from(
         report.nightly, england_searches=report.england_calls, measured_on_england=(
             report.size == BenchSize.england.value and report.estate_practices >= ENGLAND_ROWS
         ), estate_rows=report.estate_practices,
     )
-
-
-def capacity_model_from(
-    nightly: dict[str, Any] | None, *, england_searches: int, measured_on_england: bool, estate_rows: int
-) -> dict[str, Any] | None:
-    """Expected wall time of a full England night at a provider latency and calls in flight.
-
-    From the measured nightly run: its fetch rate against a provider that answers at once is
-    our side's ceiling (client, Prefect tasks, landing files; the sandbox's share included), so
-    with latency L and C calls in flight fetching takes max(calls x L / C, calls / ceiling).
-    Calls are the slot searches plus `APPOINTMENT_READS_PER_PRACTICE` booking confirmations
-    per practice (the pre-rendered estate logs no bookings, so none were measured at scale).
-    The writer then loads and publishes, which does not depend on latency; it is scaled from
-    the run by slot searches (slots grow with them). L is the p50 used as the mean: a long
-    tail lengthens the fetch.
-    """
-    if not nightly or not nightly.get("responses") or not nightly.get("fetch_s") or not england_searches:
-        return None
-    searches, fetch_s = int(nightly["responses"]), float(nightly["fetch_s"])
-    ceiling = searches / fetch_s
-    scale = england_searches / searches
-    load_s = float(nightly["load_publish_s"]) * scale
-    reads = APPOINTMENT_READS_PER_PRACTICE * ENGLAND_PRACTICES
-    calls = england_searches + reads
-    rows = []
-    for latency in CAPACITY_LATENCIES_S:
-        for concurrency in CAPACITY_CONCURRENCY:
-            fetch = max(calls * latency / concurrency, calls / ceiling)
-            rows.append({"latency_p50_s": latency, "concurrency": concurrency,
-                         "fetch_s": round(fetch), "wall_s": round(fetch + load_s)})
-    return {
-        "calls_per_night": calls,
-        "slot_searches": england_searches,
-        "appointment_reads": reads,
-        "basis": "measured on the full England estate" if measured_on_england else (
-            f"EXTRAPOLATED linearly from a run of {searches:,} searches ({estate_rows:,} rows)"
-        ),
-        "our_ceiling_calls_per_s": round(ceiling, 1),
-        "load_publish_s": round(load_s, 1),
-        "rows": rows,
-    }
 
 
 def _git_commit() -> str:
@@ -849,11 +661,15 @@ def run_bench(
     repetitions: int | None = None,
     work_dir: Path | None = None,
     practices: int | None = None,
+    latency: str | None = None,
     progress: Callable[[str], None] = print,
 ) -> BenchReport:
     """Fetch a sample once and measure ours, the limit and the naive baseline side by side;
-    run the nightly flow over the whole estate of the size; time the dashboard's reads."""
+    run the nightly flow over the whole estate of the size; time the dashboard's reads.
+    With `latency` (`p50=1s,p95=3s`), run the nightly again with that provider latency."""
     plan = PLANS[size]
+    if latency is not None:
+        parse_latency(latency)  # a bad spec fails before anything starts
     if practices is not None and plan.estate != "england":
         raise ValueError("--practices applies to --size england only")
     reps = repetitions or plan.repetitions
@@ -884,7 +700,14 @@ def run_bench(
         if sandbox.usage is not None:
             report.sandbox_peak_rss_mib = sandbox.usage.ru_maxrss / 1024
             report.sandbox_cpu_s = sandbox.usage.ru_utime + sandbox.usage.ru_stime
-        report.england_calls = england_calls_per_night(start)
+        report.england_calls = england_calls_per_night(start, HORIZON_DAYS, SANDBOX_SEED)
+        if latency is not None and report.nightly is not None:
+            report.latency_night = latency_night(
+                root / "latency", spec=latency, zero_latency=report.nightly, nightly_rows=nightly_rows,
+                england_practices=england_practices, start=start, horizon_days=HORIZON_DAYS,
+                progress=progress,
+            )
+            shutil.rmtree(root / "latency", ignore_errors=True)
         published = Path(str((report.nightly or {}).get("published") or ""))
         if published.is_file():
             progress("dashboard reads on the published snapshot")
@@ -1022,6 +845,8 @@ def format_report(report: BenchReport) -> str:
                 for r in model["rows"]
             ),
         ]
+    if data["latency_night"]:
+        lines += format_latency(data["latency_night"])
     return "\n".join(lines)
 
 

@@ -113,6 +113,14 @@ def bench(
         int | None,
         typer.Option(min=1, help="england only: serve the first N practices' networks (default all 6,300)"),
     ] = None,
+    latency: Annotated[
+        str | None,
+        typer.Option(help="also run the nightly with provider latency, e.g. p50=1s,p95=3s (or emis:p50=...)"),
+    ] = None,
+    growth: Annotated[
+        str | None,
+        typer.Option(help="england only: just the nightly at each size, e.g. 300,1000,3000,6300 practices"),
+    ] = None,
 ) -> None:
     """Benchmark: ingest vs DuckDB's read_json and a naive baseline, the nightly run end to end."""
     prepare_prefect_environment(quiet=True)
@@ -122,9 +130,12 @@ def bench(
         chosen = BenchSize(size)
     except ValueError:
         raise _fail(f"--size must be one of: {', '.join(s.value for s in BenchSize)}") from None
+    if growth is not None:
+        _growth(chosen, growth, latency=latency, work_dir=work_dir, json_path=json_path, practices=practices)
+        return
     try:
         report = run_bench(
-            chosen, repetitions=repetitions, work_dir=work_dir, practices=practices,
+            chosen, repetitions=repetitions, work_dir=work_dir, practices=practices, latency=latency,
             progress=lambda line: typer.echo(line, err=True),
         )
     except ValueError as exc:
@@ -132,6 +143,26 @@ def bench(
     typer.echo(format_report(report))
     if json_path is not None:
         write_json(report, json_path)
+        typer.echo(f"figures written to {json_path}")
+
+
+def _growth(
+    size: object, sizes: str, *, latency: str | None, work_dir: Path | None, json_path: Path | None,
+    practices: int | None,
+) -> None:
+    from lab.bench import BenchSize
+    from lab.bench_growth import format_growth, parse_sizes, run_growth, write_json
+
+    if size != BenchSize.england or practices is not None:
+        raise _fail("--growth runs on --size england and takes its sizes itself (drop --practices)")
+    try:
+        data = run_growth(parse_sizes(sizes), work_dir=work_dir, latency=latency,
+                          progress=lambda line: typer.echo(line, err=True))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(format_growth(data))
+    if json_path is not None:
+        write_json(data, json_path)
         typer.echo(f"figures written to {json_path}")
 
 

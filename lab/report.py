@@ -45,6 +45,16 @@ def bench_runs(reports: Path = REPORTS) -> dict[str, list[dict[str, Any]]]:
     return runs
 
 
+def growth_run(reports: Path = REPORTS) -> dict[str, Any] | None:
+    """The newest committed growth series (`slotsync bench --growth ...`)."""
+    found = []
+    for path in (reports / "bench").glob("growth-*.json"):
+        data = json.loads(path.read_text())
+        data["_file"] = path.relative_to(reports.parent).as_posix()
+        found.append(data)
+    return max(found, key=lambda d: (d.get("generated_at") or "", d["_file"]), default=None)
+
+
 def replay_run(reports: Path = REPORTS) -> dict[str, Any] | None:
     """The longest committed replay (the full week if there is one)."""
     found = []
@@ -72,6 +82,10 @@ def _num(value: Any, fmt: str = "{:,}", missing: str = "n/a (not in this run's J
 
 def _pct(value: Any) -> str:
     return "n/a" if value is None else f"{value:.1%}"
+
+
+def _signed_pct(value: Any) -> str:
+    return "n/a" if value is None else f"{value:+.1%}"
 
 
 def _generated_note(sources: list[str]) -> str:
@@ -217,6 +231,8 @@ def render_benchmarks(reports: Path = REPORTS) -> str:
         if not runs.get(size):
             lines.append(f"| {size} | {NOT_RUN} | | | | | | |")
     lines += ["", "## Capacity model", "", *_capacity_lines(runs)]
+    lines += ["", "## Provider latency: measured against the model", "", *_latency_lines(runs)]
+    lines += ["", "## How cost grows", "", *_growth_lines(growth_run(reports))]
     machine = next((d.get("machine") for d in reversed([x for s in SIZES for x in runs.get(s, [])])
                     if d.get("machine")), None)
     lines += ["", "## Machine (of the latest run)", ""]
@@ -233,8 +249,10 @@ def render_benchmarks(reports: Path = REPORTS) -> str:
         "--short HEAD).json",
         "python3 -m uv run slotsync bench --size region --json reports/bench/bench-region-$(git rev-parse "
         "--short HEAD).json",
-        "python3 -m uv run slotsync bench --size england --json reports/bench/bench-england-$(git rev-parse "
-        "--short HEAD).json",
+        "python3 -m uv run slotsync bench --size england --latency p50=1s,p95=3s "
+        "--json reports/bench/bench-england-$(git rev-parse --short HEAD).json",
+        "python3 -m uv run slotsync bench --size england --growth 300,1000,3000,6300 "
+        "--json reports/bench/growth-$(git rev-parse --short HEAD).json",
         RENDER_COMMAND,
         "```",
         "",
@@ -260,6 +278,78 @@ def _capacity_lines(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
     ]
     lines += [f"| {r['latency_p50_s']:g} | {r['concurrency']} | {r['wall_s'] / 60:,.0f} |"
               for r in model["rows"]]
+    return lines
+
+
+LATENCY_NOT_RUN = "n/a (no committed bench JSON with a latency night: run the bench with --latency)"
+GROWTH_NOT_RUN = "n/a (no committed growth JSON: run `slotsync bench --size england --growth ...`)"
+
+
+def _latency_lines(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    lines = [
+        "`--latency p50=1s,p95=3s` runs the nightly a second time against a sandbox that delays every "
+        "GP Connect call by a seeded log-normal draw with that median and 95th percentile (per "
+        "supplier if asked), and holds its wall time against the capacity model for the same "
+        "latency and in-flight limits, fed the zero-latency run: fetch = max(calls x mean latency / "
+        "min(overall, per-host x hosts), busiest host's calls x mean latency / per-host, zero-latency "
+        "fetch); wall = fetch + load and publish (`lab/bench_capacity.py`). The sandbox counts the "
+        "calls it had in flight (max and time-weighted mean, per host and overall).",
+        "",
+        "| size | commit | latency | calls | in flight (limit) | measured wall s | predicted wall s | "
+        "error | within 15% | max in flight overall / per host (limits) | mean in flight | "
+        "limits respected |",
+        "|---|---|---|--:|--:|--:|--:|--:|---|---|--:|---|",
+    ]
+    for size in SIZES:
+        run = next((d for d in reversed(runs.get(size, [])) if d.get("latency_night")), None)
+        if run is None:
+            lines.append(f"| {size} | {LATENCY_NOT_RUN} | | | | | | | | | | |")
+            continue
+        night, achieved = run["latency_night"], run["latency_night"]["achieved_concurrency"]
+        predicted = night["prediction"]
+        lines.append(
+            f"| {size} | `{run.get('commit', '?')}` | {night['latency']['spec']} (mean "
+            f"{predicted['mean_latency_s']:.3f} s) | {predicted['calls']:,} | "
+            f"{predicted['effective_concurrency']} | {_num(night.get('measured_wall_s'), '{:,.1f}')} | "
+            f"{_num(night.get('predicted_wall_s'), '{:,.1f}')} | "
+            f"{_signed_pct(night.get('prediction_error'))} | "
+            f"{'yes' if night.get('within_target') else 'NO'} | {achieved['max_overall']} / "
+            f"{achieved['max_per_host']} ({achieved['overall_limit']} / {achieved['per_host_limit']}) | "
+            f"{_num(achieved.get('mean_overall'), '{:.1f}')} | "
+            f"{'yes' if achieved.get('limits_respected') else 'NO'} |"
+        )
+    return lines
+
+
+def _growth_lines(data: dict[str, Any] | None) -> list[str]:
+    if data is None:
+        return [GROWTH_NOT_RUN]
+    fit = data["wall_fit"]
+    r2 = "n/a (fewer than three sizes: two points always fit)" if fit["r2"] is None else f"{fit['r2']:.3f}"
+    memory = data.get("peak_rss_tree_growth")
+    lines = [
+        f"From `{data['_file']}` (commit `{data.get('commit', '?')}`, {data.get('generated_at', 'n/a')}"
+        + (f", provider latency {data['latency']}" if data.get("latency") else ", zero latency")
+        + "): the nightly end to end at each size of the pre-rendered England estate, in its own "
+        "process; CPU and peak RSS are of its whole process tree (the sandbox apart).",
+        "",
+        "| practices | rows | responses | wall s | CPU s (tree) | peak RSS MiB (tree) | "
+        "wall per practice vs largest | sandbox CPU s |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for p in data["sizes"]:
+        lines.append(
+            f"| {p['practices']:,} | {p['rows']:,} | {_num(p.get('responses'))} | {p['wall_s']:,.1f} | "
+            f"{_num(p.get('cpu_tree_s'), '{:,.1f}')} | {_num(p.get('peak_rss_tree_mib'), '{:,.0f}')} | "
+            f"{p['wall_per_practice_vs_largest']:.2f} | {_num(p.get('sandbox_cpu_s'), '{:,.1f}')} |"
+        )
+    lines += [
+        "",
+        f"Wall = {fit['fixed_s']:,.1f} s {fit['s_per_practice']:+.3f} s x practices, R^2 {r2} "
+        f"(linear: R^2 >= {data['target_wall_r2']}). Peak tree RSS grew x"
+        f"{'n/a' if memory is None else memory} while practices grew x{data['practices_growth']} "
+        f"(flat: <= x{data['target_memory_growth']}).",
+    ]
     return lines
 
 

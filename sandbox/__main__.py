@@ -4,7 +4,9 @@
         --write-registry var/sandbox-registry.yaml
 
 With `--start` the clock is simulated (move it with `POST /_sandbox/clock`); without it the
-sandbox runs on the wall clock. Defaults come from the `SLOTSYNC_SANDBOX__*` settings.
+sandbox runs on the wall clock.
+`--latency p50=1s,p95=3s` delays every GP Connect call like a provider (`sandbox.latency`).
+Defaults come from the `SLOTSYNC_SANDBOX__*` settings.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from types import FrameType
 from common.clock import Clock, SimulatedClock, SystemClock
 from common.config import get_settings
 from common.uktime import parse_fhir_datetime
+from sandbox.latency import parse_latency
 from sandbox.server import SandboxServer
 
 
@@ -32,13 +35,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--start", help="start a simulated clock at this ISO 8601 instant (with offset)")
     parser.add_argument("--write-registry", type=Path, help="write the estate's registry YAML here")
+    parser.add_argument("--latency", help="provider latency per GP Connect call, e.g. p50=1s,p95=3s")
     args = parser.parse_args(argv)
+    try:
+        latency = parse_latency(args.latency) if args.latency else None
+    except ValueError as exc:
+        parser.error(str(exc))
     clock: Clock = SimulatedClock(parse_fhir_datetime(args.start)) if args.start else SystemClock()
     # Service managers stop with SIGTERM: make it unwind like Ctrl-C so the port is released.
     signal.signal(signal.SIGTERM, _interrupt)
     with (
         contextlib.suppress(KeyboardInterrupt),
-        SandboxServer(clock=clock, seed=args.seed, host=args.host, port=args.port) as sandbox,
+        SandboxServer(
+            clock=clock, seed=args.seed, host=args.host, port=args.port, latency=latency
+        ) as sandbox,
     ):
         if args.write_registry:
             sandbox.registry.write(args.write_registry)

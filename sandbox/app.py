@@ -15,6 +15,8 @@ Outside GP Connect (plain JSON, no Spine headers):
 - `GET /_sandbox/ground-truth?practice=&from=&to=`: what really happened to every slot;
 - `GET|POST /_sandbox/clock`, `GET|POST|DELETE /_sandbox/faults`,
   `GET|DELETE /_sandbox/requests`: driving a standalone sandbox remotely;
+- `GET|DELETE /_sandbox/in-flight`: GP Connect requests in flight (max, mean), and the
+  injected provider latency if any (`sandbox.latency`);
 - `/ORD/2-0-0/...`, `/spine-directory/FHIR/R4/...`, `/_reference/...`: the estate as national
   reference data (see `reference_data`).
 """
@@ -35,6 +37,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -57,6 +60,7 @@ from sandbox.diary import AppointmentRecord
 from sandbox.errors import SandboxError, bad_request
 from sandbox.faults import BODY_FAULTS, REDIRECT_LOCATION, FaultRule, mutate_bundle
 from sandbox.fhir import PracticeRenderer, operation_outcome
+from sandbox.latency import DEFAULT_LATENCY_SEED, LatencyModel, ProviderLatency
 from sandbox.reference_data import reference_routes
 from sandbox.slot_search import parse_slot_query
 from sandbox.spine_checks import check_bearer_token, check_spine_headers
@@ -91,11 +95,21 @@ class _Route:
     handler: _Handler
 
 
-def create_app(state: SandboxState) -> Starlette:
-    """The ASGI app serving `state` (see the module docstring for the endpoints)."""
+def create_app(
+    state: SandboxState, latency: LatencyModel | None = None, latency_seed: int = DEFAULT_LATENCY_SEED
+) -> Starlette:
+    """The ASGI app serving `state` (see the module docstring for the endpoints).
+
+    `latency` delays every GP Connect request by a provider-like draw (`sandbox.latency`);
+    with or without it, `GET /_sandbox/in-flight` reports the requests the estate had in flight.
+    """
     gpconnect = _GpConnect(state)
     control = _Control(state)
+    suppliers = {p.ods_code: p.clinical_system for p in state.registry.practices}
     return Starlette(
+        middleware=[
+            Middleware(ProviderLatency, latency=latency, supplier_of=suppliers.get, seed=latency_seed)
+        ],
         routes=[
             Route("/_supplier/{ods}/Slot/{slot_id}", control.supplier_slot, methods=["GET"]),
             Route("/_supplier/{ods}/Slot/{slot_id}/$release", control.release_slot, methods=["POST"]),
@@ -111,7 +125,7 @@ def create_app(state: SandboxState) -> Starlette:
                 gpconnect.dispatch,
                 methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
             ),
-        ]
+        ],
     )
 
 

@@ -11,7 +11,8 @@ So per request the server only looks a dict up and replaces a few bytes.
 
 Not simulated here: booking activity over time (the clock is fixed at `start`), faults,
 Spine header and JWT checks, and every interaction but slot search; booking-log exports are
-served empty. `GET /_sandbox/stats` reports what the server itself cost (render seconds,
+served empty. `--latency p50=1s,p95=3s` delays each search as a provider would
+(`sandbox.latency`). `GET /_sandbox/stats` reports what the server itself cost (render seconds,
 CPU seconds, peak RSS, requests and bytes served), so a benchmark can subtract it.
 
     python -m sandbox.prerendered --port 0 --start 2026-03-23T02:00:00+00:00 \
@@ -35,6 +36,7 @@ from pathlib import Path
 import orjson
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -49,6 +51,7 @@ from sandbox.england import ENGLAND_PRACTICES, england_estate, sample_estate
 from sandbox.errors import SandboxError
 from sandbox.estate import DEFAULT_SEED
 from sandbox.fhir import PracticeRenderer, operation_outcome
+from sandbox.latency import DEFAULT_LATENCY_SEED, LatencyModel, ProviderLatency, parse_latency
 from sandbox.slot_search import SlotQuery, parse_slot_query
 from sandbox.state import BookingLogRow, SandboxState
 
@@ -194,8 +197,15 @@ def _aliases(row: Practice, template: Practice) -> dict[str, str]:
     return aliases
 
 
-def create_app(estate: PrerenderedEstate) -> Starlette:
-    """Slot search per practice, empty booking-log exports, and the server's own cost."""
+def create_app(
+    estate: PrerenderedEstate, latency: LatencyModel | None = None, latency_seed: int = DEFAULT_LATENCY_SEED
+) -> Starlette:
+    """Slot search per practice, empty booking-log exports, and the server's own cost.
+
+    `latency` delays each slot search as a provider would (`sandbox.latency`);
+    `GET /_sandbox/in-flight` reports the searches in flight either way.
+    """
+    suppliers = {ods: row.clinical_system for ods, row in estate.by_ods.items()}
 
     async def slot_search(request: Request) -> Response:
         try:
@@ -221,12 +231,15 @@ def create_app(estate: PrerenderedEstate) -> Starlette:
         return Response(body, status_code=501, media_type=FHIR_JSON)
 
     return Starlette(
+        middleware=[
+            Middleware(ProviderLatency, latency=latency, supplier_of=suppliers.get, seed=latency_seed)
+        ],
         routes=[
             Route("/{ods}/STU3/1/gpconnect/Slot", slot_search, methods=["GET"]),
             Route("/_booking-orgs/{org}/bookings", booking_log, methods=["GET"]),
             Route("/_sandbox/stats", stats, methods=["GET"]),
             Route("/{ods}/STU3/1/gpconnect/{path:path}", not_served, methods=["GET", "POST", "PUT"]),
-        ]
+        ],
     )
 
 
@@ -244,7 +257,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--horizon-days", type=int, default=DEFAULT_HORIZON_DAYS)
     parser.add_argument("--templates-per-group", type=int, default=DEFAULT_TEMPLATES_PER_GROUP)
     parser.add_argument("--write-registry", type=Path, help="write the served registry's YAML here")
+    parser.add_argument("--latency", help="provider latency per slot search, e.g. p50=1s,p95=3s")
     args = parser.parse_args(argv)
+    try:
+        latency = parse_latency(args.latency) if args.latency else None
+    except ValueError as exc:
+        parser.error(str(exc))
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -269,8 +287,8 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     config = uvicorn.Config(
-        create_app(estate), log_level="warning", access_log=False, log_config=None, lifespan="off",
-        timeout_graceful_shutdown=1,
+        create_app(estate, latency, args.seed), log_level="warning", access_log=False, log_config=None,
+        lifespan="off", timeout_graceful_shutdown=1,
     )
     print(f"{READY_LINE}{base_url}; Ctrl-C to stop", flush=True)
     uvicorn.Server(config).run(sockets=[listener])  # uvicorn stops cleanly on SIGTERM or Ctrl-C

@@ -25,6 +25,7 @@ from connectors.registry import Registry
 from sandbox.app import create_app
 from sandbox.estate import DEFAULT_SEED, southern_hampshire_estate
 from sandbox.faults import FaultInjector
+from sandbox.latency import LatencyModel
 from sandbox.simulation import REBOOK_AFTER_RELEASE_CHANCE
 from sandbox.state import SandboxState
 
@@ -46,7 +47,9 @@ class SandboxServer:
         port: int = 0,
         startup_timeout_s: float = 10.0,
         rebook_after_release_chance: float = REBOOK_AFTER_RELEASE_CHANCE,
+        latency: LatencyModel | None = None,
     ) -> None:
+        self._latency = latency
         self._rebook_after_release_chance = rebook_after_release_chance
         self._registry_factory = registry_factory or (lambda base: southern_hampshire_estate(base, seed))
         self._clock = clock or SystemClock()
@@ -97,7 +100,7 @@ class SandboxServer:
         self._log_filter = _DeliberateAbortFilter(state.faults)
         logging.getLogger(_UVICORN_LOGGER).addFilter(self._log_filter)
         config = uvicorn.Config(
-            create_app(state),
+            create_app(state, self._latency, self._seed),
             log_level="warning",
             access_log=False,
             log_config=None,

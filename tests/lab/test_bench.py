@@ -136,7 +136,7 @@ def test_bench_small_reports_sane_figures(tmp_path: Path) -> None:
 
 
 def test_tree_rss_adds_every_descendant() -> None:
-    from lab.bench import _current_rss_mib, tree_rss_mib
+    from lab.bench_processes import _current_rss_mib, tree_rss_mib
 
     hold = "x = bytearray(64 * 1024 * 1024); import time; time.sleep(30)"
     parent = subprocess.Popen(
