@@ -46,7 +46,8 @@ def this_process() -> Holder:
     return Holder(pid, socket.gethostname(), process_start(pid))
 
 
-def _pid_exists(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (someone else's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -60,7 +61,7 @@ def holder_state(holder: Holder, *, host: str | None = None) -> HolderState:
     """alive | gone (dead, or its pid reused by a newer process) | elsewhere (another host)."""
     if holder.host != (host or socket.gethostname()):
         return "elsewhere"
-    if holder.pid <= 0 or not _pid_exists(holder.pid):
+    if holder.pid <= 0 or not process_alive(holder.pid):
         return "gone"
     if holder.started is not None:
         now = process_start(holder.pid)

@@ -17,7 +17,6 @@ import asyncio
 import functools
 import logging
 import signal
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
@@ -25,9 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-import duckdb
+from tenacity import stop_after_delay
 
 from warehouse import ledger
+from warehouse.db import connect
 
 # How long the failure path waits for the warehouse lock (another writer may hold it).
 LEDGER_WRITE_PATIENCE_S = 5.0
@@ -89,7 +89,8 @@ def stop_reason(exc: BaseException, *, signalled: bool = False) -> str:
 def end_load_failed(warehouse_path: Path, load_id: str, reason: str) -> bool:
     """Mark the load failed; any failure to do so is logged, never raised."""
     try:
-        con = _connect_briefly(warehouse_path)
+        # warehouse.db.connect's own lock retries, with this path's shorter patience.
+        con = connect.retry_with(stop=stop_after_delay(LEDGER_WRITE_PATIENCE_S))(warehouse_path)
         try:
             ledger.fail_load(con, load_id, reason=reason, at=datetime.now(UTC))
         finally:
@@ -102,21 +103,6 @@ def end_load_failed(warehouse_path: Path, load_id: str, reason: str) -> bool:
         return False
     log.warning("load %s ended failed: %s", load_id, reason)
     return True
-
-
-def _connect_briefly(path: Path) -> duckdb.DuckDBPyConnection:
-    """A writer connection within LEDGER_WRITE_PATIENCE_S, or the lock error."""
-    deadline = time.monotonic() + LEDGER_WRITE_PATIENCE_S
-    while True:
-        try:
-            con = duckdb.connect(str(path))
-        except duckdb.IOException:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.2)
-            continue
-        con.execute("SET TimeZone = 'UTC'")
-        return con
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from common.files import DIR_MODE, FILE_MODE, private_dir, private_file
+from common.holder import process_alive
 from warehouse import models
 
 
@@ -57,18 +58,8 @@ def _remove_abandoned_snapshots(published_dir: Path) -> None:
     """
     for leftover in published_dir.glob(".dashboard-*.duckdb.tmp*"):
         pid_text = leftover.name.removeprefix(".dashboard-").split(".", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _process_alive(int(pid_text)):
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not process_alive(int(pid_text)):
             leftover.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    return True
 
 
 def _sql_literal(path: Path) -> str:
