@@ -75,6 +75,9 @@ class SyncSettings(BaseModel):
     raw_retention_days: int = Field(default=35, ge=1)
     # DuckDB's memory limit for the writer (its default is 80% of RAM, and a night of England
     # then held ~4.8 GiB; with 1 GB it spills to disk, peaked at 1.6 GiB and was no slower).
+    # Landed practices the writer loads and validates together while fetching goes on
+    # (flows/landed_writer.py); fewer than this at the end are loaded with the rest.
+    write_batch_practices: int = Field(default=250, ge=1)
     writer_memory_limit: str = Field(default="1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 

@@ -5,12 +5,14 @@ Shape of one run:
    in `core.dim_practice`; a re-run also reads which planned units are already complete.
 2. `fetch_practice` (one async task per practice, sharing one pooled HTTP client): the
    differential searches for every window (of a re-run: not yet complete), landed as bytes
-   on disk. No DuckDB here.
-3. `load_and_publish` (the only writer): loads each landed file in its own transaction,
-   validates the new batches (`validate-batches`, flows/validate.py: a failing practice's
-   batch is quarantined, not published), records every practice's outcome, rebuilds the
-   marts and publishes the dashboard snapshot.
-Steps 1 and 3 hold the warehouse's writer lock (flows/run_context.py), so runs of
+   on disk. No DuckDB here. Each landed practice goes to the pipelined writer
+   (flows/landed_writer.py), which loads and validates batches of them while fetching goes on.
+3. `load_and_publish` (the writer sequence, once fetching ended): loads the practices the
+   pipelined writer did not (the last partial batch) and the bookings, validates what is
+   still pending (`validate-batches`, flows/validate.py: a failing practice's batch is
+   quarantined, not published), records every practice's outcome, folds, rebuilds the marts
+   and publishes the dashboard snapshot.
+Steps 1 and 3 and each pipelined batch hold the warehouse's writer lock (flows/run_context.py), so runs of
 different deployments never write at once. A failing practice never fails the others: the run ends
 Completed with its failures listed in the summary artifacts, unless more than
 `max_failed_fraction` of its practices failed; then it ends Failed (`TooManyPracticesFailed`),
@@ -27,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -49,6 +51,7 @@ from connectors.registry import Practice, Registry, load_registry
 from flows.alert_messages import FailedPractice, failed_run_report
 from flows.bookings import BookingsResult, collect_bookings
 from flows.drift import notify_new_episodes
+from flows.landed_writer import LandedWriter
 from flows.load_guard import ends_load_on_exit, guard_load
 from flows.logs import context_fields, log_context
 from flows.operations import (
@@ -64,7 +67,7 @@ from flows.run_context import FixedClock, flow_run_id, settings_for, writer_slot
 from flows.secrets import patient_hash_key
 from flows.validate import validate_batches, writer_places
 from warehouse.db import connect, open_warehouse
-from warehouse.ingest import Bookings, LoadInput, PracticeFailure, PracticeOutcome, ingest
+from warehouse.ingest import Bookings, LoadInput, PracticeFailure, PracticeOutcome, Preloaded, ingest
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
 from warehouse.loader import Warehouse, new_load_id
 
@@ -190,7 +193,8 @@ def _failure_fields(outcome: PracticeOutcome) -> dict[str, Any]:
 
 @task(name="load-and-publish", cache_policy=NO_CACHE)
 def load_and_publish(
-    settings: Settings, summary: SyncSummary, started_at: datetime, clock: Clock
+    settings: Settings, summary: SyncSummary, started_at: datetime, clock: Clock,
+    preloaded: Preloaded | None = None,
 ) -> SyncSummary:
     """The only warehouse writer: the writer sequence (warehouse/ingest.py) for this load.
 
@@ -206,9 +210,7 @@ def load_and_publish(
             con, writer_places(settings), now=clock.now,
             new_load=LoadInput(
                 summary.load_id, summary.stream, summary.as_of, summary.outcomes,
-                skipped=summary.skipped,
-                bookings=Bookings(summary.bookings.exports, summary.bookings.failures,
-                                  summary.bookings.reads),
+                skipped=summary.skipped, preloaded=preloaded, bookings=_bookings(summary.bookings),
             ),
             validate=lambda c: validate_batches(c, settings.data_dir, validated_by=summary.load_id),
         )
@@ -220,6 +222,26 @@ def load_and_publish(
     summary.published = str(report.published) if report.published else None
     summary.writer_phases_s.update(report.phases_s)
     return summary
+
+
+async def _all_or_cancel(fetches: Sequence[asyncio.Future[Any]]) -> list[Any]:
+    """Every result; when one raises (the writer failed), the others are cancelled.
+
+    A practice's own fetch failure is an outcome, never raised, so only the pipelined writer's
+    failure (flows/landed_writer.py) or a bug gets here: the night stops instead of going on
+    fetching what nobody will load.
+    """
+    try:
+        return list(await asyncio.gather(*fetches))
+    except BaseException:
+        for fetch in fetches:
+            fetch.cancel()
+        await asyncio.gather(*fetches, return_exceptions=True)
+        raise
+
+
+def _bookings(result: BookingsResult) -> Bookings:
+    return Bookings(result.exports, result.failures, result.reads)
 
 
 async def run_slot_sync(
@@ -368,25 +390,39 @@ async def _sync(
             # first request, and each holds its responses until its last search is back, so
             # memory grows with practices in flight. The HTTP limiter still bounds the calls.
             in_flight = asyncio.Semaphore(settings.http.overall_concurrency)
+            # The writer loads and validates batches of landed practices while fetching goes on.
+            leg = with_bookings and bool(booking_practices)
+            async with LandedWriter(settings, load_id=load_id, stream=plan.stream, as_of=observed_at,
+                                    with_bookings=leg) as writer:
 
-            async def fetch_when_free(practice: Practice, complete: frozenset[UnitKey]) -> PracticeOutcome:
-                async with in_flight:
-                    return await fetch_practice(practice, windows, client, settings.landing_dir, load_id,
-                                                observed_at, complete, settings.storage)
+                async def fetch_when_free(practice: Practice,
+                                          complete: frozenset[UnitKey]) -> PracticeOutcome:
+                    async with in_flight:
+                        outcome = await fetch_practice(practice, windows, client, settings.landing_dir,
+                                                       load_id, observed_at, complete, settings.storage)
+                        await writer.landed(outcome)  # waits while the writer is a batch behind
+                        return outcome
 
-            slot_fetches = asyncio.gather(*(fetch_when_free(p, complete) for p, complete in todo))
-            if with_bookings and booking_practices:
-                bookings = collect_bookings(
-                    registry, client, log_client, hash_secret=secret, clock=clock,
-                    observed_at=observed_at, practices=booking_practices,
-                    concurrency=settings.http.overall_concurrency,
-                )
-                outcomes, summary.bookings = await asyncio.gather(slot_fetches, bookings)
-            else:
-                outcomes = await slot_fetches
+                fetches = [asyncio.ensure_future(fetch_when_free(p, complete)) for p, complete in todo]
+                legs: list[asyncio.Future[Any]] = [asyncio.ensure_future(_all_or_cancel(fetches))]
+
+                async def bookings_leg() -> BookingsResult:
+                    result = await collect_bookings(
+                        registry, client, log_client, hash_secret=secret, clock=clock,
+                        observed_at=observed_at, practices=booking_practices,
+                        concurrency=settings.http.overall_concurrency,
+                    )
+                    await writer.bookings_fetched(_bookings(result))  # validation starts then
+                    return result
+
+                if leg:
+                    legs.append(asyncio.ensure_future(bookings_leg()))
+                outcomes, *booked = await _all_or_cancel(legs)
+                if booked:
+                    summary.bookings = booked[0]
             summary.outcomes = list(outcomes)
         async with writer_slot(settings):
-            summary = load_and_publish(settings, summary, started_at, clock)
+            summary = load_and_publish(settings, summary, started_at, clock, writer.preloaded)
             if flow_name == "nightly_sync":
                 tell_drift(settings, observed_at)
     if summary.published and settings.export_after_publish.to:

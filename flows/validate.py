@@ -11,6 +11,7 @@ quarantined, so an automation can alert on it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,13 +48,27 @@ def validate_batches(
     con: duckdb.DuckDBPyConnection, data_dir: Path, *, validated_by: str | None = None
 ) -> ValidationReport:
     """Validate every pending batch on the writer's connection; quarantine the failures."""
+    return judge_pending(con, data_dir, validated_by=validated_by)
+
+
+def judge_pending(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, *, validated_by: str | None = None,
+    practices: Sequence[str] | None = None, build_docs: bool = True,
+) -> ValidationReport:
+    """Validate the pending batches (of `practices`), log and alert each quarantine.
+
+    The pipelined night calls it per batch of landed practices with `build_docs=False`, and
+    the final `validate_batches` builds Data Docs once over all of them.
+    """
     logger = get_run_logger()
-    report = validate_pending(con, data_dir=data_dir, validated_by=validated_by)
+    report = validate_pending(con, data_dir=data_dir, validated_by=validated_by, practices=practices,
+                              build_docs=build_docs)
     logger.info(
         "validated %d batch(es) (%s rows): checks in DuckDB %.2f s, GX %.2f s; %d quarantined; "
         "Data Docs: %s",
         len(report.batches), ", ".join(f"{k} {v:,}" for k, v in report.rows.items()) or "no",
-        report.extract_s, report.validate_s, len(report.quarantined), report.data_docs,
+        report.extract_s, report.validate_s, len(report.quarantined),
+        report.data_docs or ("built at the end" if not build_docs else None),
     )
     for batch in report.quarantined:
         logger.warning(

@@ -112,6 +112,25 @@ class LoadInput:
     fetched: Sequence[PracticeOutcome]
     skipped: Sequence[str] = ()  # re-runs: practices already complete, recorded as ok
     bookings: Bookings = Bookings()
+    preloaded: Preloaded | None = None  # what a pipelined writer did while fetching went on
+
+
+@dataclass
+class Preloaded:
+    """Practices of a load already loaded (and validated) while the fetch went on.
+
+    A pipelined night (flows/landed_writer.py) loads landed practices in batches with
+    `load_landed` and validates them; `ingest` then loads only the rest and merges these
+    outcomes and verdicts into the load's report.
+    """
+
+    outcomes: dict[str, PracticeOutcome] = field(default_factory=dict)  # practice -> after loading
+    refused: list[PracticeOutcome] = field(default_factory=list)
+    validation: ValidationReport = field(default_factory=ValidationReport)
+    bookings_loaded: bool = False
+    batches: int = 0
+    load_s: float = 0.0
+    validate_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -166,8 +185,17 @@ def ingest(
         outcomes, refused = _load(con, new_load)
         clock.done("load")
     judge = validate or (lambda c: validate_pending(c, data_dir=places.data_dir, validated_by=load_id))
-    report = IngestReport(judge(con), outcomes, refused, phases_s=phases)
+    validation = judge(con)
+    pre = new_load.preloaded if new_load is not None else None
+    if pre is not None:
+        validation = _merged(pre.validation, validation)
+        refused = pre.refused + refused
+    report = IngestReport(validation, outcomes, refused, phases_s=phases)
     clock.done("validate")
+    if pre is not None:
+        # Writer time spent while fetching went on: the night's cost, not its tail.
+        phases.update(load_while_fetching=round(pre.load_s, 2),
+                      validate_while_fetching=round(pre.validate_s, 2), batches_while_fetching=pre.batches)
     if new_load is None:
         if report.validation.batches:
             models.build_models(con)
@@ -203,14 +231,18 @@ def ingest(
     return report
 
 
-def _load(
-    con: duckdb.DuckDBPyConnection, new_load: LoadInput
-) -> tuple[list[PracticeOutcome], list[PracticeOutcome]]:
-    """Load the landed files (batched; each practice all or nothing) and the bookings."""
-    landed = [o for o in new_load.fetched if o.landing_file]
+def load_landed(
+    con: duckdb.DuckDBPyConnection, load_id: str, stream: str, fetched: Sequence[PracticeOutcome]
+) -> tuple[dict[str, PracticeOutcome], list[PracticeOutcome]]:
+    """Load the landing files of `fetched` (batched; each practice all or nothing).
+
+    Returns each landed practice's outcome after loading (its slot rows, or failed when its
+    file was refused) and the refused ones.
+    """
+    landed = [o for o in fetched if o.landing_file]
     results = load.load_practice_files(
         con, [load.LandingFile(o.practice_ods, Path(o.landing_file or "")) for o in landed],
-        load_id=new_load.load_id, stream=new_load.stream,
+        load_id=load_id, stream=stream,
     )
     by_practice: dict[str, PracticeOutcome] = {}
     refused: list[PracticeOutcome] = []
@@ -220,12 +252,38 @@ def _load(
             refused.append(by_practice[outcome.practice_ods])
         else:
             by_practice[outcome.practice_ods] = replace(outcome, slot_rows=result.slot_rows)
-    bookings = new_load.bookings
-    ledger.load_bookings(
-        con, new_load.load_id, observed_at=new_load.as_of, exports=bookings.exports,
-        fetch_failures=bookings.failures, reads=bookings.reads,
+    return by_practice, refused
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection, new_load: LoadInput
+) -> tuple[list[PracticeOutcome], list[PracticeOutcome]]:
+    """Load the landed files not loaded while fetching, then the bookings."""
+    done = new_load.preloaded.outcomes if new_load.preloaded is not None else {}
+    by_practice, refused = load_landed(
+        con, new_load.load_id, new_load.stream, [o for o in new_load.fetched if o.practice_ods not in done]
     )
+    by_practice.update(done)
+    if new_load.preloaded is None or not new_load.preloaded.bookings_loaded:
+        load_bookings(con, new_load.load_id, new_load.as_of, new_load.bookings)
     return [by_practice.get(o.practice_ods, o) for o in new_load.fetched], refused
+
+
+def load_bookings(con: duckdb.DuckDBPyConnection, load_id: str, as_of: datetime, bookings: Bookings) -> None:
+    """The load's booking-log exports, their fetch failures and appointment reads (one transaction)."""
+    ledger.load_bookings(con, load_id, observed_at=as_of, exports=bookings.exports,
+                         fetch_failures=bookings.failures, reads=bookings.reads)
+
+
+def _merged(first: ValidationReport, then: ValidationReport) -> ValidationReport:
+    """One report of a load's validations: those while fetching, then the final one."""
+    rows = dict(first.rows)
+    for frame, n in then.rows.items():
+        rows[frame] = rows.get(frame, 0) + n
+    return ValidationReport(
+        batches=[*first.batches, *then.batches], rows=rows, extract_s=first.extract_s + then.extract_s,
+        validate_s=first.validate_s + then.validate_s, data_docs=then.data_docs or first.data_docs,
+    )
 
 
 def _record(

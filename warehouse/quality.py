@@ -166,6 +166,7 @@ def validate_pending(
     practices: Sequence[str] | None = None,
     now: datetime | None = None,
     group_rows: int = VALIDATE_GROUP_ROWS,
+    build_docs: bool = True,
 ) -> ValidationReport:
     """Validate every batch waiting to be folded, record the results, quarantine failures.
 
@@ -205,7 +206,7 @@ def validate_pending(
             batches = _judge(_batches(cursor), counts, unexpected)
             _record(cursor, batches, counts, validated_by=validated_by, now=now)
             report.batches.extend(batches)
-        if data_dir is not None:
+        if data_dir is not None and build_docs:
             prune_results(data_dir)
             context.build_data_docs(site_names=[DATA_DOCS_SITE])
             report.data_docs = str(data_docs_dir(data_dir) / "index.html")

@@ -1,0 +1,148 @@
+"""The pipelined writer: loads and validates landed practices while the fetch goes on.
+
+A night used to fetch every practice, then load, validate, fold and publish: while fetching
+the writer's core idled, while writing the network did. Now each practice's fetch task hands
+its landed outcome to `LandedWriter.landed` (a bounded queue: when the writer falls behind,
+fetching waits rather than piling up), and the writer, a coroutine of the flow's event loop,
+takes whole batches of `sync.write_batch_practices` practices off the queue. For each batch
+it takes the writer lock, opens the warehouse, loads the batch's landing files
+(`warehouse.ingest.load_landed`: each practice all or nothing) and validates the practices it
+loaded (`flows.validate.judge_pending`, Data Docs left for the end), in a thread so the
+fetch's event loop keeps running; then it closes the warehouse and lets the lock go, so other
+deployments can write between batches.
+
+Validation waits for the bookings leg: the appointment expectations judge the appointment
+reads of the batch's observation, so a batch validated before they are loaded would be judged
+on none. Until the bookings are handed over (`bookings_fetched`), batches are only loaded;
+the batch step that loads the bookings then validates every practice loaded so far, and each
+later batch is validated as it lands. A run without a bookings leg validates from the first batch.
+
+What is left when fetching ends (a last, partial batch, the bookings, the fold, the models,
+publishing) is the writer sequence as before (`warehouse.ingest.ingest` with `Preloaded`).
+Crash safety is the loader's: a practice is fully written or untouched, its units are marked
+complete in the same transaction, so a re-run of a load that died mid-night fetches and loads
+only what is missing, and the next validation judges any batch left pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from common.config import Settings
+from flows.run_context import writer_slot
+from flows.validate import judge_pending
+from warehouse.db import open_warehouse
+from warehouse.ingest import Bookings, PracticeOutcome, Preloaded, load_bookings, load_landed
+
+
+class LandedWriter:
+    """Loads landed practices of one load in batches while their fetch goes on."""
+
+    def __init__(self, settings: Settings, *, load_id: str, stream: str, as_of: datetime,
+                 with_bookings: bool) -> None:
+        self._settings = settings
+        self._load_id = load_id
+        self._stream = stream
+        self._as_of = as_of
+        self._batch = settings.sync.write_batch_practices
+        # Room for one batch being written and one filling: fetching waits beyond that.
+        self._queue: asyncio.Queue[PracticeOutcome | Bookings | None] = asyncio.Queue(maxsize=2 * self._batch)
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._may_validate = not with_bookings
+        self._unvalidated: list[str] = []  # loaded practices waiting for the bookings
+        self.preloaded = Preloaded()
+
+    async def __aenter__(self) -> LandedWriter:
+        self._task = asyncio.create_task(self._run(), name=f"landed-writer-{self._load_id}")
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        task = self._task
+        if task is None:
+            return
+        if exc_type is not None:
+            # The fetch failed or the run was cancelled: write no further batch, but let the
+            # one in its thread finish (a thread cannot be stopped, and it holds the warehouse).
+            self._stopping = True
+            with contextlib.suppress(Exception):
+                await self._put(None)
+            await asyncio.gather(task, return_exceptions=True)
+            return
+        await self._put(None)
+        await task  # a writer failure surfaces here, as the run's failure
+
+    async def landed(self, outcome: PracticeOutcome) -> None:
+        """Hand one practice's fetch outcome to the writer (waits while the queue is full)."""
+        if outcome.landing_file:
+            await self._put(outcome)
+
+    async def bookings_fetched(self, bookings: Bookings) -> None:
+        """Hand over the bookings leg: loaded with the next batch, which validates from then on."""
+        await self._put(bookings)
+
+    async def _put(self, item: PracticeOutcome | Bookings | None) -> None:
+        assert self._task is not None, "use LandedWriter as an async context manager"
+        put = asyncio.ensure_future(self._queue.put(item))
+        await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():  # the writer died: its error stops this fetch too
+            put.cancel()
+            self._task.result()
+            raise RuntimeError(f"load {self._load_id}: the pipelined writer stopped")
+
+    async def _run(self) -> None:
+        waiting: list[PracticeOutcome] = []
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return  # fetching ended: the rest (under a batch) is the writer sequence's
+            if isinstance(item, Bookings):
+                if not self._stopping:
+                    await self._write([], item)
+                continue
+            waiting.append(item)
+            if len(waiting) >= self._batch and not self._stopping:
+                batch, waiting = waiting[: self._batch], waiting[self._batch:]
+                await self._write(batch, None)
+
+    async def _write(self, batch: Sequence[PracticeOutcome], bookings: Bookings | None) -> None:
+        async with writer_slot(self._settings):
+            await asyncio.to_thread(self._load_and_validate, batch, bookings)
+
+    def _load_and_validate(self, batch: Sequence[PracticeOutcome], bookings: Bookings | None) -> None:
+        settings = self._settings
+        pre = self.preloaded
+        con = open_warehouse(settings.resolved_warehouse_path, memory_limit=settings.sync.writer_memory_limit,
+                             file_mode=settings.storage.file_mode, dir_mode=settings.storage.dir_mode)
+        try:
+            began = time.perf_counter()
+            loaded, refused = load_landed(con, self._load_id, self._stream, batch)
+            if bookings is not None:
+                load_bookings(con, self._load_id, self._as_of, bookings)
+                pre.bookings_loaded = True
+                self._may_validate = True
+            loaded_at = time.perf_counter()
+            self._unvalidated += [ods for ods, o in loaded.items() if o.status == "ok"]
+            report = None
+            if self._may_validate and self._unvalidated:
+                report = judge_pending(con, settings.data_dir, validated_by=self._load_id,
+                                       practices=sorted(self._unvalidated), build_docs=False)
+                self._unvalidated = []
+            validated_at = time.perf_counter()
+        finally:
+            con.close()
+        pre.outcomes.update(loaded)
+        pre.refused.extend(refused)
+        if report is not None:
+            pre.validation.batches.extend(report.batches)
+            for frame, rows in report.rows.items():
+                pre.validation.rows[frame] = pre.validation.rows.get(frame, 0) + rows
+            pre.validation.extract_s += report.extract_s
+            pre.validation.validate_s += report.validate_s
+        pre.batches += 1 if batch else 0  # the bookings' own step is not a batch
+        pre.load_s += loaded_at - began
+        pre.validate_s += validated_at - loaded_at
