@@ -100,7 +100,7 @@ from warehouse.loader import LandingFile, PracticeLoad, Warehouse, new_load_id
 from warehouse.quality_suites import validation_s_per_million_rows
 
 DELIVERY_CHANNEL_URL = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-DeliveryChannel-2"
-TARGET_RATIO = 0.5
+TARGET_RATIO = 0.8  # issue 22 (from 0.5)
 # Landing files written at once, as by the sync's concurrent practice tasks.
 LANDING_WRITERS = 8
 # 2: per-phase and CPU seconds and staging_ratio_vs_duckdb. 3: the nightly run end to end,
@@ -109,6 +109,11 @@ JSON_SCHEMA_VERSION = 4
 TARGET_SPEEDUP_VS_NAIVE = 10.0
 TARGET_PEAK_RSS_MIB = 2048.0
 TARGET_MART_QUERY_P95_S = 1.0
+# Issue 22: the England night end to end, the writer's work after its last fetch, and the
+# gate's cost per million staged slots on that night.
+TARGET_ENGLAND_WALL_S = 360.0
+TARGET_AFTER_FETCH_S = 60.0
+TARGET_VALIDATION_S_PER_MILLION = 1.0
 NAIVE_SAMPLE_SLOTS = 2_000  # row-by-row inserts run at a few hundred rows/s: keep it seconds
 ENGLAND_INGEST_SAMPLE = 37  # practices (whole networks) for the side-by-side ingest, region-sized
 MART_QUERY_ROUNDS = 5
@@ -642,10 +647,13 @@ def _median(values: list[float]) -> float | None:
 
 
 def _validation_per_million(nightly: dict[str, Any]) -> float | None:
-    seconds = (nightly.get("writer_phases_s") or {}).get("validate")
+    phases = nightly.get("writer_phases_s") or {}
+    seconds = phases.get("validate")
     slots = nightly.get("slots")
     if not isinstance(seconds, int | float) or not isinstance(slots, int) or slots <= 0:
         return None
+    # A pipelined night validates most batches while fetching goes on: that is gate cost too.
+    seconds += phases.get("validate_while_fetching") or 0.0
     return round(seconds / slots * 1e6, 3)
 
 
