@@ -18,6 +18,7 @@ from common.config import Settings
 from sandbox import FaultRule
 from sandbox.server import SandboxServer
 from tests.flows.conftest import run_async
+from tests.reliability import Result, record
 from warehouse.integrity import content_hash, table_hashes
 
 AS_OF = datetime(2026, 3, 25, 2, 0, tzinfo=UTC)
@@ -165,3 +166,16 @@ def test_a_writer_failure_mid_night_fails_the_run_and_a_re_run_repairs_it(
     differing = {k for k, v in hashes(night)[1].items() if v != hashes(clean)[1].get(k)}
     assert not differing, f"tables differ from a clean run: {sorted(differing)}"
     assert hashes(night)[0] == hashes(clean)[0]
+    ((duplicates,),) = query(night, "select count(*) - count(distinct (practice_ods, slot_id)) "
+                                    "from core.fct_slot_history")
+    record(Result(
+        "crash",
+        "the pipelined writer fails on its 3rd batch while fetching goes on, then a re-run",
+        1, 1, 0, duplicates,
+        f"the run failed with the writer's error and cancelled the fetch; the {2 * BATCH} practices "
+        f"of the first two batches stayed whole; the re-run fetched the other "
+        f"{len(repaired['outcomes'])} and every core and mart table hashes equal to a clean run's",
+        "tests/flows/test_landed_writer.py::"
+        "test_a_writer_failure_mid_night_fails_the_run_and_a_re_run_repairs_it",
+    ))
+    assert duplicates == 0
