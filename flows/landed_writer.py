@@ -56,6 +56,7 @@ class LandedWriter:
         self._may_validate = not with_bookings
         self._unvalidated: list[str] = []  # loaded practices waiting for the bookings
         self.preloaded = Preloaded()
+        self._started = time.perf_counter()
 
     async def __aenter__(self) -> LandedWriter:
         self._task = asyncio.create_task(self._run(), name=f"landed-writer-{self._load_id}")
@@ -124,6 +125,7 @@ class LandedWriter:
             if bookings is not None:
                 load_bookings(con, self._load_id, self._as_of, bookings)
                 pre.bookings_loaded = True
+                pre.bookings_loaded_after_s = time.perf_counter() - self._started
                 self._may_validate = True
             loaded_at = time.perf_counter()
             self._unvalidated += [ods for ods, o in loaded.items() if o.status == "ok"]

@@ -48,7 +48,8 @@ networks, for a shorter run; the capacity model then extrapolates to all of Engl
 7. **With provider latency** (`--latency p50=1s,p95=3s`, `lab/bench_latency.py`): the nightly
    run again against a sandbox that delays each GP Connect call (`sandbox/latency.py`), its
    wall time against the capacity model's prediction (`lab/bench_capacity.py`, formula there)
-   and the calls the sandbox had in flight against the settings' limits.
+   and the calls the sandbox had in flight against the settings' limits
+   (`--latency-in-flight N` sets this night's per-host and overall limits to N).
 
 `--growth 300,1000,3000,6300` (`lab/bench_growth.py`) runs only the nightly, at each size, for
 how wall, CPU and peak memory grow. The child processes live in `lab/bench_processes.py`.
@@ -670,6 +671,7 @@ def run_bench(
     work_dir: Path | None = None,
     practices: int | None = None,
     latency: str | None = None,
+    latency_in_flight: int | None = None,
     progress: Callable[[str], None] = print,
 ) -> BenchReport:
     """Fetch a sample once and measure ours, the limit and the naive baseline side by side;
@@ -713,7 +715,7 @@ def run_bench(
             report.latency_night = latency_night(
                 root / "latency", spec=latency, zero_latency=report.nightly, nightly_rows=nightly_rows,
                 england_practices=england_practices, start=start, horizon_days=HORIZON_DAYS,
-                progress=progress,
+                in_flight_limit=latency_in_flight, progress=progress,
             )
             shutil.rmtree(root / "latency", ignore_errors=True)
         published = Path(str((report.nightly or {}).get("published") or ""))

@@ -109,6 +109,7 @@ def measure_size(
         "wall_s": nightly["wall_s"],
         "fetch_s": nightly.get("fetch_s"),
         "load_publish_s": nightly.get("load_publish_s"),
+        "writer_phases_s": nightly.get("writer_phases_s"),
         "process_wall_s": round(process_wall, 2),  # with Prefect's start-up and the no-op flow
         "cpu_tree_s": round(float(tree["cpu_s"]), 2),
         "peak_rss_tree_mib": round(float(tree["peak_mib"]), 1),

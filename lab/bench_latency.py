@@ -70,16 +70,28 @@ def compare(measured: dict[str, Any], predicted: dict[str, Any]) -> dict[str, An
 def latency_night(
     root: Path, *, spec: str, zero_latency: dict[str, Any], nightly_rows: Sequence[str] | None,
     england_practices: int | None, start: datetime, horizon_days: int,
-    progress: Callable[[str], None] = print,
+    in_flight_limit: int | None = None, progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run the nightly again against a sandbox with `spec` latency; measured vs predicted."""
+    """Run the nightly again against a sandbox with `spec` latency; measured vs predicted.
+
+    `in_flight_limit` sets this night's per-host and overall limits (the sandbox serves every
+    practice from one host, as the Spine Secure Proxy does), so a latency night of all England
+    need not run at the default 8 calls in flight for hours.
+    """
     latency = parse_latency(spec)  # a bad spec fails here, before a sandbox starts
     settings = get_settings()
+    overrides: dict[str, str] = {}
+    if in_flight_limit is not None:
+        overrides = {"SLOTSYNC_HTTP__PER_HOST_CONCURRENCY": str(in_flight_limit),
+                     "SLOTSYNC_HTTP__OVERALL_CONCURRENCY": str(in_flight_limit)}
+        settings = settings.model_copy(update={"http": settings.http.model_copy(update={
+            "per_host_concurrency": in_flight_limit, "overall_concurrency": in_flight_limit})})
     root.mkdir(parents=True, exist_ok=True)
     progress(f"nightly sync again, with provider latency {spec} (its own sandbox and process)")
     sandbox = StandaloneSandbox(root, england_practices=england_practices, latency=spec)
     with sandbox as registry:
-        figures, _usage, tree = run_nightly(root, sandbox.registry_path, nightly_rows, LATENCY_NOOP_TASKS)
+        figures, _usage, tree = run_nightly(root, sandbox.registry_path, nightly_rows, LATENCY_NOOP_TASKS,
+                                            env_overrides=overrides)
         in_flight = sandbox.in_flight()
     rows = [p for p in registry.practices if nightly_rows is None or p.ods_code in set(nightly_rows)]
     window_days = settings.sync.window_days

@@ -15,7 +15,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,8 @@ def _reap(process: subprocess.Popen[bytes], *, timeout: float | None) -> resourc
         time.sleep(0.05)
 
 
-def run_nightly(root: Path, registry_path: Path, practices: Sequence[str] | None, noop_tasks: int) -> tuple[
+def run_nightly(root: Path, registry_path: Path, practices: Sequence[str] | None, noop_tasks: int,
+                env_overrides: Mapping[str, str] | None = None) -> tuple[
     dict[str, Any], resource.struct_rusage | None, dict[str, float]
 ]:
     """`lab/bench_flow.py` in its own process: the nightly flow end to end, and Prefect's overhead."""
@@ -133,7 +134,7 @@ def run_nightly(root: Path, registry_path: Path, practices: Sequence[str] | None
     with log_path.open("wb") as log:
         # Its own Prefect home: an England run writes hundreds of MB of task runs and events,
         # and an ephemeral API on a bloated default ~/.prefect database starts very slowly.
-        env = {**os.environ, "PREFECT_HOME": str(root / "prefect-home")}
+        env = {**os.environ, "PREFECT_HOME": str(root / "prefect-home"), **(env_overrides or {})}
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         usage = None
         while usage is None:

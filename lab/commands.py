@@ -117,6 +117,10 @@ def bench(
         str | None,
         typer.Option(help="also run the nightly with provider latency, e.g. p50=1s,p95=3s (or emis:p50=...)"),
     ] = None,
+    latency_in_flight: Annotated[
+        int | None,
+        typer.Option(min=1, help="the latency night's calls in flight, per host and overall"),
+    ] = None,
     growth: Annotated[
         str | None,
         typer.Option(help="england only: just the nightly at each size, e.g. 300,1000,3000,6300 practices"),
@@ -136,7 +140,7 @@ def bench(
     try:
         report = run_bench(
             chosen, repetitions=repetitions, work_dir=work_dir, practices=practices, latency=latency,
-            progress=lambda line: typer.echo(line, err=True),
+            latency_in_flight=latency_in_flight, progress=lambda line: typer.echo(line, err=True),
         )
     except ValueError as exc:
         raise _fail(str(exc)) from None

@@ -128,6 +128,7 @@ class Preloaded:
     refused: list[PracticeOutcome] = field(default_factory=list)
     validation: ValidationReport = field(default_factory=ValidationReport)
     bookings_loaded: bool = False
+    bookings_loaded_after_s: float | None = None  # from the writer's start: validation began then
     batches: int = 0
     load_s: float = 0.0
     validate_s: float = 0.0
@@ -196,6 +197,8 @@ def ingest(
         # Writer time spent while fetching went on: the night's cost, not its tail.
         phases.update(load_while_fetching=round(pre.load_s, 2),
                       validate_while_fetching=round(pre.validate_s, 2), batches_while_fetching=pre.batches)
+        if pre.bookings_loaded_after_s is not None:
+            phases["bookings_loaded_after_s"] = round(pre.bookings_loaded_after_s, 2)
     if new_load is None:
         if report.validation.batches:
             models.build_models(con)
