@@ -11,8 +11,8 @@ most `SAMPLE_ROWS` per batch and expectation (int_check_failures.sql): GX judges
 same suites, so every failure carries the name of an expectation and Data Docs show every
 validation with the failing values, while a night's millions of good rows never leave DuckDB.
 A (batch, expectation) fails when GX finds its rows unexpected; its count is DuckDB's.
-The suites are code (`CHECKS`), written into the GX file context on each run with
-`add_or_update`.
+The suites are code (`CHECKS`), written into the GX file context with `add_or_update` when a
+process first validates into a data folder (the context is then reused).
 
 Why not GX's SQL data source: pointed at DuckDB (duckdb_engine) every expectation fails with
 an empty metric result, and regexes are not supported for that dialect. The SQL runs on the
@@ -30,7 +30,9 @@ A later passing batch of the same practice resolves the quarantine: `promoted` w
 re-observation of the same instant (a re-run once the source is fixed), `superseded` when it
 is a later observation. Every batch's results land in `meta.quality_batch` and
 `meta.quality_result` (published as `mart_data_quality_checks` / `mart_quarantined_batches`),
-and GX Data Docs are built into `<data_dir>/quality/data_docs/`.
+and GX Data Docs are built into `<data_dir>/quality/data_docs/`. A pipelined night validates
+each batch of practices as it lands (`validate_pending(..., practices=..., build_docs=False)`)
+and builds Data Docs once at the end (`build_data_docs`).
 
 A batch that a crash left unvalidated is validated by the next load (or `slotsync validate`)
 before that load's fold. One edge remains: when a later observation replaces a unit whose
@@ -166,6 +168,7 @@ def validate_pending(
     practices: Sequence[str] | None = None,
     now: datetime | None = None,
     group_rows: int = VALIDATE_GROUP_ROWS,
+    build_docs: bool = True,
 ) -> ValidationReport:
     """Validate every batch waiting to be folded, record the results, quarantine failures.
 
@@ -174,7 +177,9 @@ def validate_pending(
     None validates in an ephemeral context without Data Docs. Practices are validated in
     groups of about `group_rows` staged slots, each recorded in its own transaction (a crash
     between groups leaves the rest pending for the next run). Idempotent: a batch is validated once;
-    running it again with nothing pending records nothing.
+    running it again with nothing pending records nothing. `build_docs=False` records the GX
+    results but neither prunes them nor builds Data Docs: a night that validates each batch of
+    practices as it lands calls `build_data_docs` once at the end.
     """
     report = ValidationReport()
     cursor = con.cursor()
@@ -205,10 +210,8 @@ def validate_pending(
             batches = _judge(_batches(cursor), counts, unexpected)
             _record(cursor, batches, counts, validated_by=validated_by, now=now)
             report.batches.extend(batches)
-        if data_dir is not None:
-            prune_results(data_dir)
-            context.build_data_docs(site_names=[DATA_DOCS_SITE])
-            report.data_docs = str(data_docs_dir(data_dir) / "index.html")
+        if data_dir is not None and build_docs:
+            report.data_docs = build_data_docs(data_dir)
     finally:
         for view in STAGED_ROWS:
             cursor.execute(f"drop view if exists {view}")
@@ -216,6 +219,13 @@ def validate_pending(
             cursor.execute(f"drop table if exists {temp}")
         cursor.close()
     return report
+
+
+def build_data_docs(data_dir: Path) -> str:
+    """Prune GX's stored results and build Data Docs once; the path of their index.html."""
+    prune_results(data_dir)
+    gx_context(data_dir).build_data_docs(site_names=[DATA_DOCS_SITE])
+    return str(data_docs_dir(data_dir) / "index.html")
 
 
 def _practice_groups(cursor: duckdb.DuckDBPyConnection, group_rows: int) -> list[list[str]]:
