@@ -301,18 +301,23 @@ def _failing_rows(
         rules = [unexpected_sql(c) for c in checks]
         practices = sorted({key[0] for key, found in counts[frame].items()
                             if any(found[c.name] for c in checks)})
-        # Only the practices with failures: the rules are evaluated on their rows alone.
+        # Only the practices with failures: the rules are evaluated on their rows alone. With
+        # none (most groups, most frames) the query is planned empty instead of scanning the
+        # frame (~0.3 s per million rows), but still run so the frame keeps its columns.
         unexpected = (
             "practice_ods in (select unnest($practices::varchar[])) and ("
             + " or ".join(rules) + ")"
-        )
+        ) if practices else "false"
         sampled = " or ".join(
             f"({rule} and row_number() over (partition by practice_ods, stream, load_id, {rule})"
             " <= $sample_rows)" for rule in rules
         )
         text = (template.replace("{{ frame }}", table).replace("{{ unexpected }}", unexpected)
                 .replace("{{ sampled }}", sampled))
-        frames[frame] = cursor.execute(text, {"practices": practices, "sample_rows": SAMPLE_ROWS}).df()
+        params: dict[str, Any] = {"sample_rows": SAMPLE_ROWS}
+        if practices:
+            params["practices"] = practices
+        frames[frame] = cursor.execute(text, params).df()
     return frames
 
 
