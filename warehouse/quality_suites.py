@@ -14,7 +14,6 @@ and `run_suites` runs them over frames and returns the unexpected rows' batch ke
 from __future__ import annotations
 
 import copy
-import functools
 import logging
 import os
 import shutil
@@ -379,7 +378,10 @@ def _expectations(frame_name: str) -> list[Any]:
 
 
 def measure_validation_s_per_million_rows(rows: int = 1_000_000, *, repetitions: int = 3) -> float:
-    """Seconds GX takes to validate the slot suite over `rows` synthetic slots, per million rows.
+    """Seconds GX alone takes to validate the slot suite over `rows` synthetic slots, per million.
+
+    Not the gate's cost (GX is given only failing rows; `slotsync bench` times the gate itself,
+    lab/bench_gate.py): what judging every row in GX would cost, for comparison.
 
     The frame has the columns and dtypes `slot_checks.sql` produces (pandas 3 `str` text,
     booleans, floats); a few rows break rules so the COMPLETE result format has failures to
@@ -413,9 +415,3 @@ def measure_validation_s_per_million_rows(rows: int = 1_000_000, *, repetitions:
         run_suites({"slots": frame}, context=context)
         timings.append(time.perf_counter() - began)
     return float(np.median(timings)) * 1_000_000 / rows
-
-
-@functools.cache
-def validation_s_per_million_rows() -> float:
-    """The benchmark's figure (`slotsync bench`), measured once per process."""
-    return round(measure_validation_s_per_million_rows(), 3)
