@@ -47,7 +47,7 @@ REQUIRED_KEYS = {
     "fhir_peer_label",
     "fhir_peer_slots_per_s",
     "fhir_peer_cpu_s",
-    "validation_synthetic_s_per_million_rows",
+    "validation_gate_synthetic_s_per_million_rows",
 }
 
 
@@ -105,6 +105,7 @@ def test_bench_small_reports_sane_figures(tmp_path: Path) -> None:
         "fhir_peer_slots_per_s",
         "naive_cpu_s",
         "fhir_peer_cpu_s",
+        "validation_gate_synthetic_s_per_million_rows",
     ):
         assert isinstance(data[key], int | float) and data[key] > 0, key
     # The tree holds the nightly process and Prefect's temporary API server at least.
