@@ -14,8 +14,10 @@ deployments can write between batches.
 Validation waits for the bookings leg: the appointment expectations judge the appointment
 reads of the batch's observation, so a batch validated before they are loaded would be judged
 on none. Until the bookings are handed over (`bookings_fetched`), batches are only loaded;
-the batch step that loads the bookings then validates every practice loaded so far, and each
-later batch is validated as it lands. A run without a bookings leg validates from the first batch.
+from then on, loaded practices are validated once about a validation group of staged slots
+(`warehouse.quality.VALIDATE_GROUP_ROWS`) waits: the gate's cost per call is mostly fixed, so
+loading in small batches keeps the writer close behind the fetch while validating in large
+ones keeps the gate cheap. A run without a bookings leg validates from the first batch.
 
 What is left when fetching ends (a last, partial batch, the bookings, the fold, the models,
 publishing) is the writer sequence as before (`warehouse.ingest.ingest` with `Preloaded`).
@@ -37,10 +39,13 @@ from flows.run_context import writer_slot
 from flows.validate import judge_pending
 from warehouse.db import open_warehouse
 from warehouse.ingest import Bookings, PracticeOutcome, Preloaded, load_bookings, load_landed
+from warehouse.quality import VALIDATE_GROUP_ROWS
 
 
 class LandedWriter:
     """Loads landed practices of one load in batches while their fetch goes on."""
+
+    validate_rows = VALIDATE_GROUP_ROWS  # staged slots that make a validation worth its fixed cost
 
     def __init__(self, settings: Settings, *, load_id: str, stream: str, as_of: datetime,
                  with_bookings: bool) -> None:
@@ -54,7 +59,8 @@ class LandedWriter:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._may_validate = not with_bookings
-        self._unvalidated: list[str] = []  # loaded practices waiting for the bookings
+        self._unvalidated: list[str] = []  # loaded practices waiting to be validated
+        self._unvalidated_rows = 0
         self.preloaded = Preloaded()
         self._started = time.perf_counter()
 
@@ -128,12 +134,14 @@ class LandedWriter:
                 pre.bookings_loaded_after_s = time.perf_counter() - self._started
                 self._may_validate = True
             loaded_at = time.perf_counter()
-            self._unvalidated += [ods for ods, o in loaded.items() if o.status == "ok"]
+            ok = {ods: o for ods, o in loaded.items() if o.status == "ok"}
+            self._unvalidated += ok
+            self._unvalidated_rows += sum(o.slot_rows for o in ok.values())
             report = None
-            if self._may_validate and self._unvalidated:
+            if self._may_validate and self._unvalidated and self._unvalidated_rows >= self.validate_rows:
                 report = judge_pending(con, settings.data_dir, validated_by=self._load_id,
                                        practices=sorted(self._unvalidated), build_docs=False)
-                self._unvalidated = []
+                self._unvalidated, self._unvalidated_rows = [], 0
             validated_at = time.perf_counter()
         finally:
             con.close()
