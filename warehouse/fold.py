@@ -9,6 +9,7 @@ re-run. Whatever a crash left unfolded is folded by the next load.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import duckdb
@@ -22,8 +23,13 @@ FOLD_GROUP_PRACTICES = 250
 FOLD_THREADS = 1
 
 
-def fold_slot_history(con: duckdb.DuckDBPyConnection, threads: int | None = None) -> int:
+def fold_slot_history(
+    con: duckdb.DuckDBPyConnection, threads: int | None = None, practices: Sequence[str] | None = None,
+) -> int:
     """Fold every complete, not yet folded observation into core.fct_slot_history.
+
+    With `practices`, only theirs: a night can fold each batch once it is validated, while
+    fetching goes on, and leave the end-of-night fold only what is still pending.
 
     Practices' histories are independent, so they are folded in groups of at most
     FOLD_GROUP_PRACTICES consecutive practices, each group in one transaction (which
@@ -31,13 +37,15 @@ def fold_slot_history(con: duckdb.DuckDBPyConnection, threads: int | None = None
     a group that fails leaves its observations pending for the next fold. Returns the
     number of (practice, window, observed_at) observations folded.
     """
-    practices = [ods for (ods,) in con.execute(
-        "select distinct practice_ods from meta.sync_window where folded_at is null order by 1"
+    pending = [ods for (ods,) in con.execute(
+        "select distinct practice_ods from meta.sync_window where folded_at is null "
+        "and ($practices is null or practice_ods in (select unnest($practices::varchar[]))) order by 1",
+        {"practices": None if practices is None else list(practices)},
     ).fetchall()]
-    if not practices:
+    if not pending:
         return 0
-    groups = [practices[i:i + FOLD_GROUP_PRACTICES]
-              for i in range(0, len(practices), FOLD_GROUP_PRACTICES)]
+    groups = [pending[i:i + FOLD_GROUP_PRACTICES]
+              for i in range(0, len(pending), FOLD_GROUP_PRACTICES)]
     threads = min(threads or FOLD_THREADS, len(groups))
     if threads == 1:
         return sum(_fold_group(con, group) for group in groups)

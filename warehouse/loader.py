@@ -78,8 +78,8 @@ class Warehouse:
     ) -> list[PracticeLoad | PracticeDataError]:
         return load.load_practice_files(self.con, files, load_id=load_id, stream=stream, threads=threads)
 
-    def fold_slot_history(self, threads: int | None = None) -> int:
-        return fold.fold_slot_history(self.con, threads)
+    def fold_slot_history(self, threads: int | None = None, practices: Sequence[str] | None = None) -> int:
+        return fold.fold_slot_history(self.con, threads, practices)
 
     def build_models(self, load_id: str | None = None) -> None:
         models.build_models(self.con, load_id)

@@ -202,6 +202,31 @@ def test_practices_are_folded_together_per_window(tmp_path: Path, con: duckdb.Du
     assert rows == [("J82001", 2), ("J82002", 2), ("J82003", 2)]
 
 
+def test_a_fold_of_named_practices_leaves_the_others_pending(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    # What a night that folds each validated batch while fetching goes on relies on.
+    estate = ("J82001", "J82002", "J82003")
+    for ods in estate:
+        add_practice(con, ods)
+    warehouse = Warehouse(con)
+    searches = [("general", "none", bundle("1")), ("nhs111", "urgent-care|NHS111", bundle("1", "2"))]
+    warehouse.load_practice_files(
+        [LandingFile(ods, land(tmp_path / f"{ods}.ndjson", ods, searches)) for ods in estate],
+        load_id="test-load",
+    )
+    assert warehouse.fold_slot_history(practices=["J82002", "J82009"]) == 1
+    folded = "select distinct practice_ods from core.fct_slot_history order by 1"
+    assert con.execute(folded).fetchall() == [("J82002",)]
+    pending = con.execute(
+        "select distinct practice_ods from meta.sync_window where folded_at is null order by 1"
+    ).fetchall()
+    assert pending == [("J82001",), ("J82003",)]
+    assert warehouse.fold_slot_history(practices=["J82002"]) == 0, "already folded"
+    assert warehouse.fold_slot_history() == 2
+    assert con.execute(folded).fetchall() == [(ods,) for ods in estate]
+
+
 # ---------------------------------------------------------------------------- the oracle
 
 REFERENCE_SQL = (Path(__file__).parent / "reference" / "apply_slot_observation.sql").read_text()

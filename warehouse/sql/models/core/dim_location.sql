@@ -13,14 +13,12 @@ locations as (
     where s.location_id is not null
 ),
 
-seen as (
-    select practice_ods, location_id, min(observed_at) as first_seen_at, max(observed_at) as last_seen_at
-    from locations
-    group by all
-),
-
 latest as (
-    select *
+    -- each location's latest row, with the first and latest observation that returned it
+    select
+        *,
+        min(observed_at) over (partition by practice_ods, location_id) as first_seen_at,
+        max(observed_at) over (partition by practice_ods, location_id) as last_seen_at
     from locations
     qualify row_number() over (
         partition by practice_ods, location_id
@@ -37,9 +35,8 @@ select
     latest.ods_site_code,
     latest.managing_organization_id,
     latest.version_id,
-    seen.first_seen_at,
-    seen.last_seen_at,
+    latest.first_seen_at,
+    latest.last_seen_at,
     latest.load_id
 from latest
-join seen using (practice_ods, location_id)
 order by practice_ods, location_id

@@ -15,15 +15,12 @@ practitioners as (
     where s.practitioner_id is not null
 ),
 
-seen as (
-    select practice_ods, practitioner_id, min(observed_at) as first_seen_at,
-           max(observed_at) as last_seen_at
-    from practitioners
-    group by all
-),
-
 latest as (
-    select *
+    -- each practitioner's latest row, with the first and latest observation that returned it
+    select
+        *,
+        min(observed_at) over (partition by practice_ods, practitioner_id) as first_seen_at,
+        max(observed_at) over (partition by practice_ods, practitioner_id) as last_seen_at
     from practitioners
     qualify row_number() over (
         partition by practice_ods, practitioner_id
@@ -48,10 +45,9 @@ select
     latest.sds_role_profile_id,
     roles.practitioner_role_code,
     roles.practitioner_role_display,
-    seen.first_seen_at,
-    seen.last_seen_at,
+    latest.first_seen_at,
+    latest.last_seen_at,
     latest.load_id
 from latest
-join seen using (practice_ods, practitioner_id)
 left join roles using (practice_ods, practitioner_id)
 order by practice_ods, practitioner_id

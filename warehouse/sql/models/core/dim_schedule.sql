@@ -17,14 +17,12 @@ schedules as (
     where s.schedule_id is not null
 ),
 
-seen as (
-    select practice_ods, schedule_id, min(observed_at) as first_seen_at, max(observed_at) as last_seen_at
-    from schedules
-    group by all
-),
-
 latest as (
-    select *
+    -- each schedule's latest row, with the first and latest observation that returned it
+    select
+        *,
+        min(observed_at) over (partition by practice_ods, schedule_id) as first_seen_at,
+        max(observed_at) over (partition by practice_ods, schedule_id) as last_seen_at
     from schedules
     qualify row_number() over (
         partition by practice_ods, schedule_id
@@ -44,9 +42,8 @@ select
     latest.planning_horizon_start_at,
     latest.planning_horizon_end_at,
     latest.version_id,
-    seen.first_seen_at,
-    seen.last_seen_at,
+    latest.first_seen_at,
+    latest.last_seen_at,
     latest.load_id
 from latest
-join seen using (practice_ods, schedule_id)
 order by practice_ods, schedule_id
