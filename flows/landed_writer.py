@@ -6,8 +6,9 @@ its landed outcome to `LandedWriter.landed` (a bounded queue: when the writer fa
 fetching waits rather than piling up), and the writer, a coroutine of the flow's event loop,
 takes whole batches of `sync.write_batch_practices` practices off the queue. For each batch
 it takes the writer lock, opens the warehouse, loads the batch's landing files
-(`warehouse.ingest.load_landed`: each practice all or nothing) and validates the practices it
-loaded (`flows.validate.judge_pending`, Data Docs left for the end), in a thread so the
+(`warehouse.ingest.load_landed`: each practice all or nothing), validates the practices
+loaded so far (`flows.validate.judge_pending`, Data Docs left for the end) and folds those it
+judged into slot history (`warehouse.fold`, which skips quarantined batches), in a thread so the
 fetch's event loop keeps running; then it closes the warehouse and lets the lock go, so other
 deployments can write between batches.
 
@@ -19,8 +20,8 @@ from then on, loaded practices are validated once about a validation group of st
 loading in small batches keeps the writer close behind the fetch while validating in large
 ones keeps the gate cheap. A run without a bookings leg validates from the first batch.
 
-What is left when fetching ends (a last, partial batch, the bookings, the fold, the models,
-publishing) is the writer sequence as before (`warehouse.ingest.ingest` with `Preloaded`).
+What is left when fetching ends (a last, partial batch, what is not yet validated and folded,
+the models, publishing) is the writer sequence as before (`warehouse.ingest.ingest` with `Preloaded`).
 Crash safety is the loader's: a practice is fully written or untouched, its units are marked
 complete in the same transaction, so a re-run of a load that died mid-night fetches and loads
 only what is missing, and the next validation judges any batch left pending.
@@ -37,6 +38,7 @@ from datetime import datetime
 from common.config import Settings
 from flows.run_context import writer_slot
 from flows.validate import judge_pending
+from warehouse import fold
 from warehouse.db import open_warehouse
 from warehouse.ingest import Bookings, PracticeOutcome, Preloaded, load_bookings, load_landed
 from warehouse.quality import VALIDATE_GROUP_ROWS
@@ -139,10 +141,16 @@ class LandedWriter:
             self._unvalidated_rows += sum(o.slot_rows for o in ok.values())
             report = None
             if self._may_validate and self._unvalidated and self._unvalidated_rows >= self.validate_rows:
+                judged = sorted(self._unvalidated)
                 report = judge_pending(con, settings.data_dir, validated_by=self._load_id,
-                                       practices=sorted(self._unvalidated), build_docs=False)
+                                       practices=judged, build_docs=False)
                 self._unvalidated, self._unvalidated_rows = [], 0
             validated_at = time.perf_counter()
+            if report is not None:
+                # Judged practices fold now (the fold skips quarantined batches): the slot
+                # history's share of the night is done before the fetch ends.
+                fold.fold_slot_history(con, practices=judged)
+            folded_at = time.perf_counter()
         finally:
             con.close()
         pre.outcomes.update(loaded)
@@ -156,3 +164,4 @@ class LandedWriter:
         pre.batches += 1 if batch else 0  # the bookings' own step is not a batch
         pre.load_s += loaded_at - began
         pre.validate_s += validated_at - loaded_at
+        pre.fold_s += folded_at - validated_at

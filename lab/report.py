@@ -103,7 +103,7 @@ _BENCH_ROWS: list[tuple[str, str, str]] = [
     ("nightly: of which fetching s", "nightly_fetch_s", "{:,.1f}"),
     ("nightly: writer after the last fetch s (load rest, validate rest, models, publish)",
      "nightly_load_publish_s", "{:,.1f}"),
-    ("nightly: writer while fetching s (load / validate / batches)", "_while_fetching", "{}"),
+    ("nightly: writer while fetching s (load / validate / fold / batches)", "_while_fetching", "{}"),
     ("nightly: slots/s end to end", "nightly_slots_per_s", "{:,.0f}"),
     ("peak_rss_tree_mib (nightly + Prefect server + children, sampled)", "peak_rss_tree_mib", "{:,.0f}"),
     ("processes in that tree (max seen)", "peak_rss_tree_max_processes", "{}"),
@@ -150,7 +150,7 @@ def _derived(data: dict[str, Any], key: str) -> Any:
         if "load_while_fetching" not in phases:
             return "n/a (sequential night: nothing written while fetching)"
         return (f"{phases['load_while_fetching']:,.1f} / {phases['validate_while_fetching']:,.1f} / "
-                f"{phases['batches_while_fetching']:,.0f}")
+                f"{phases.get('fold_while_fetching', 0):,.1f} / {phases['batches_while_fetching']:,.0f}")
     if key not in pairs:
         return data.get(key)
     wall, cpu = (data.get(k) for k in pairs[key])

@@ -132,6 +132,7 @@ class Preloaded:
     batches: int = 0
     load_s: float = 0.0
     validate_s: float = 0.0
+    fold_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,8 @@ def ingest(
     if pre is not None:
         # Writer time spent while fetching went on: the night's cost, not its tail.
         phases.update(load_while_fetching=round(pre.load_s, 2),
-                      validate_while_fetching=round(pre.validate_s, 2), batches_while_fetching=pre.batches)
+                      validate_while_fetching=round(pre.validate_s, 2),
+                      fold_while_fetching=round(pre.fold_s, 2), batches_while_fetching=pre.batches)
         if pre.bookings_loaded_after_s is not None:
             phases["bookings_loaded_after_s"] = round(pre.bookings_loaded_after_s, 2)
     if new_load is None:
@@ -243,6 +245,8 @@ def load_landed(
     file was refused) and the refused ones.
     """
     landed = [o for o in fetched if o.landing_file]
+    if not landed:  # e.g. the pipelined writer's step that loads only the bookings
+        return {}, []
     results = load.load_practice_files(
         con, [load.LandingFile(o.practice_ods, Path(o.landing_file or "")) for o in landed],
         load_id=load_id, stream=stream,

@@ -112,6 +112,7 @@ def test_a_pipelined_night_writes_what_a_sequential_night_writes(
     # Every full batch was written while fetching went on (the last, partial one after it).
     assert phases["batches_while_fetching"] >= practices // BATCH - 2, phases
     assert phases["load_while_fetching"] > 0 and phases["validate_while_fetching"] > 0, phases
+    assert phases["fold_while_fetching"] > 0, phases
     # Same outcome per practice (the defective ones quarantined), same content everywhere.
     assert outcomes(pipelined) == outcomes(sequential)
     failed = {ods for ods, (status, _, _) in outcomes(pipelined).items() if status != "ok"}
