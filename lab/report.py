@@ -271,7 +271,7 @@ def render_benchmarks(reports: Path = REPORTS) -> str:
         "python3 -m uv run slotsync bench --size region --json reports/bench/bench-region-$(git rev-parse "
         "--short HEAD).json",
         "python3 -m uv run slotsync bench --size england --repetitions 1 --latency p50=1s,p95=3s "
-        "--latency-in-flight 64 "
+        "--latency-in-flight 96 "
         "--json reports/bench/bench-england-$(git rev-parse --short HEAD).json",
         "python3 -m uv run slotsync bench --size england --growth 300,1000,3000,6300 "
         "--json reports/bench/growth-$(git rev-parse --short HEAD).json",
