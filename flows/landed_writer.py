@@ -137,7 +137,7 @@ class LandedWriter:
                 self._may_validate = True
             loaded_at = time.perf_counter()
             ok = {ods: o for ods, o in loaded.items() if o.status == "ok"}
-            self._unvalidated += ok
+            self._unvalidated += list(ok)
             self._unvalidated_rows += sum(o.slot_rows for o in ok.values())
             report = None
             if self._may_validate and self._unvalidated and self._unvalidated_rows >= self.validate_rows:
