@@ -40,7 +40,14 @@ from flows.run_context import writer_slot
 from flows.validate import judge_pending
 from warehouse import fold
 from warehouse.db import open_warehouse
-from warehouse.ingest import Bookings, PracticeOutcome, Preloaded, load_bookings, load_landed
+from warehouse.ingest import (
+    Bookings,
+    PracticeOutcome,
+    Preloaded,
+    load_bookings,
+    load_landed,
+    merged_reports,
+)
 from warehouse.quality import VALIDATE_GROUP_ROWS
 
 
@@ -156,11 +163,7 @@ class LandedWriter:
         pre.outcomes.update(loaded)
         pre.refused.extend(refused)
         if report is not None:
-            pre.validation.batches.extend(report.batches)
-            for frame, rows in report.rows.items():
-                pre.validation.rows[frame] = pre.validation.rows.get(frame, 0) + rows
-            pre.validation.extract_s += report.extract_s
-            pre.validation.validate_s += report.validate_s
+            pre.validation = merged_reports(pre.validation, report)
         pre.batches += 1 if batch else 0  # the bookings' own step is not a batch
         pre.load_s += loaded_at - began
         pre.validate_s += validated_at - loaded_at

@@ -190,7 +190,7 @@ def ingest(
     validation = judge(con)
     pre = new_load.preloaded if new_load is not None else None
     if pre is not None:
-        validation = _merged(pre.validation, validation)
+        validation = merged_reports(pre.validation, validation)
         refused = pre.refused + refused
     report = IngestReport(validation, outcomes, refused, phases_s=phases)
     clock.done("validate")
@@ -282,7 +282,7 @@ def load_bookings(con: duckdb.DuckDBPyConnection, load_id: str, as_of: datetime,
                          fetch_failures=bookings.failures, reads=bookings.reads)
 
 
-def _merged(first: ValidationReport, then: ValidationReport) -> ValidationReport:
+def merged_reports(first: ValidationReport, then: ValidationReport) -> ValidationReport:
     """One report of a load's validations: those while fetching, then the final one."""
     rows = dict(first.rows)
     for frame, n in then.rows.items():
