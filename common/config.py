@@ -73,11 +73,16 @@ class SyncSettings(BaseModel):
     # Landing files are the raw archive of slot-search bodies; a completed load's folder is
     # deleted this many days after its observation instant (raw metadata rows stay).
     raw_retention_days: int = Field(default=35, ge=1)
-    # DuckDB's memory limit for the writer (its default is 80% of RAM, and a night of England
-    # then held ~4.8 GiB; with 1 GB it spills to disk, peaked at 1.6 GiB and was no slower).
     # Landed practices the writer loads and validates together while fetching goes on
     # (flows/landed_writer.py); fewer than this at the end are loaded with the rest.
     write_batch_practices: int = Field(default=250, ge=1)
+    # At most this many Prefect tasks per leg of a run (slot searches; booking-log exports):
+    # an estate larger than this shares them out, several practices to a task. Each task run
+    # costs the Prefect server three state events; at England's 8,800 tasks its CPU was a
+    # third of the night's (BENCHMARKS.md), and Prefect's guidance is a few hundred a night.
+    max_tasks_per_leg: int = Field(default=200, ge=1)
+    # DuckDB's memory limit for the writer (its default is 80% of RAM, and a night of England
+    # then held ~4.8 GiB; with 1 GB it spills to disk, peaked at 1.6 GiB and was no slower).
     writer_memory_limit: str = Field(default="1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 

@@ -1,7 +1,8 @@
 """The bookings leg of a sync: what booking organisations booked, confirmed at the practice.
 
-1. `fetch_booking_log`, one task per booking organisation: its export, validated and
-   pseudonymised by the connector.
+1. `fetch_booking_logs`, one task per booking organisation (or per group of them, past
+   `sync.max_tasks_per_leg`, flows/task_groups.py): each export validated and pseudonymised
+   by the connector.
 2. `confirm_bookings`: Read Appointment at the practice for every logged appointment that
    ends after the look-back point (past appointments cannot change any more), concurrently
    through the shared, rate-limited GP Connect client.
@@ -28,6 +29,7 @@ from connectors.bookinglog import (
 from connectors.gpconnect.client import GpConnectClient
 from connectors.http.errors import HttpError
 from connectors.registry import BookingOrganisation, Registry
+from flows.task_groups import group_label, groups_in_flight, share_out
 
 CONFIRM_LOOKBACK = timedelta(days=1)
 
@@ -39,8 +41,20 @@ class BookingsResult:
     reads: list[AppointmentRead] = field(default_factory=list)
 
 
-@task(name="fetch-booking-log", cache_policy=NO_CACHE,
-      task_run_name="booking-log-{organisation.ods_code}")
+@task(name="fetch-booking-logs", cache_policy=NO_CACHE, task_run_name="booking-log-{label}")
+async def fetch_booking_logs(
+    label: str, organisations: list[BookingOrganisation], client: BookingLogClient,
+    in_flight: asyncio.Semaphore,
+) -> list[BookingLogExport | HttpError]:
+    """One task's share of the booking organisations (flows/task_groups.py), each export alone."""
+
+    async def one(organisation: BookingOrganisation) -> BookingLogExport | HttpError:
+        async with in_flight:
+            return await fetch_booking_log(organisation, client)
+
+    return list(await asyncio.gather(*(one(organisation) for organisation in organisations)))
+
+
 async def fetch_booking_log(
     organisation: BookingOrganisation, client: BookingLogClient
 ) -> BookingLogExport | HttpError:
@@ -92,18 +106,23 @@ async def collect_bookings(
     observed_at: datetime,
     practices: set[str] | None = None,
     concurrency: int = 32,
+    max_tasks: int = 200,
 ) -> BookingsResult:
     result = BookingsResult()
     # Bounded like the practices' fetches: at England scale 1,266 exports requested at once
     # queued in httpx's pool, whose bookkeeping grows with every waiting request, and stalled
     # the event loop (and so every slot search) for minutes.
     in_flight = asyncio.Semaphore(concurrency)
+    groups = share_out(registry.booking_organisations, max_tasks)
+    group_slots = asyncio.Semaphore(groups_in_flight(concurrency, len(groups[0]) if groups else 1))
 
-    async def fetch_when_free(organisation: BookingOrganisation) -> BookingLogExport | HttpError:
-        async with in_flight:
-            return await fetch_booking_log(organisation, log_client)
+    async def fetch_when_free(group: list[BookingOrganisation]) -> list[BookingLogExport | HttpError]:
+        async with group_slots:
+            label = group_label([organisation.ods_code for organisation in group])
+            return await fetch_booking_logs(label, group, log_client, in_flight)
 
-    fetched = await asyncio.gather(*(fetch_when_free(org) for org in registry.booking_organisations))
+    fetched = [item for group in await asyncio.gather(*(fetch_when_free(g) for g in groups))
+               for item in group]
     for item in fetched:
         if isinstance(item, HttpError):
             result.failures.append(item)

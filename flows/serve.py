@@ -46,24 +46,11 @@ from prefect.workers.process import ProcessWorker
 
 from common.config import AlertSettings
 from flows.deployments import WORK_POOL, slotsync_deployments
+from flows.environment import SERVER_SETTINGS
 
 SERVE_MARKER = "SLOTSYNC_SERVE_ID"  # environment variable every child process inherits
 DATABASE_URL_VARIABLE = "PREFECT_API_DATABASE_CONNECTION_URL"
 
-# Task-run records are written by the server's task-run recorder from the events the flow-run
-# process sends. Prefect's default writes one event per transaction (batch size 1): about 10
-# events a second on a busy 2-core machine against the ~150 an England night sends, while the
-# in-memory broker holds 10,000 events per consumer and drops the rest ("Subscription queue
-# is full"), losing task-run records on SQLite and PostgreSQL alike. With the recorder in
-# batches the event persister (batches of 20) was the next to overflow, so it batches too
-# (README, Scheduling: "SQLite or PostgreSQL"). The operator's environment wins over these.
-SERVER_SETTINGS: Mapping[str, str] = {
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "500",
-    # whole seconds: Prefect sleeps int(flush_interval) between flushes, so below 1 it spins
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
-    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
-    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "1",
-}
 
 
 class ServeError(RuntimeError):

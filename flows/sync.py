@@ -3,9 +3,10 @@
 Shape of one run:
 1. Open the load: record it in the ledger with its plan (`meta.load_plan`) and the registry
    in `core.dim_practice`; a re-run also reads which planned units are already complete.
-2. `fetch_practice` (one async task per practice, sharing one pooled HTTP client): the
-   differential searches for every window (of a re-run: not yet complete), landed as bytes
-   on disk. No DuckDB here. Each landed practice goes to the pipelined writer
+2. `fetch_practices` (async tasks sharing one pooled HTTP client; one per practice, or a
+   group of practices each when the estate is larger than `sync.max_tasks_per_leg`): each
+   practice's differential searches for every window (of a re-run: not yet complete), landed
+   as bytes on disk. No DuckDB here. Each landed practice goes to the pipelined writer
    (flows/landed_writer.py), which loads and validates batches of them while fetching goes on.
 3. `load_and_publish` (the writer sequence, once fetching ended): loads the practices the
    pipelined writer did not (the last partial batch) and the bookings, validates what is
@@ -29,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -65,6 +66,7 @@ from flows.operations import (
 )
 from flows.run_context import FixedClock, flow_run_id, settings_for, writer_slot
 from flows.secrets import patient_hash_key
+from flows.task_groups import group_label, groups_in_flight, share_out
 from flows.validate import validate_batches, writer_places
 from warehouse.db import connect, open_warehouse
 from warehouse.ingest import Bookings, LoadInput, PracticeFailure, PracticeOutcome, Preloaded, ingest
@@ -131,7 +133,36 @@ class TooManyPracticesFailed(RuntimeError):
         ))
 
 
-@task(name="fetch-practice", cache_policy=NO_CACHE, task_run_name="fetch-{practice.ods_code}")
+@task(name="fetch-practices", cache_policy=NO_CACHE, task_run_name="fetch-{label}")
+async def fetch_practices(
+    label: str,
+    group: list[tuple[Practice, frozenset[UnitKey]]],
+    windows: list[SearchWindow],
+    client: GpConnectClient,
+    landing_dir: Path,
+    load_id: str,
+    observed_at: datetime,
+    storage: StorageSettings,
+    in_flight: asyncio.Semaphore,
+    landed: Callable[[PracticeOutcome], Awaitable[None]],
+) -> list[PracticeOutcome]:
+    """One task's share of the practices (flows/task_groups.py), each fetched and landed alone.
+
+    A practice starts only when fewer than `http.overall_concurrency` are in flight, and keeps
+    its place until the writer has taken its outcome (`landed` waits while the writer is a
+    batch behind).
+    """
+
+    async def one(practice: Practice, complete: frozenset[UnitKey]) -> PracticeOutcome:
+        async with in_flight:
+            outcome = await fetch_practice(practice, windows, client, landing_dir, load_id,
+                                           observed_at, complete, storage)
+            await landed(outcome)
+            return outcome
+
+    return list(await asyncio.gather(*(one(practice, complete) for practice, complete in group)))
+
+
 async def fetch_practice(
     practice: Practice,
     windows: list[SearchWindow],
@@ -395,15 +426,22 @@ async def _sync(
             async with LandedWriter(settings, load_id=load_id, stream=plan.stream, as_of=observed_at,
                                     with_bookings=leg) as writer:
 
-                async def fetch_when_free(practice: Practice,
-                                          complete: frozenset[UnitKey]) -> PracticeOutcome:
-                    async with in_flight:
-                        outcome = await fetch_practice(practice, windows, client, settings.landing_dir,
-                                                       load_id, observed_at, complete, settings.storage)
-                        await writer.landed(outcome)  # waits while the writer is a batch behind
-                        return outcome
+                # At most `sync.max_tasks_per_leg` task runs (flows/task_groups.py), each
+                # started only when its practices can go.
+                groups = share_out(todo, settings.sync.max_tasks_per_leg)
+                group_slots = asyncio.Semaphore(groups_in_flight(
+                    settings.http.overall_concurrency, len(groups[0]) if groups else 1))
 
-                fetches = [asyncio.ensure_future(fetch_when_free(p, complete)) for p, complete in todo]
+                async def fetch_when_free(group: list[tuple[Practice, frozenset[UnitKey]]],
+                                          ) -> list[PracticeOutcome]:
+                    async with group_slots:
+                        return await fetch_practices(
+                            group_label([p.ods_code for p, _ in group]), group, windows, client,
+                            settings.landing_dir, load_id, observed_at, settings.storage,
+                            in_flight, writer.landed,
+                        )
+
+                fetches = [asyncio.ensure_future(fetch_when_free(group)) for group in groups]
                 legs: list[asyncio.Future[Any]] = [asyncio.ensure_future(_all_or_cancel(fetches))]
 
                 async def bookings_leg() -> BookingsResult:
@@ -411,16 +449,17 @@ async def _sync(
                         registry, client, log_client, hash_secret=secret, clock=clock,
                         observed_at=observed_at, practices=booking_practices,
                         concurrency=settings.http.overall_concurrency,
+                        max_tasks=settings.sync.max_tasks_per_leg,
                     )
                     await writer.bookings_fetched(_bookings(result))  # validation starts then
                     return result
 
                 if leg:
                     legs.append(asyncio.ensure_future(bookings_leg()))
-                outcomes, *booked = await _all_or_cancel(legs)
+                fetched_groups, *booked = await _all_or_cancel(legs)
                 if booked:
                     summary.bookings = booked[0]
-            summary.outcomes = list(outcomes)
+            summary.outcomes = [outcome for group in fetched_groups for outcome in group]
         async with writer_slot(settings):
             summary = load_and_publish(settings, summary, started_at, clock, writer.preloaded)
             if flow_name == "nightly_sync":

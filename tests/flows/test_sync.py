@@ -12,9 +12,12 @@ from typing import Any
 
 import duckdb
 import pytest
+from prefect.context import TaskRunContext
 
 from common.clock import SimulatedClock
+from common.config import Settings, get_settings
 from common.uktime import uk_day, uk_midnight
+from flows import bookings, run_context, sync
 from flows.sync import nightly_sync
 from sandbox.faults import FaultRule
 from sandbox.server import SandboxServer
@@ -226,3 +229,47 @@ def test_the_data_folder_and_its_files_are_owner_only_whatever_the_umask(
     assert {mode(p) for p in landing} == {0o600}
     assert mode(data_dir / "warehouse.duckdb") == 0o600
     assert mode(data_dir / "published" / "dashboard.duckdb") == 0o600
+
+
+def test_an_estate_over_the_task_cap_shares_its_practices_out_and_each_still_fails_alone(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 42 practices and hubs, at most 4 fetch tasks and 4 booking-log tasks (flows/task_groups.py).
+    monkeypatch.setenv("SLOTSYNC_SYNC__MAX_TASKS_PER_LEG", "4")
+    get_settings.cache_clear()
+    monkeypatch.setattr(run_context, "get_settings", lambda: Settings())  # this test's cap only
+    victim = sandbox.registry.practices[3].ods_code
+    sandbox.state.faults.add(FaultRule(practice=victim, kind="status", status=401))
+    fetched_in: dict[str, str] = {}
+    exported_in: dict[str, str] = {}
+    fetch_one, export_one = sync.fetch_practice, bookings.fetch_booking_log
+
+    async def spy_fetch(practice: Any, *args: Any, **kwargs: Any) -> Any:
+        fetched_in[practice.ods_code] = TaskRunContext.get().task_run.name  # type: ignore[union-attr]
+        return await fetch_one(practice, *args, **kwargs)
+
+    async def spy_export(organisation: Any, client: Any) -> Any:
+        exported_in[organisation.ods_code] = TaskRunContext.get().task_run.name  # type: ignore[union-attr]
+        return await export_one(organisation, client)
+
+    monkeypatch.setattr(sync, "fetch_practice", spy_fetch)
+    monkeypatch.setattr(bookings, "fetch_booking_log", spy_export)
+    result = run_nightly(sandbox, tmp_path)
+
+    codes = [p.ods_code for p in sandbox.registry.practices]
+    assert [o["practice_ods"] for o in result["outcomes"]] == codes  # registry order, each once
+    assert sorted(fetched_in) == sorted(codes)
+    runs = sorted(set(fetched_in.values()))
+    # 42 in 4 contiguous groups of 11: named by their first and last practice.
+    assert runs == sorted(f"fetch-{codes[i]}-to-{codes[min(i + 10, 41)]}" for i in range(0, 42, 11))
+    organisations = [o.ods_code for o in sandbox.registry.booking_organisations]
+    assert sorted(exported_in) == sorted(organisations)
+    assert len(organisations) == 6  # in 3 groups of 2: 4 groups could not be of equal size
+    assert sorted(set(exported_in.values())) == sorted(
+        f"booking-log-{organisations[i]}-to-{organisations[i + 1]}" for i in range(0, 6, 2)
+    )
+    failed = [o for o in result["outcomes"] if o["status"] != "ok"]
+    assert [o["practice_ods"] for o in failed] == [victim]
+    assert failed[0]["error_class"] == "ConfigurationError"
+    statuses = dict(mart_rows(tmp_path, "select practice_ods, latest_status from mart_pipeline_freshness"))
+    assert statuses[victim] == "failed" and sum(s == "ok" for s in statuses.values()) == 41
