@@ -160,7 +160,9 @@ async def fetch_practices(
             await landed(outcome)
             return outcome
 
-    return list(await asyncio.gather(*(one(practice, complete) for practice, complete in group)))
+    # A raise (the writer failed, a disk full) cancels the group's other practices too.
+    return await _all_or_cancel([asyncio.ensure_future(one(practice, complete))
+                                 for practice, complete in group])
 
 
 async def fetch_practice(
