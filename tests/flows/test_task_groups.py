@@ -31,7 +31,7 @@ def test_england_shares_its_7550_practices_out_to_under_the_cap() -> None:
     assert len(groups) == 199 and len(groups[0]) == 38
 
 
-def test_enough_groups_start_to_fill_the_practice_limit_and_one_more() -> None:
-    assert groups_in_flight(32, 1) == 33
-    assert groups_in_flight(32, 38) == 2
-    assert groups_in_flight(96, 38) == 4
+def test_enough_groups_start_to_hold_twice_the_practice_limit_and_one_more() -> None:
+    assert groups_in_flight(32, 1) == 32  # a task per practice starts when its practice can go
+    assert groups_in_flight(32, 38) == 3
+    assert groups_in_flight(96, 38) == 7
