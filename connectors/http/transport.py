@@ -22,6 +22,7 @@ from connectors.http.errors import (
     TransportFailure,
     classify_status,
 )
+from connectors.http.pool import ShardedTransport, shard_count
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def new_client(
     headers: Mapping[str, str] | None = None,
     spine_tls: bool = False,
 ) -> httpx.AsyncClient:
-    """One pooled client from settings (timeouts, pool size).
+    """One pooled client from settings (timeouts, pool size; past 16 connections, several pools).
 
     `spine_tls` adds the Spine client certificate and CA bundle, for GP Connect only: the
     other endpoints are not reached through the Spine.
@@ -52,6 +53,9 @@ def new_client(
             cert = (str(http.client_cert_path), str(http.client_key_path))
         if http.ca_bundle_path:
             verify = str(http.ca_bundle_path)
+    if transport is None and shard_count(http.overall_concurrency) > 1:
+        # Past 16 connections httpcore's pool costs the event loop dearly (connectors/http/pool.py).
+        transport = ShardedTransport(max_connections=http.overall_concurrency, verify=verify, cert=cert)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(http.timeout_s, connect=http.connect_timeout_s),
         limits=httpx.Limits(
