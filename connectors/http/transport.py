@@ -10,6 +10,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
+from urllib.request import getproxies
 
 import httpx
 
@@ -53,8 +54,10 @@ def new_client(
             cert = (str(http.client_cert_path), str(http.client_key_path))
         if http.ca_bundle_path:
             verify = str(http.ca_bundle_path)
-    if transport is None and shard_count(http.overall_concurrency) > 1:
+    if transport is None and shard_count(http.overall_concurrency) > 1 and not getproxies():
         # Past 16 connections httpcore's pool costs the event loop dearly (connectors/http/pool.py).
+        # Not with a proxy from the environment: httpx honours HTTPS_PROXY/NO_PROXY only for
+        # its own transport, so a proxied deployment keeps it.
         transport = ShardedTransport(max_connections=http.overall_concurrency, verify=verify, cert=cert)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(http.timeout_s, connect=http.connect_timeout_s),

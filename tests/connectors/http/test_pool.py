@@ -62,7 +62,12 @@ def test_a_request_that_fails_before_its_response_frees_its_pool() -> None:
     asyncio.run(scenario())
 
 
-def test_the_client_shards_only_past_sixteen_connections() -> None:
+def test_the_client_shards_only_past_sixteen_connections_and_never_behind_a_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
     async def scenario() -> None:
         async with new_client(HttpSettings(overall_concurrency=8)) as small, \
                 new_client(HttpSettings(overall_concurrency=96)) as large:
@@ -70,3 +75,12 @@ def test_the_client_shards_only_past_sixteen_connections() -> None:
             assert isinstance(large._transport, ShardedTransport) and len(large._transport._pools) == 6
 
     asyncio.run(scenario())
+
+    async def proxied() -> None:
+        # httpx reads HTTPS_PROXY and NO_PROXY only for its own transport: keep it there.
+        async with new_client(HttpSettings(overall_concurrency=96)) as client:
+            assert not isinstance(client._transport, ShardedTransport)
+            assert any(t is not None for t in client._mounts.values())
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    asyncio.run(proxied())
