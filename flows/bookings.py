@@ -29,7 +29,7 @@ from connectors.bookinglog import (
 from connectors.gpconnect.client import GpConnectClient
 from connectors.http.errors import HttpError
 from connectors.registry import BookingOrganisation, Registry
-from flows.task_groups import group_label, groups_in_flight, share_out
+from flows.task_groups import run_in_groups
 
 CONFIRM_LOOKBACK = timedelta(days=1)
 
@@ -113,16 +113,14 @@ async def collect_bookings(
     # queued in httpx's pool, whose bookkeeping grows with every waiting request, and stalled
     # the event loop (and so every slot search) for minutes.
     in_flight = asyncio.Semaphore(concurrency)
-    groups = share_out(registry.booking_organisations, max_tasks)
-    group_slots = asyncio.Semaphore(groups_in_flight(concurrency, len(groups[0]) if groups else 1))
 
-    async def fetch_when_free(group: list[BookingOrganisation]) -> list[BookingLogExport | HttpError]:
-        async with group_slots:
-            label = group_label([organisation.ods_code for organisation in group])
-            return await fetch_booking_logs(label, group, log_client, in_flight)
+    async def fetch_group(label: str, group: list[BookingOrganisation]) -> list[BookingLogExport | HttpError]:
+        return await fetch_booking_logs(label, group, log_client, in_flight)
 
-    fetched = [item for group in await asyncio.gather(*(fetch_when_free(g) for g in groups))
-               for item in group]
+    fetched = await run_in_groups(
+        registry.booking_organisations, max_tasks=max_tasks, items_in_flight=concurrency,
+        code=lambda organisation: organisation.ods_code, run_group=fetch_group,
+    )
     for item in fetched:
         if isinstance(item, HttpError):
             result.failures.append(item)

@@ -52,7 +52,6 @@ SERVE_MARKER = "SLOTSYNC_SERVE_ID"  # environment variable every child process i
 DATABASE_URL_VARIABLE = "PREFECT_API_DATABASE_CONNECTION_URL"
 
 
-
 class ServeError(RuntimeError):
     """A part of the stack did not start or stopped unexpectedly; the message says which."""
 

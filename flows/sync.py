@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -66,7 +66,7 @@ from flows.operations import (
 )
 from flows.run_context import FixedClock, flow_run_id, settings_for, writer_slot
 from flows.secrets import patient_hash_key
-from flows.task_groups import group_label, groups_in_flight, share_out
+from flows.task_groups import all_or_cancel, run_in_groups
 from flows.validate import validate_batches, writer_places
 from warehouse.db import connect, open_warehouse
 from warehouse.ingest import Bookings, LoadInput, PracticeFailure, PracticeOutcome, Preloaded, ingest
@@ -161,7 +161,7 @@ async def fetch_practices(
             return outcome
 
     # A raise (the writer failed, a disk full) cancels the group's other practices too.
-    return await _all_or_cancel([asyncio.ensure_future(one(practice, complete))
+    return await all_or_cancel([asyncio.ensure_future(one(practice, complete))
                                  for practice, complete in group])
 
 
@@ -255,22 +255,6 @@ def load_and_publish(
     summary.published = str(report.published) if report.published else None
     summary.writer_phases_s.update(report.phases_s)
     return summary
-
-
-async def _all_or_cancel(fetches: Sequence[asyncio.Future[Any]]) -> list[Any]:
-    """Every result; when one raises (the writer failed), the others are cancelled.
-
-    A practice's own fetch failure is an outcome, never raised, so only the pipelined writer's
-    failure (flows/landed_writer.py) or a bug gets here: the night stops instead of going on
-    fetching what nobody will load.
-    """
-    try:
-        return list(await asyncio.gather(*fetches))
-    except BaseException:
-        for fetch in fetches:
-            fetch.cancel()
-        await asyncio.gather(*fetches, return_exceptions=True)
-        raise
 
 
 def _bookings(result: BookingsResult) -> Bookings:
@@ -428,23 +412,17 @@ async def _sync(
             async with LandedWriter(settings, load_id=load_id, stream=plan.stream, as_of=observed_at,
                                     with_bookings=leg) as writer:
 
-                # At most `sync.max_tasks_per_leg` task runs (flows/task_groups.py), each
-                # started only when its practices can go.
-                groups = share_out(todo, settings.sync.max_tasks_per_leg)
-                group_slots = asyncio.Semaphore(groups_in_flight(
-                    settings.http.overall_concurrency, len(groups[0]) if groups else 1))
+                async def fetch_group(label: str, group: list[tuple[Practice, frozenset[UnitKey]]],
+                                      ) -> list[PracticeOutcome]:
+                    return await fetch_practices(label, group, windows, client, settings.landing_dir,
+                                                 load_id, observed_at, settings.storage, in_flight,
+                                                 writer.landed)
 
-                async def fetch_when_free(group: list[tuple[Practice, frozenset[UnitKey]]],
-                                          ) -> list[PracticeOutcome]:
-                    async with group_slots:
-                        return await fetch_practices(
-                            group_label([p.ods_code for p, _ in group]), group, windows, client,
-                            settings.landing_dir, load_id, observed_at, settings.storage,
-                            in_flight, writer.landed,
-                        )
-
-                fetches = [asyncio.ensure_future(fetch_when_free(group)) for group in groups]
-                legs: list[asyncio.Future[Any]] = [asyncio.ensure_future(_all_or_cancel(fetches))]
+                # At most `sync.max_tasks_per_leg` task runs (flows/task_groups.py).
+                fetches = run_in_groups(todo, max_tasks=settings.sync.max_tasks_per_leg,
+                                        items_in_flight=settings.http.overall_concurrency,
+                                        code=lambda item: item[0].ods_code, run_group=fetch_group)
+                legs: list[asyncio.Future[Any]] = [asyncio.ensure_future(fetches)]
 
                 async def bookings_leg() -> BookingsResult:
                     result = await collect_bookings(
@@ -458,10 +436,10 @@ async def _sync(
 
                 if leg:
                     legs.append(asyncio.ensure_future(bookings_leg()))
-                fetched_groups, *booked = await _all_or_cancel(legs)
+                outcomes, *booked = await all_or_cancel(legs)
                 if booked:
                     summary.bookings = booked[0]
-            summary.outcomes = [outcome for group in fetched_groups for outcome in group]
+            summary.outcomes = list(outcomes)
         async with writer_slot(settings):
             summary = load_and_publish(settings, summary, started_at, clock, writer.preloaded)
             if flow_name == "nightly_sync":

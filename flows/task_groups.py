@@ -11,11 +11,13 @@ as before (`fetch-A81001`). A practice's failure is still its own outcome inside
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def share_out(items: Sequence[T], max_tasks: int) -> list[list[T]]:
@@ -45,3 +47,39 @@ def groups_in_flight(items_in_flight: int, group_size: int) -> int:
     if group_size <= 1:
         return items_in_flight
     return math.ceil(2 * items_in_flight / group_size) + 1
+
+
+async def all_or_cancel(futures: Sequence[asyncio.Future[Any]]) -> list[Any]:
+    """Every result; when one raises, the others are cancelled and the error goes on.
+
+    A practice's own fetch failure is an outcome, never raised, so only the pipelined writer's
+    failure (flows/landed_writer.py), a full disk or a bug gets here: the night stops instead of
+    going on fetching what nobody will load.
+    """
+    try:
+        return list(await asyncio.gather(*futures))
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        await asyncio.gather(*futures, return_exceptions=True)
+        raise
+
+
+async def run_in_groups(
+    items: Sequence[T], *, max_tasks: int, items_in_flight: int, code: Callable[[T], str],
+    run_group: Callable[[str, list[T]], Awaitable[list[R]]],
+) -> list[R]:
+    """Every item's result, in order: `items` shared out, each group's task started when needed.
+
+    `run_group(label, group)` is the leg's Prefect task (its run named by `group_label` of the
+    items' `code`s); it bounds its own items to `items_in_flight`.
+    """
+    groups = share_out(items, max_tasks)
+    slots = asyncio.Semaphore(groups_in_flight(items_in_flight, len(groups[0]) if groups else 1))
+
+    async def when_free(group: list[T]) -> list[R]:
+        async with slots:
+            return await run_group(group_label([code(item) for item in group]), group)
+
+    done = await all_or_cancel([asyncio.ensure_future(when_free(group)) for group in groups])
+    return [result for group in done for result in group]
