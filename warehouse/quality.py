@@ -82,8 +82,12 @@ STAGED_ROWS = {
     "quality_schedules": "staging.stg_gpconnect__schedules",
     "quality_locations": "staging.stg_gpconnect__locations",
 }
-# Each check frame, materialised per group for the counts and the failing rows.
+# Each check frame per group, for the counts and the failing rows: a temp table, except the
+# frames in CHECK_VIEWS. The slot frame (a row per staged slot) is a temp view: the counts
+# evaluate it once, and only a group with failing slots evaluates it again, for the failing
+# rows of its failing practices; a copy of every row cost a third more (see BENCHMARKS.md).
 CHECK_TABLES = {name: f"quality_check_{name}" for name in FRAMES}
+CHECK_VIEWS = frozenset({"slots"})
 # Staged slots whose check frames are computed and judged together (whole practices; one
 # larger practice is a group of its own): bounds the temp tables whatever the estate's size,
 # while each group's five GX runs (~0.1 s each) stay a small share of its time.
@@ -215,7 +219,10 @@ def validate_pending(
     finally:
         for view in STAGED_ROWS:
             cursor.execute(f"drop view if exists {view}")
-        for temp in ("quality_units", "quality_pending", *CHECK_TABLES.values()):
+        for name in CHECK_VIEWS:
+            cursor.execute(f"drop view if exists {CHECK_TABLES[name]}")
+        for temp in ("quality_units", "quality_pending",
+                     *(t for name, t in CHECK_TABLES.items() if name not in CHECK_VIEWS)):
             cursor.execute(f"drop table if exists {temp}")
         cursor.close()
     return report
@@ -244,7 +251,7 @@ def _practice_groups(cursor: duckdb.DuckDBPyConnection, group_rows: int) -> list
 
 
 def _check_tables(cursor: duckdb.DuckDBPyConnection, practices: Sequence[str]) -> None:
-    """The check frames of the pending batches of `practices`, as temp tables (`CHECK_TABLES`)."""
+    """The check frames of the pending batches of `practices` (`CHECK_TABLES`, `CHECK_VIEWS`)."""
     cursor.execute(
         "create or replace temp table quality_units as "
         "select * from quality_pending where practice_ods in (select unnest($practices::varchar[]))",
@@ -258,13 +265,17 @@ def _check_tables(cursor: duckdb.DuckDBPyConnection, practices: Sequence[str]) -
     # cost more than the checks); the bounds are variables since a view takes no parameters.
     for name, value in bounds.items():
         cursor.execute(f"set variable quality_{name} = $value", {"value": value})
+    cursor.execute("set variable quality_only_practices = null::varchar[]")
     staged_rows = sql_text("quality/int_batch_staged_rows.sql")
     for view, staged in STAGED_ROWS.items():
         cursor.execute(f"create or replace temp view {view} as {staged_rows.replace('{{ staged }}', staged)}")
     for name, path in FRAMES.items():
         text = sql_text(path)
         params = {k: v for k, v in bounds.items() if f"${k}" in text}
-        cursor.execute(f"create or replace temp table {CHECK_TABLES[name]} as {text}", params)
+        kind = "view" if name in CHECK_VIEWS else "table"
+        if kind == "view" and params:
+            raise ValueError(f"check frame {name}: a view takes no parameters ({', '.join(params)})")
+        cursor.execute(f"create or replace temp {kind} {CHECK_TABLES[name]} as {text}", params)
 
 
 BatchKey = tuple[str, str, str]
@@ -317,7 +328,14 @@ def _failing_rows(
         params: dict[str, Any] = {"sample_rows": SAMPLE_ROWS}
         if practices:
             params["practices"] = practices
-        frames[frame] = cursor.execute(text, params).df()
+        narrow = frame in CHECK_VIEWS and bool(practices)
+        if narrow:  # the view is evaluated again: over the failing practices' staged rows only
+            cursor.execute("set variable quality_only_practices = $p::varchar[]", {"p": practices})
+        try:
+            frames[frame] = cursor.execute(text, params).df()
+        finally:
+            if narrow:
+                cursor.execute("set variable quality_only_practices = null::varchar[]")
     return frames
 
 

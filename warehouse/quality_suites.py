@@ -8,7 +8,9 @@ GX context (a file context under `<data_dir>/quality`, with Data Docs, or an eph
 and `run_suites` runs them over frames and returns the unexpected rows' batch keys.
 `warehouse/quality.py` decides what to validate and what a result means for a batch.
 
-`import great_expectations` costs ~5 s, so it is imported only when a validation runs.
+`import great_expectations` costs ~5 s, so it is imported only when a validation runs, or
+when a pipelined night prepares the gate while its first practices are fetched (`gx_context`
+from a thread: the writer's core is idle then, and its first validation finds the context made).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import copy
 import logging
 import os
 import shutil
+import threading
 import time
 import weakref
 from collections.abc import Mapping
@@ -60,6 +63,7 @@ DATA_DOCS_SITE = "slotsync"
 
 # File contexts by project folder, and each context's GX result on an empty frame per suite.
 _FILE_CONTEXTS: dict[Path, Any] = {}
+_FILE_CONTEXTS_LOCK = threading.Lock()  # one context per folder, even when prepared from a thread
 _EMPTY_RESULTS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
@@ -307,15 +311,17 @@ def gx_context(data_dir: Path | None) -> Any:
 
     A file context is made once per project folder and process (~0.4 s: config, five suites
     and validation definitions written), then reused while its project file exists: a
-    pipelined night validates each batch of practices as it lands, tens of times.
+    pipelined night validates each batch of practices as it lands, tens of times. A caller
+    that asks while another thread makes the folder's context waits for that one.
     """
     if data_dir is None:
         return _new_context(None)
     root = (data_dir / "quality").resolve()
-    context = _FILE_CONTEXTS.get(root)
-    if context is None or not (root / "gx" / "great_expectations.yml").exists():
-        context = _FILE_CONTEXTS[root] = _new_context(data_dir)
-    return context
+    with _FILE_CONTEXTS_LOCK:
+        context = _FILE_CONTEXTS.get(root)
+        if context is None or not (root / "gx" / "great_expectations.yml").exists():
+            context = _FILE_CONTEXTS[root] = _new_context(data_dir)
+        return context
 
 
 def _new_context(data_dir: Path | None) -> Any:

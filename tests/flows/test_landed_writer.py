@@ -113,6 +113,8 @@ def test_a_pipelined_night_writes_what_a_sequential_night_writes(
     assert phases["batches_while_fetching"] >= practices // BATCH - 2, phases
     assert phases["load_while_fetching"] > 0 and phases["validate_while_fetching"] > 0, phases
     assert phases["fold_while_fetching"] > 0, phases
+    # GX's context was made in a thread as the night started, not by the first validation.
+    assert phases["gate_setup_while_fetching"] > 0, phases
     # Same outcome per practice (the defective ones quarantined), same content everywhere.
     assert outcomes(pipelined) == outcomes(sequential)
     failed = {ods for ods, (status, _, _) in outcomes(pipelined).items() if status != "ok"}

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import duckdb
 import orjson
@@ -357,3 +358,23 @@ def test_gx_keeps_the_newest_whole_validations_per_suite(tmp_path: Path) -> None
     _prune_results(tmp_path, keep=2)
     assert sorted(p.name for p in suite.iterdir()) == ["load-3"], "the newest is kept whole"
     assert len(list((suite / "load-3").iterdir())) == 3
+
+
+def test_a_folder_gets_one_gx_context_when_two_threads_ask_at_once(tmp_path: Path) -> None:
+    # A pipelined night makes the context in a thread as it starts while its first
+    # validation may already ask for it: both must get the one context, made once.
+    from concurrent.futures import ThreadPoolExecutor
+
+    import warehouse.quality_suites as suites
+
+    made: list[Path | None] = []
+    real = suites._new_context
+
+    def counted(data_dir: Path | None) -> object:
+        made.append(data_dir)
+        return real(data_dir)
+
+    with mock.patch.object(suites, "_new_context", counted), ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(suites.gx_context, [tmp_path, tmp_path])
+    assert first is second
+    assert made == [tmp_path]

@@ -1,7 +1,7 @@
 -- Grain: one row per staged slot of a batch being validated (`quality_units`), with boolean
--- check columns for the rules that need other rows or tables. Materialised in DuckDB per
--- group; the expectations judge it there (warehouse/quality.py) and GX sees only the rows
--- that break one (int_check_failures.sql). Identifiers and vocabularies are kept as they are.
+-- check columns for the rules that need other rows or tables. A temp view per group, never
+-- copied: the expectations judge it in DuckDB (warehouse/quality.py, int_check_counts.sql) and
+-- GX sees only the rows that break one (int_check_failures.sql). Identifiers and vocabularies are kept as they are.
 --   slot_minutes           length of the slot (GX: 1 to 120 minutes)
 --   start_before_end       start strictly before end
 --   inside_window          the slot lies fully inside the search window that returned it
