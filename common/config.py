@@ -64,6 +64,10 @@ class HttpSettings(BaseModel):
     ca_bundle_path: Path | None = None
 
 
+# A DuckDB memory size as settings write it (e.g. 512MB, 1GB, 1.5GiB).
+MEMORY_SIZE = r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+
+
 class SyncSettings(BaseModel):
     """How far ahead and in which slices slot capacity is captured."""
 
@@ -83,7 +87,11 @@ class SyncSettings(BaseModel):
     max_tasks_per_leg: int = Field(default=200, ge=1)
     # DuckDB's memory limit for the writer (its default is 80% of RAM, and a night of England
     # then held ~4.8 GiB; with 1 GB it spills to disk, peaked at 1.6 GiB and was no slower).
-    writer_memory_limit: str = Field(default="1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+    writer_memory_limit: str = Field(default="1GB", pattern=MEMORY_SIZE)
+    # DuckDB's memory limit while the models build at the end of a night (never above the
+    # writer's): their joins otherwise fill the whole writer limit, the night's peak of memory
+    # at England's size, while under 512 MB they took the same time (BENCHMARKS.md).
+    models_memory_limit: str = Field(default="512MB", pattern=MEMORY_SIZE)
 
 
 class StorageSettings(BaseModel):

@@ -95,7 +95,8 @@ def tell_quarantine(batch: BatchOutcome) -> None:
 def writer_places(settings: Settings) -> Places:
     """Where the writer sequence reads and writes besides the warehouse, from settings."""
     return Places(settings.data_dir, settings.published_dir, settings.landing_dir,
-                  settings.sync.raw_retention_days, settings.storage.file_mode, settings.storage.dir_mode)
+                  settings.sync.raw_retention_days, settings.storage.file_mode, settings.storage.dir_mode,
+                  models_memory_limit=settings.sync.models_memory_limit)
 
 
 def run_validation(warehouse_path: Path, data_dir: Path) -> tuple[ValidationReport, list[QuarantinedBatch]]:

@@ -105,6 +105,31 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
 
 # The writer's memory limit unless the caller passes one (SyncSettings.writer_memory_limit).
 WRITER_MEMORY_LIMIT = "1GB"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(bytes|B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
+_UNIT_BYTES = {"bytes": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def size_bytes(text: str) -> int:
+    """Bytes of a DuckDB memory size as written in settings or shown by DuckDB ('953.6 MiB')."""
+    found = _SIZE.match(text)
+    if found is None:
+        raise ValueError(f"not a memory size: {text!r} (e.g. 512MB, 1GB, 953.6 MiB)")
+    return int(float(found.group(1)) * _UNIT_BYTES[found.group(2)])
+
+
+@contextmanager
+def memory_capped(con: duckdb.DuckDBPyConnection, limit: str | None) -> Iterator[None]:
+    """Run with DuckDB's memory limit lowered to `limit` (never raised), restored after."""
+    before = str(con.execute("select current_setting('memory_limit')").fetchall()[0][0])
+    if limit is None or size_bytes(limit) >= size_bytes(before):
+        yield
+        return
+    con.execute("SET memory_limit = ?", [limit])
+    try:
+        yield
+    finally:
+        con.execute("SET memory_limit = ?", [before])
 
 
 def open_warehouse(

@@ -146,6 +146,7 @@ class Places:
     raw_retention_days: int
     file_mode: int = FILE_MODE
     dir_mode: int = DIR_MODE
+    models_memory_limit: str | None = None  # DuckDB's limit while the models build (None: the writer's)
 
 
 @dataclass
@@ -205,7 +206,7 @@ def ingest(
             phases["bookings_loaded_after_s"] = round(pre.bookings_loaded_after_s, 2)
     if new_load is None:
         if report.validation.batches:
-            models.build_models(con)
+            models.build_models(con, memory_limit=places.models_memory_limit)
             latest = ledger.latest_completed_load(con)
             if latest is not None:
                 report.published = publish.publish(
@@ -220,7 +221,7 @@ def ingest(
         for o in report.outcomes
     ]
     _record(con, new_load, report.outcomes, now())
-    models.build_models(con, new_load.load_id)
+    models.build_models(con, new_load.load_id, memory_limit=places.models_memory_limit)
     clock.done("models")
     failed = sum(o.status != "ok" for o in report.outcomes)
     ledger.finish_load(

@@ -18,7 +18,7 @@ from importlib.resources.abc import Traversable
 import duckdb
 
 from warehouse import fold
-from warehouse.db import sql_text, transaction
+from warehouse.db import memory_capped, sql_text, transaction
 from warehouse.load import STAGING_MODELS
 
 _SCHEMA_OF_LAYER = {"staging": "staging", "core": "core", "intermediate": "core", "marts": "marts"}
@@ -73,14 +73,19 @@ def _sql_files(folder: Traversable) -> list[Traversable]:
     return [e for e in folder.iterdir() if e.name.endswith(".sql")] if folder.is_dir() else []
 
 
-def build_models(con: duckdb.DuckDBPyConnection, load_id: str | None = None) -> None:
+def build_models(
+    con: duckdb.DuckDBPyConnection, load_id: str | None = None, *, memory_limit: str | None = None,
+) -> None:
     """Fold pending observations into slot history, then (re)build views and tables.
 
     The fold commits on its own first, so history never waits for a model build that
-    fails. The models are rebuilt in one transaction with the load's reconciliation summary.
+    fails. The models are rebuilt in one transaction with the load's reconciliation summary,
+    under `memory_limit` when it is lower than the connection's (SyncSettings.models_memory_limit):
+    they are the night's largest joins, and DuckDB would otherwise fill the writer's whole
+    limit with them while spilling costs them nothing measurable (see BENCHMARKS.md).
     """
     fold.fold_slot_history(con)
-    with transaction(con):
+    with memory_capped(con, memory_limit), transaction(con):
         for model in build_order():
             model.build(con)
         if load_id is not None:
