@@ -23,7 +23,9 @@ ones keeps the gate cheap. A run without a bookings leg validates from the first
 The gate's one-off start-up (GX's import and the project's suites, ~5-10 s) runs in a thread
 as the writer starts, while the first practices are fetched and the writer has nothing to
 write; it is timed apart (`gate_setup_while_fetching`), and the first validation waits for it
-if it has not finished.
+if it has not finished. Only a night of more than two writer batches does so: a shorter one
+validates after its fetch anyway, and an import beside a short fetch only slows the fetch
+(300 practices: fetch 10.9 s to 20.8 s, the night 5 s longer).
 
 What is left when fetching ends (a last, partial batch, what is not yet validated and folded,
 the models, publishing) is the writer sequence as before (`warehouse.ingest.ingest` with `Preloaded`).
@@ -63,7 +65,7 @@ class LandedWriter:
     validate_rows = VALIDATE_GROUP_ROWS  # staged slots that make a validation worth its fixed cost
 
     def __init__(self, settings: Settings, *, load_id: str, stream: str, as_of: datetime,
-                 with_bookings: bool) -> None:
+                 with_bookings: bool, practices: int | None = None) -> None:
         self._settings = settings
         self._load_id = load_id
         self._stream = stream
@@ -73,6 +75,8 @@ class LandedWriter:
         self._queue: asyncio.Queue[PracticeOutcome | Bookings | None] = asyncio.Queue(maxsize=2 * self._batch)
         self._task: asyncio.Task[None] | None = None
         self._gate_setup: asyncio.Task[None] | None = None
+        # Practices this night will hand over (None: unknown, taken as many).
+        self._early_gate = practices is None or practices > 2 * self._batch
         self._stopping = False
         self._may_validate = not with_bookings
         self._unvalidated: list[str] = []  # loaded practices waiting to be validated
@@ -81,8 +85,9 @@ class LandedWriter:
         self._started = time.perf_counter()
 
     async def __aenter__(self) -> LandedWriter:
-        self._gate_setup = asyncio.create_task(asyncio.to_thread(self._prepare_gate),
-                                               name=f"gate-setup-{self._load_id}")
+        if self._early_gate:
+            self._gate_setup = asyncio.create_task(asyncio.to_thread(self._prepare_gate),
+                                                   name=f"gate-setup-{self._load_id}")
         self._task = asyncio.create_task(self._run(), name=f"landed-writer-{self._load_id}")
         return self
 

@@ -410,7 +410,7 @@ async def _sync(
             # The writer loads and validates batches of landed practices while fetching goes on.
             leg = with_bookings and bool(booking_practices)
             async with LandedWriter(settings, load_id=load_id, stream=plan.stream, as_of=observed_at,
-                                    with_bookings=leg) as writer:
+                                    with_bookings=leg, practices=len(todo)) as writer:
 
                 async def fetch_group(label: str, group: list[tuple[Practice, frozenset[UnitKey]]],
                                       ) -> list[PracticeOutcome]:

@@ -661,12 +661,10 @@ def _validation_per_million(nightly: dict[str, Any], *, with_setup: bool = False
     slots = nightly.get("slots")
     if not isinstance(seconds, int | float) or not isinstance(slots, int) or slots <= 0:
         return None
-    if with_setup and "gate_setup_while_fetching" not in phases:
-        return None  # a night before the start-up was timed apart: it is inside `validate`
     # A pipelined night validates most batches while fetching goes on: that is gate cost too.
     seconds += phases.get("validate_while_fetching") or 0.0
-    if with_setup:
-        seconds += phases["gate_setup_while_fetching"]
+    if with_setup:  # made apart as the night started; when not, it is inside a validate phase
+        seconds += phases.get("gate_setup_while_fetching") or 0.0
     return round(seconds / slots * 1e6, 3)
 
 

@@ -133,7 +133,7 @@ class Preloaded:
     load_s: float = 0.0
     validate_s: float = 0.0
     fold_s: float = 0.0
-    gate_setup_s: float = 0.0  # GX's context, made in a thread as the night started
+    gate_setup_s: float | None = None  # GX's context made in a thread as the night started (None: not)
 
 
 @dataclass(frozen=True)
@@ -200,8 +200,9 @@ def ingest(
         # Writer time spent while fetching went on: the night's cost, not its tail.
         phases.update(load_while_fetching=round(pre.load_s, 2),
                       validate_while_fetching=round(pre.validate_s, 2),
-                      fold_while_fetching=round(pre.fold_s, 2), batches_while_fetching=pre.batches,
-                      gate_setup_while_fetching=round(pre.gate_setup_s, 2))
+                      fold_while_fetching=round(pre.fold_s, 2), batches_while_fetching=pre.batches)
+        if pre.gate_setup_s is not None:  # else GX's start-up is inside a validate phase
+            phases["gate_setup_while_fetching"] = round(pre.gate_setup_s, 2)
         if pre.bookings_loaded_after_s is not None:
             phases["bookings_loaded_after_s"] = round(pre.bookings_loaded_after_s, 2)
     if new_load is None:
