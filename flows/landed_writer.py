@@ -25,7 +25,7 @@ as the writer starts, while the first practices are fetched and the writer has n
 write; it is timed apart (`gate_setup_while_fetching`), and the first validation waits for it
 if it has not finished. Only a night of more than two writer batches does so: a shorter one
 validates after its fetch anyway, and an import beside a short fetch only slows the fetch
-(300 practices: fetch 10.9 s to 20.8 s, the night 5 s longer).
+(300 practices, measured once: its fetch took 20.8 s instead of about 11 s).
 
 What is left when fetching ends (a last, partial batch, what is not yet validated and folded,
 the models, publishing) is the writer sequence as before (`warehouse.ingest.ingest` with `Preloaded`).

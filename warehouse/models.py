@@ -82,7 +82,7 @@ def build_models(
     fails. The models are rebuilt in one transaction with the load's reconciliation summary,
     under `memory_limit` when it is lower than the connection's (SyncSettings.models_memory_limit):
     they are the night's largest joins, and DuckDB would otherwise fill the writer's whole
-    limit with them while spilling costs them nothing measurable (see BENCHMARKS.md).
+    limit with them (3,000 practices: the same 11.1 s under 512MB, peak 661 MiB, not 1,185).
     """
     fold.fold_slot_history(con)
     with memory_capped(con, memory_limit), transaction(con):

@@ -85,7 +85,8 @@ STAGED_ROWS = {
 # Each check frame per group, for the counts and the failing rows: a temp table, except the
 # frames in CHECK_VIEWS. The slot frame (a row per staged slot) is a temp view: the counts
 # evaluate it once, and only a group with failing slots evaluates it again, for the failing
-# rows of its failing practices; a copy of every row cost a third more (see BENCHMARKS.md).
+# rows of its failing practices. A copy of every row cost 40% more (2 M synthetic staged
+# slots: 0.82 s to copy and count, 0.58 s to count the view).
 CHECK_TABLES = {name: f"quality_check_{name}" for name in FRAMES}
 CHECK_VIEWS = frozenset({"slots"})
 # Staged slots whose check frames are computed and judged together (whole practices; one
