@@ -113,9 +113,13 @@ _BENCH_ROWS: list[tuple[str, str, str]] = [
     ("ingest sample: slots", "ingest_slots", "{:,}"),
     ("ours: slots/s (median)", "ingest_slots_per_s", "{:,}"),
     ("ours: wall s / CPU s (median)", "_ours_wall_cpu", "{}"),
+    ("  of which s: landing / load (raw, four staging models, units) / slot-history fold",
+     "_ours_phases", "{}"),
     ("DuckDB read_json limit: slots/s (median)", "duckdb_limit_slots_per_s", "{:,}"),
     ("limit: wall s / CPU s (median)", "_limit_wall_cpu", "{}"),
     ("ingest_ratio_vs_duckdb", "ingest_ratio_vs_duckdb", "{:.2f}"),
+    ("  the same without the slot-history fold (staging_ratio_vs_duckdb)", "staging_ratio_vs_duckdb",
+     "{:.2f}"),
     ("typed rows identical to the limit's", "rows_match", "{}"),
     ("naive baseline: slots/s", "naive_slots_per_s", "{:,}"),
     ("naive baseline: wall s / CPU s", "_naive_wall_cpu", "{}"),
@@ -154,6 +158,12 @@ def _derived(data: dict[str, Any], key: str) -> Any:
             return "n/a (sequential night: nothing written while fetching)"
         return (f"{phases['load_while_fetching']:,.1f} / {phases['validate_while_fetching']:,.1f} / "
                 f"{phases.get('fold_while_fetching', 0):,.1f} / {phases['batches_while_fetching']:,.0f}")
+    if key == "_ours_phases":
+        # Older JSON has no phases: n/a, not zero.
+        phases = data.get("ours_phases_median_s") or {}
+        if not {"landing", "load", "fold"} <= phases.keys():
+            return "n/a (this run's JSON has no phases)"
+        return f"{phases['landing']:.3f} / {phases['load']:.3f} / {phases['fold']:.3f}"
     if key not in pairs:
         return data.get(key)
     wall, cpu = (data.get(k) for k in pairs[key])
