@@ -16,7 +16,10 @@ One run measures, side by side in the same run:
 3. **The limit (DuckDB).** The same bundle bytes, written once as NDJSON (one bundle per
    line), read by DuckDB's own `read_json` with an explicit `columns` schema and
    `records=true`, `unnest(entry)` and flattened to the same typed columns in one
-   `CREATE TABLE AS`.
+   `CREATE TABLE AS`. Its `maximum_object_size` is the largest line plus a margin (at least
+   warehouse.load's MIN_OBJECT_BYTES), as our loader sizes its own from the largest file:
+   DuckDB reads a file in parallel only when it is larger than that buffer, so a limit with
+   a buffer larger than the file (256 MiB before schema 5) was measured on one thread.
 
 4. **The naive baseline and its FHIR-minded peer.** A sample of the same responses (at least
    `NAIVE_SAMPLE_SLOTS` slots): the naive baseline parses each response with orjson and
@@ -98,6 +101,7 @@ from sandbox.england import ENGLAND_PRACTICES, sample_estate
 from sandbox.latency import parse_latency
 from warehouse.db import connect, open_warehouse
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
+from warehouse.load import MIN_OBJECT_BYTES
 from warehouse.loader import LandingFile, PracticeLoad, Warehouse, new_load_id
 
 DELIVERY_CHANNEL_URL = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-DeliveryChannel-2"
@@ -106,7 +110,8 @@ TARGET_RATIO = 0.8  # issue 22 (from 0.5)
 LANDING_WRITERS = 8
 # 2: per-phase and CPU seconds and staging_ratio_vs_duckdb. 3: the nightly run end to end,
 # naive baseline, orchestration overhead, mart query p95, sandbox cost, capacity model.
-JSON_SCHEMA_VERSION = 4
+# 5: the limit reads in parallel (maximum_object_size from the largest line, not 256 MiB).
+JSON_SCHEMA_VERSION = 5
 TARGET_SPEEDUP_VS_NAIVE = 10.0
 TARGET_PEAK_RSS_MIB = 2048.0
 TARGET_MART_QUERY_P95_S = 1.0
@@ -139,7 +144,7 @@ with entries as (
         $path,
         format = 'newline_delimited',
         records = true,
-        maximum_object_size = 268435456,
+        maximum_object_size = $maximum_object_size,
         columns = {{'entry': 'STRUCT(resource {_SLOT_STRUCT})[]'}}
     )
 )
@@ -255,6 +260,7 @@ class BenchReport:
     england_calls: int = 0  # slot searches a full England night makes (capacity model)
     mart_reads_s: dict[str, list[float]] = field(default_factory=dict)
     latency_night: dict[str, Any] | None = None  # lab/bench_latency.py: the night with provider latency
+    limit_object_bytes: int | None = None  # the limit's read_json maximum_object_size
 
     @property
     def slots(self) -> int:
@@ -368,6 +374,7 @@ class BenchReport:
             ),
             "ours_s_median": _median([o.seconds for o in self.ours]),
             "limit_s_median": _median([r.seconds for r in self.limit]),
+            "limit_maximum_object_size": self.limit_object_bytes,
             "rows_match": self.rows_match,
             "repetitions": [
                 {"ours_s": round(o.seconds, 4), "limit_s": round(lim.seconds, 4),
@@ -514,12 +521,24 @@ def ingest_ours(run_dir: Path, fetch: FetchResult, *, checksum: bool) -> IngestR
     return IngestRun(slots, seconds, total, phases, cpu)
 
 
+def limit_object_bytes(ndjson: Path) -> int:
+    """The limit's maximum_object_size: its largest line and a margin, at least MIN_OBJECT_BYTES.
+
+    DuckDB splits a newline-delimited file into buffers of this size to read it on every
+    core; one larger than the file reads it on one thread.
+    """
+    with ndjson.open("rb") as handle:
+        largest = max((len(line) for line in handle), default=0)
+    return max(MIN_OBJECT_BYTES, largest + 1024)
+
+
 def ingest_limit(run_dir: Path, ndjson: Path, *, checksum: bool) -> IngestRun:
     """DuckDB's own read_json on the same bytes, into a table of a fresh database file."""
+    object_bytes = limit_object_bytes(ndjson)  # not timed: a property of the input
     con = connect(run_dir / "limit.duckdb")
     try:
         began, cpu = time.perf_counter(), time.process_time()
-        con.execute(LIMIT_SQL, {"path": str(ndjson)})
+        con.execute(LIMIT_SQL, {"path": str(ndjson), "maximum_object_size": object_bytes})
         con.execute("CHECKPOINT")
         seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
         slots = int(con.execute("select count(*) from limit_slots").fetchall()[0][0])
@@ -735,6 +754,7 @@ def run_bench(
         shutil.rmtree(root / "nightly", ignore_errors=True)  # landing files: England's are ~17 GB
         ndjson = root / "bundles.ndjson"
         write_bundles_ndjson(ndjson, fetch.batches)
+        report.limit_object_bytes = limit_object_bytes(ndjson)
         progress("warm-up (not reported): one run of each")
         for warm in ("ours", "limit"):
             run_dir = root / f"warmup-{warm}"

@@ -19,6 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from lab.bench import limit_object_bytes
+from warehouse.load import MIN_OBJECT_BYTES
 
 CLI = [sys.executable, "-m", "flows.cli"]
 REQUIRED_KEYS = {
@@ -86,7 +88,9 @@ def test_bench_small_reports_sane_figures(tmp_path: Path) -> None:
     data = json.loads(figures.read_text())
     assert data.keys() >= REQUIRED_KEYS
     assert data["size"] == "small"
-    assert data["schema_version"] == 4
+    assert data["schema_version"] == 5
+    # The limit reads its NDJSON in parallel: a buffer just above its largest line, not 256 MiB.
+    assert MIN_OBJECT_BYTES <= data["limit_maximum_object_size"] < 64 * 1024 * 1024
     for key in ("slots", "ingest_slots", "responses", "bytes", "nightly_responses", "naive_slots"):
         assert isinstance(data[key], int) and data[key] > 0, key
     for key in (
@@ -167,3 +171,14 @@ def test_bench_unknown_size_lists_the_choices() -> None:
     result = CliRunner().invoke(app, ["bench", "--size", "galaxy"])
     assert result.exit_code == 1
     assert "small, region, england" in result.output
+
+
+def test_the_limit_reads_with_a_buffer_just_above_its_largest_line(tmp_path: Path) -> None:
+    # DuckDB reads a newline-delimited file on every core only when the file is larger than
+    # maximum_object_size: the limit's buffer follows its largest line, never a fixed 256 MiB.
+    small = tmp_path / "small.ndjson"
+    small.write_bytes(b"{}\n" * 10 + b"x" * 2_000_000 + b"\n")
+    assert limit_object_bytes(small) == MIN_OBJECT_BYTES
+    large = tmp_path / "large.ndjson"
+    large.write_bytes(b"{}\n" + b"x" * (MIN_OBJECT_BYTES + 10) + b"\n")
+    assert limit_object_bytes(large) == MIN_OBJECT_BYTES + 10 + 1 + 1024
