@@ -56,6 +56,7 @@ def bundle_problem(bundle: Any) -> str | None:
             return problem
     for index, entry in enumerate(bundle.get("entry") or []):
         where = f"Bundle.entry[{index}]"
+        entry = {} if entry is None else entry  # a null item is judged by the staging checks
         if problem := _must(where, entry, dict) or _must(f"{where}.resource", entry.get("resource"), dict):
             return problem
         resource = entry.get("resource") or {}
@@ -70,6 +71,7 @@ def bundle_problem(bundle: Any) -> str | None:
                     return problem
         for number, extension in enumerate(resource.get("extension") or []):
             at = f"{where}.extension[{number}]"
+            extension = {} if extension is None else extension
             if problem := _must(at, extension, dict):
                 return problem
             for field, wanted in EXTENSION_SHAPES.items():

@@ -36,6 +36,11 @@ EDITS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("meta array", lambda b: _slot(b).update(meta=[]), "(Slot).meta must be an object, got an array"),
     ("extension object", lambda b: _slot(b).update(extension={"url": "x"}),
      "(Slot).extension must be an array, got an object"),
+    # A null item before the bad one is skipped, not walked into (found by the loader's fuzz test).
+    ("null then boolean extension", lambda b: _slot(b).update(extension=[None, False]),
+     "(Slot).extension[1] must be an object, got a boolean"),
+    ("null entry then number", lambda b: b["entry"].__setitem__(0, None) or b["entry"].__setitem__(1, 7),
+     "Bundle.entry[1] must be an object, got a number"),
 ]
 
 
