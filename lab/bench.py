@@ -16,8 +16,8 @@ One run measures, side by side in the same run:
 3. **The limit (DuckDB).** The same bundle bytes, written once as NDJSON (one bundle per
    line), read by DuckDB's own `read_json` with an explicit `columns` schema and
    `records=true`, `unnest(entry)` and flattened to the same typed columns in one
-   `CREATE TABLE AS`. Its `maximum_object_size` is the largest line plus a margin (at least
-   warehouse.load's MIN_OBJECT_BYTES), as our loader sizes its own from the largest file:
+   `CREATE TABLE AS`. Its `maximum_object_size` follows its largest line by the loader's own
+   rule (`warehouse.load.object_buffer_bytes`, which the loader applies to its largest file):
    DuckDB reads a file in parallel only when it is larger than that buffer, so a limit with
    a buffer larger than the file (256 MiB before schema 5) was measured on one thread.
 
@@ -101,7 +101,7 @@ from sandbox.england import ENGLAND_PRACTICES, sample_estate
 from sandbox.latency import parse_latency
 from warehouse.db import connect, open_warehouse
 from warehouse.landing import LandedResponse, landing_path, write_landing_file
-from warehouse.load import MIN_OBJECT_BYTES
+from warehouse.load import object_buffer_bytes
 from warehouse.loader import LandingFile, PracticeLoad, Warehouse, new_load_id
 
 DELIVERY_CHANNEL_URL = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-DeliveryChannel-2"
@@ -522,19 +522,15 @@ def ingest_ours(run_dir: Path, fetch: FetchResult, *, checksum: bool) -> IngestR
 
 
 def limit_object_bytes(ndjson: Path) -> int:
-    """The limit's maximum_object_size: its largest line and a margin, at least MIN_OBJECT_BYTES.
-
-    DuckDB splits a newline-delimited file into buffers of this size to read it on every
-    core; one larger than the file reads it on one thread.
-    """
+    """The limit's maximum_object_size: the loader's rule applied to its largest line."""
     with ndjson.open("rb") as handle:
         largest = max((len(line) for line in handle), default=0)
-    return max(MIN_OBJECT_BYTES, largest + 1024)
+    return object_buffer_bytes(largest)
 
 
-def ingest_limit(run_dir: Path, ndjson: Path, *, checksum: bool) -> IngestRun:
-    """DuckDB's own read_json on the same bytes, into a table of a fresh database file."""
-    object_bytes = limit_object_bytes(ndjson)  # not timed: a property of the input
+def ingest_limit(run_dir: Path, ndjson: Path, *, checksum: bool, object_bytes: int) -> IngestRun:
+    """DuckDB's own read_json on the same bytes (`object_bytes`: its maximum_object_size, from
+    limit_object_bytes), into a table of a fresh database file."""
     con = connect(run_dir / "limit.duckdb")
     try:
         began, cpu = time.perf_counter(), time.process_time()
@@ -754,7 +750,7 @@ def run_bench(
         shutil.rmtree(root / "nightly", ignore_errors=True)  # landing files: England's are ~17 GB
         ndjson = root / "bundles.ndjson"
         write_bundles_ndjson(ndjson, fetch.batches)
-        report.limit_object_bytes = limit_object_bytes(ndjson)
+        report.limit_object_bytes = object_bytes = limit_object_bytes(ndjson)
         progress("warm-up (not reported): one run of each")
         for warm in ("ours", "limit"):
             run_dir = root / f"warmup-{warm}"
@@ -762,7 +758,7 @@ def run_bench(
             if warm == "ours":
                 ingest_ours(run_dir, fetch, checksum=False)
             else:
-                ingest_limit(run_dir, ndjson, checksum=False)
+                ingest_limit(run_dir, ndjson, checksum=False, object_bytes=object_bytes)
             shutil.rmtree(run_dir)
         for rep in range(reps):
             run_dir = root / f"rep{rep:02d}"
@@ -770,9 +766,9 @@ def run_bench(
             first = rep == 0
             if rep % 2 == 0:
                 ours = ingest_ours(run_dir, fetch, checksum=first)
-                limit = ingest_limit(run_dir, ndjson, checksum=first)
+                limit = ingest_limit(run_dir, ndjson, checksum=first, object_bytes=object_bytes)
             else:
-                limit = ingest_limit(run_dir, ndjson, checksum=first)
+                limit = ingest_limit(run_dir, ndjson, checksum=first, object_bytes=object_bytes)
                 ours = ingest_ours(run_dir, fetch, checksum=first)
             if first:
                 report.rows_match = ours.checksum == limit.checksum

@@ -199,7 +199,7 @@ def _read_batch(con: duckdb.DuckDBPyConnection, batch: Sequence[LandingFile]) ->
     read = sql_text("load/read_landing_files.sql")
     # A line never exceeds its file: the largest file bounds every response body.
     largest = max((_file_size(f.path) for f in batch), default=0)
-    params: dict[str, Any] = {"maximum_object_size": max(MIN_OBJECT_BYTES, largest + 1024)}
+    params: dict[str, Any] = {"maximum_object_size": object_buffer_bytes(largest)}
     try:
         con.execute(
             f"create or replace table {LOADER_DB}.loader_landed as {read}",
@@ -441,6 +441,16 @@ def _keep_raw_only(
                 con.unregister("loader_raw_rows")
     except (duckdb.Error, OSError, ValueError, KeyError, TypeError):
         pass  # not even the metadata is readable: the landing file itself is kept as it is
+
+
+def object_buffer_bytes(largest: int) -> int:
+    """`read_json`'s maximum_object_size for input whose largest object is `largest` bytes.
+
+    A margin above the largest, at least MIN_OBJECT_BYTES: DuckDB sizes its read buffers by
+    it (far larger than the input costs time on every file) and reads a newline-delimited
+    file on every core only when the file is larger than one buffer.
+    """
+    return max(MIN_OBJECT_BYTES, largest + 1024)
 
 
 def _file_size(path: Path) -> int:
